@@ -1,0 +1,511 @@
+"""Find, verify and load Fashion-MNIST; stratified splits; a fast in-memory loader.
+
+The four idx files are looked for, in order, in:
+
+1. the folder named by ``root`` or the environment variable ``FASHION_OPTIM_DATA``
+   (when given, it is the *only* place used, and downloads go there);
+2. this package's own cache folder (``platformdirs.user_cache_dir("fashion-optim")/data``);
+3. Debian's ``/usr/share/datasets/fashion-mnist`` (package ``dataset-fashion-mnist``);
+4. a download through :class:`torchvision.datasets.FashionMNIST`, when allowed.
+
+Each file may be plain (``train-images-idx3-ubyte``) or gzip-compressed (``.gz``), and may
+sit in the folder itself or in torchvision's ``FashionMNIST/raw`` layout below it. The
+content is verified against the published MD5 checksums of the *uncompressed* idx bytes,
+so Debian's re-compressed copy and an upstream copy both pass, while a single flipped byte
+does not.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+
+__all__ = [
+    "CLASSES",
+    "DEBIAN_DIR",
+    "FILES",
+    "ArrayLoader",
+    "DatasetCorruptError",
+    "DatasetNotFoundError",
+    "FashionMNIST",
+    "Splits",
+    "cache_dir",
+    "load_fashion_mnist",
+    "make_splits",
+]
+
+#: The ten class names, in label order.
+CLASSES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+#: Published MD5 checksums of the uncompressed idx files (Xiao et al., 2017).
+FILES: dict[str, str] = {
+    "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+    "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+    "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+    "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+}
+
+#: Where Debian's ``dataset-fashion-mnist`` package installs the files.
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+_ENV_DATA = "FASHION_OPTIM_DATA"
+_SHAPES = {
+    "train-images-idx3-ubyte": (60000, 28, 28),
+    "train-labels-idx1-ubyte": (60000,),
+    "t10k-images-idx3-ubyte": (10000, 28, 28),
+    "t10k-labels-idx1-ubyte": (10000,),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No complete copy of Fashion-MNIST was found and none could be downloaded."""
+
+
+class DatasetCorruptError(ValueError):
+    """A Fashion-MNIST file exists but its content is not the published one."""
+
+
+def cache_dir() -> Path:
+    """The package's own data folder (created on demand by downloads only)."""
+    return Path(platformdirs.user_cache_dir("fashion-optim")) / "data"
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """The verified dataset, as torch tensors.
+
+    Attributes
+    ----------
+    train_images, test_images : torch.Tensor
+        ``uint8`` tensors of shape ``[60000, 28, 28]`` and ``[10000, 28, 28]``.
+    train_labels, test_labels : torch.Tensor
+        ``int64`` tensors of shape ``[60000]`` and ``[10000]``.
+    classes : tuple of str
+        The ten class names.
+    source : pathlib.Path
+        The folder the files were read from.
+    checksums : dict
+        File name to the MD5 of its uncompressed bytes (all equal to :data:`FILES`).
+    """
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple[str, ...] = CLASSES
+    source: Path = field(default_factory=Path)
+    checksums: dict[str, str] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator:
+        # Lets callers unpack the contract's five values directly.
+        yield from (
+            self.train_images,
+            self.train_labels,
+            self.test_images,
+            self.test_labels,
+            self.classes,
+        )
+
+    @property
+    def checksum(self) -> str:
+        """One short digest of the four files, used in cache keys."""
+        joined = "".join(self.checksums[name] for name in FILES)
+        return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _find_file(folder: Path, name: str) -> Path | None:
+    for sub in (folder, folder / "FashionMNIST" / "raw"):
+        for candidate in (sub / name, sub / f"{name}.gz"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _complete(folder: Path) -> dict[str, Path] | None:
+    found = {name: _find_file(folder, name) for name in FILES}
+    if all(found.values()):
+        return found  # type: ignore[return-value]
+    return None
+
+
+def _read_bytes(path: Path) -> bytes:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DatasetCorruptError(
+                f"{path} is not a valid gzip file ({exc}). Delete it and provide the data "
+                "again (see `python -m fashion_optim data --help`)."
+            ) from exc
+    return raw
+
+
+def _parse_idx(name: str, raw: bytes, path: Path) -> torch.Tensor:
+    expected = _SHAPES[name]
+    magic = int.from_bytes(raw[:4], "big")
+    want_magic = 0x0800 + len(expected)
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(len(expected)))
+    if magic != want_magic or dims != expected:
+        raise DatasetCorruptError(
+            f"{path}: idx header says magic {magic:#06x} and shape {dims}, expected "
+            f"{want_magic:#06x} and {expected}."
+        )
+    offset = 4 + 4 * len(expected)
+    array = np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(expected)
+    tensor = torch.from_numpy(array.copy())
+    return tensor.long() if len(expected) == 1 else tensor
+
+
+def _verify_and_read(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    tensors, checksums = {}, {}
+    for name, path in files.items():
+        raw = _read_bytes(path)
+        digest = hashlib.md5(raw).hexdigest()
+        if digest != FILES[name]:
+            raise DatasetCorruptError(
+                f"{path}: MD5 of the uncompressed content is {digest}, expected {FILES[name]} "
+                f"({len(raw):,} bytes read). The file is truncated or altered: delete it and "
+                "provide the data again (see `python -m fashion_optim data --help`)."
+            )
+        tensors[name] = _parse_idx(name, raw, path)
+        checksums[name] = digest
+    return tensors, checksums
+
+
+def _download(folder: Path) -> None:
+    from torchvision.datasets import FashionMNIST as TVFashionMNIST
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # torchvision checks the .gz MD5s, extracts into folder/FashionMNIST/raw and cleans up.
+    TVFashionMNIST(str(folder), train=True, download=True)
+    TVFashionMNIST(str(folder), train=False, download=True)
+
+
+def _not_found(looked: list[Path], download_error: Exception | None) -> DatasetNotFoundError:
+    places = "\n".join(f"  - {p}" for p in looked)
+    why = f"\nThe download failed: {download_error}" if download_error else ""
+    return DatasetNotFoundError(
+        "Fashion-MNIST was not found. Looked for the four idx files (plain or .gz) in:\n"
+        f"{places}{why}\n"
+        "Provide the data in one of three ways:\n"
+        "  1. download it: `python -m fashion_optim data --download` (needs the network);\n"
+        "  2. on Debian or Ubuntu: `sudo apt-get install dataset-fashion-mnist`;\n"
+        f"  3. put the four files in a folder and set {_ENV_DATA}=/that/folder "
+        "(or pass root=...)."
+    )
+
+
+def load_fashion_mnist(root: str | os.PathLike | None = None, download: bool | None = None):
+    """Locate, verify and load Fashion-MNIST.
+
+    Parameters
+    ----------
+    root : path-like, optional
+        A folder holding the four idx files (plain or ``.gz``). When given, or when the
+        environment variable ``FASHION_OPTIM_DATA`` is set, it is the only place used.
+    download : bool, optional
+        ``True`` downloads when the files are missing, ``False`` never downloads, ``None``
+        (default) downloads only when no local copy is found.
+
+    Returns
+    -------
+    FashionMNIST
+        The verified tensors; it unpacks as ``train_images, train_labels, test_images,
+        test_labels, classes``.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        When no complete copy exists and none could be downloaded. The message lists every
+        folder looked in and the three ways to provide the data.
+    DatasetCorruptError
+        When a file's content does not match its published checksum or idx header.
+
+    Examples
+    --------
+    >>> data = load_fashion_mnist()  # doctest: +SKIP
+    >>> data.train_images.shape  # doctest: +SKIP
+    torch.Size([60000, 28, 28])
+    """
+    if root is None and os.environ.get(_ENV_DATA):
+        root = os.environ[_ENV_DATA]
+    if root is not None:
+        root = Path(root).expanduser()
+        if root.exists() and not root.is_dir():
+            raise DatasetNotFoundError(
+                f"{root} is a file, but the data root must be a folder holding the four idx "
+                f"files. Point root= or {_ENV_DATA} at that folder."
+            )
+        candidates = [root]
+        target = root
+    else:
+        candidates = [cache_dir(), DEBIAN_DIR]
+        target = cache_dir()
+
+    for folder in candidates:
+        files = _complete(folder)
+        if files is not None:
+            return _build(files, folder)
+
+    download_error: Exception | None = None
+    if download is not False:
+        try:
+            _download(target)
+        except Exception as exc:  # network errors come in many types
+            download_error = exc
+        else:
+            files = _complete(target)
+            if files is not None:
+                return _build(files, target)
+    raise _not_found(candidates, download_error)
+
+
+def _build(files: dict[str, Path], folder: Path) -> FashionMNIST:
+    tensors, checksums = _verify_and_read(files)
+    return FashionMNIST(
+        train_images=tensors["train-images-idx3-ubyte"],
+        train_labels=tensors["train-labels-idx1-ubyte"],
+        test_images=tensors["t10k-images-idx3-ubyte"],
+        test_labels=tensors["t10k-labels-idx1-ubyte"],
+        source=folder,
+        checksums=checksums,
+    )
+
+
+# --------------------------------------------------------------------------- splits
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train / validation / test tensors and the training split's normalisation.
+
+    ``mean`` and ``std`` are computed on the training split only (pixel values in [0, 1]).
+    ``train_index`` and ``val_index`` are the rows of the 60,000 original training images
+    that went to each part.
+    """
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    mean: float
+    std: float
+    train_index: torch.Tensor
+    val_index: torch.Tensor
+    data_checksum: str = ""
+
+    def loader(
+        self,
+        part: str,
+        batch_size: int = 128,
+        *,
+        shuffle: bool | None = None,
+        seed: int = 0,
+        subset: int | None = None,
+    ) -> ArrayLoader:
+        """An :class:`ArrayLoader` over ``part`` ("train", "val" or "test").
+
+        ``subset`` keeps a stratified subset of that many images (same seed, same subset).
+        Shuffling defaults to on for "train" and off otherwise.
+        """
+        if part not in ("train", "val", "test"):
+            raise ValueError(f"part must be 'train', 'val' or 'test', got {part!r}.")
+        images = getattr(self, f"{part}_images")
+        labels = getattr(self, f"{part}_labels")
+        if subset is not None:
+            idx = stratified_subset(labels, subset, seed=seed)
+            images, labels = images[idx], labels[idx]
+        return ArrayLoader(
+            images,
+            labels,
+            batch_size=batch_size,
+            shuffle=(part == "train") if shuffle is None else shuffle,
+            seed=seed,
+            mean=self.mean,
+            std=self.std,
+        )
+
+
+def stratified_subset(labels: torch.Tensor, size: int, *, seed: int = 0) -> torch.Tensor:
+    """Indices of a class-balanced random subset of ``size`` items, in a random order."""
+    n = len(labels)
+    if not 0 < size <= n:
+        raise ValueError(f"subset size must be in [1, {n}], got {size}.")
+    if size == n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    classes = torch.unique(labels)
+    per_class = [torch.nonzero(labels == c).flatten() for c in classes]
+    # Largest-remainder allocation so class shares match the full set.
+    counts = np.array([len(ix) for ix in per_class], dtype=float)
+    quota = counts / counts.sum() * size
+    take = np.floor(quota).astype(int)
+    for i in np.argsort(-(quota - take), kind="stable")[: size - take.sum()]:
+        take[i] += 1
+    chosen = [
+        ix[torch.randperm(len(ix), generator=gen)[:k]]
+        for ix, k in zip(per_class, take, strict=True)
+    ]
+    out = torch.cat(chosen)
+    return out[torch.randperm(len(out), generator=gen)]
+
+
+def make_splits(
+    data: FashionMNIST | None = None, *, val_size: int = 10_000, split_seed: int = 0
+) -> Splits:
+    """Split the 60,000 training images into train and validation, stratified by class.
+
+    The 10,000 test images stay held out. The split is fixed by ``split_seed``.
+    """
+    if data is None:
+        data = load_fashion_mnist()
+    n = len(data.train_labels)
+    if not 0 < val_size < n:
+        raise ValueError(f"val_size must be in [1, {n - 1}], got {val_size}.")
+    val_idx = stratified_subset(data.train_labels, val_size, seed=split_seed)
+    mask = torch.ones(n, dtype=torch.bool)
+    mask[val_idx] = False
+    train_idx = torch.nonzero(mask).flatten()
+    val_idx = val_idx.sort().values
+    train_images = data.train_images[train_idx]
+    pixels = train_images.double() / 255.0
+    return Splits(
+        train_images=train_images,
+        train_labels=data.train_labels[train_idx],
+        val_images=data.train_images[val_idx],
+        val_labels=data.train_labels[val_idx],
+        test_images=data.test_images,
+        test_labels=data.test_labels,
+        mean=float(pixels.mean()),
+        std=float(pixels.std()),
+        train_index=train_idx,
+        val_index=val_idx,
+        data_checksum=data.checksum,
+    )
+
+
+# --------------------------------------------------------------------------- loader
+
+
+class ArrayLoader:
+    """Mini-batches from in-memory ``uint8`` images, normalised on the fly.
+
+    No per-item Python work and no PIL conversion: a batch is one fancy-index, one cast
+    and one affine map. Shuffling is deterministic: the order of epoch ``e`` depends only
+    on ``seed`` and ``e`` (see :meth:`set_epoch`), so a resumed run sees the same batches.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        ``uint8`` of shape ``[N, 28, 28]`` (or ``[N, 1, 28, 28]``), or float of shape
+        ``[N, 1, H, W]`` already normalised (then ``mean``/``std`` are not applied).
+    labels : torch.Tensor
+        ``int64`` of shape ``[N]``.
+    batch_size : int
+    shuffle : bool
+    seed : int
+    mean, std : float
+        Applied to ``images / 255`` when the images are ``uint8``.
+    drop_last : bool
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int = 128,
+        *,
+        shuffle: bool = False,
+        seed: int = 0,
+        mean: float = 0.0,
+        std: float = 1.0,
+        drop_last: bool = False,
+    ) -> None:
+        if not isinstance(images, torch.Tensor) or not isinstance(labels, torch.Tensor):
+            raise TypeError("images and labels must be torch tensors.")
+        if images.dtype == torch.uint8:
+            if images.ndim == 3:
+                images = images.unsqueeze(1)
+        elif not images.is_floating_point():
+            raise TypeError(f"images must be uint8 or floating point, got {images.dtype}.")
+        if images.ndim != 4:
+            raise ValueError(
+                f"images must have shape [N, H, W] (uint8) or [N, C, H, W], got "
+                f"{tuple(images.shape)}."
+            )
+        if labels.dtype != torch.int64 or labels.ndim != 1:
+            raise TypeError(
+                f"labels must be a 1-d int64 tensor, got {labels.dtype} of shape "
+                f"{tuple(labels.shape)}; use labels.long()."
+            )
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels.")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if std <= 0:
+            raise ValueError(f"std must be > 0, got {std}.")
+        self.images = images
+        self.labels = labels
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = seed
+        self.mean = mean
+        self.std = std
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the shuffling order: epoch ``e`` always gives the same order."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.labels)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    @property
+    def dataset_size(self) -> int:
+        return len(self.labels)
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            return (x.float() * (1.0 / 255.0) - self.mean) / self.std
+        return x
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        if self.shuffle:
+            gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = torch.randperm(n, generator=gen)
+        else:
+            order = None
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            stop = min(start + self.batch_size, n)
+            if order is None:
+                x, y = self.images[start:stop], self.labels[start:stop]
+            else:
+                idx = order[start:stop]
+                x, y = self.images[idx], self.labels[idx]
+            yield self._prepare(x), y

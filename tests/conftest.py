@@ -1,0 +1,38 @@
+"""Shared fixtures: the real dataset (skipped nowhere: CI installs it) and tiny synthetic data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fashion_optim.data import ArrayLoader, load_fashion_mnist, make_splits
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The real, verified Fashion-MNIST (Debian package, cache or FASHION_OPTIM_DATA)."""
+    return load_fashion_mnist(download=False)
+
+
+@pytest.fixture(scope="session")
+def splits(fashion):
+    return make_splits(fashion)
+
+
+def synthetic(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random uint8 28x28 images whose label is learnable (brightness of a quadrant)."""
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 60, (n, 28, 28), generator=gen, dtype=torch.uint8)
+    labels = torch.randint(0, 10, (n,), generator=gen)
+    for i, y in enumerate(labels.tolist()):
+        images[i, (y % 5) * 5 : (y % 5) * 5 + 5, (y // 5) * 14 : (y // 5) * 14 + 14] += 150
+    return images, labels
+
+
+@pytest.fixture
+def tiny_loaders():
+    images, labels = synthetic(96, seed=0)
+    val_images, val_labels = synthetic(40, seed=1)
+    train = ArrayLoader(images, labels, batch_size=16, shuffle=True, seed=3, mean=0.2, std=0.3)
+    val = ArrayLoader(val_images, val_labels, batch_size=20, mean=0.2, std=0.3)
+    return train, val

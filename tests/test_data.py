@@ -1,0 +1,253 @@
+"""Data: the real files, their checksums, bad copies, splits and the loader."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+
+import pytest
+import torch
+
+from fashion_optim import data as fd
+from fashion_optim.data import (
+    DEBIAN_DIR,
+    FILES,
+    ArrayLoader,
+    DatasetCorruptError,
+    DatasetNotFoundError,
+    load_fashion_mnist,
+    stratified_subset,
+)
+
+
+def test_real_shapes_and_dtypes(fashion):
+    assert fashion.train_images.shape == (60000, 28, 28)
+    assert fashion.train_images.dtype == torch.uint8
+    assert fashion.train_labels.shape == (60000,)
+    assert fashion.train_labels.dtype == torch.int64
+    assert fashion.test_images.shape == (10000, 28, 28)
+    assert fashion.test_labels.shape == (10000,)
+    assert len(fashion.classes) == 10
+    train_images, _, _, test_labels, classes = fashion
+    assert train_images is fashion.train_images and test_labels is fashion.test_labels
+    assert classes[9] == "Ankle boot"
+
+
+def test_real_label_counts(fashion):
+    assert torch.bincount(fashion.train_labels).tolist() == [6000] * 10
+    assert torch.bincount(fashion.test_labels).tolist() == [1000] * 10
+
+
+def test_checksums_are_the_published_ones(fashion):
+    assert fashion.checksums == FILES
+
+
+@pytest.fixture(scope="module")
+def raw_bytes(fashion):
+    """The uncompressed idx bytes, read from wherever the real data was found."""
+    return {name: fd._read_bytes(fd._find_file(fashion.source, name)) for name in FILES}
+
+
+def test_debian_copy_passes(fashion):
+    if not DEBIAN_DIR.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    data = load_fashion_mnist(root=DEBIAN_DIR, download=False)
+    assert data.source == DEBIAN_DIR
+    # Debian re-compressed the files: the .gz MD5s differ from upstream's, the content not.
+    gz = (DEBIAN_DIR / "train-images-idx3-ubyte.gz").read_bytes()
+    assert hashlib.md5(gz).hexdigest() != "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    assert torch.equal(data.train_images, load_fashion_mnist(download=False).train_images)
+
+
+def test_upstream_style_copies_pass(tmp_path, raw_bytes, fashion):
+    # torchvision's layout, uncompressed
+    raw = tmp_path / "tv" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, content in raw_bytes.items():
+        (raw / name).write_bytes(content)
+    a = load_fashion_mnist(root=tmp_path / "tv", download=False)
+    # upstream's gzip files, with a gzip header of another origin than Debian's
+    gz = tmp_path / "gz"
+    gz.mkdir()
+    for name, content in raw_bytes.items():
+        (gz / f"{name}.gz").write_bytes(gzip.compress(content, compresslevel=1, mtime=0))
+    b = load_fashion_mnist(root=gz, download=False)
+    assert torch.equal(a.test_images, fashion.test_images)
+    assert torch.equal(b.train_labels, fashion.train_labels)
+
+
+def _copy(tmp_path, raw_bytes):
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name, content in raw_bytes.items():
+        (folder / name).write_bytes(content)
+    return folder
+
+
+def test_flipped_byte_is_rejected(tmp_path, raw_bytes):
+    folder = _copy(tmp_path, raw_bytes)
+    path = folder / "t10k-labels-idx1-ubyte"
+    content = bytearray(path.read_bytes())
+    content[5000] ^= 0x01
+    path.write_bytes(bytes(content))
+    with pytest.raises(
+        DatasetCorruptError,
+        match=r"t10k-labels-idx1-ubyte.*expected "
+        r"15d484375f8d13e6eb1aabb0c3f46965",
+    ):
+        load_fashion_mnist(root=folder, download=False)
+
+
+def test_truncated_and_bad_gzip_are_rejected(tmp_path, raw_bytes):
+    folder = _copy(tmp_path, raw_bytes)
+    (folder / "train-labels-idx1-ubyte").write_bytes(raw_bytes["train-labels-idx1-ubyte"][:100])
+    with pytest.raises(DatasetCorruptError, match=r"train-labels-idx1-ubyte.*truncated"):
+        load_fashion_mnist(root=folder, download=False)
+    (folder / "train-labels-idx1-ubyte").unlink()
+    good = gzip.compress(raw_bytes["train-labels-idx1-ubyte"])
+    (folder / "train-labels-idx1-ubyte.gz").write_bytes(good[: len(good) // 2])
+    with pytest.raises(DatasetCorruptError, match="not a valid gzip file"):
+        load_fashion_mnist(root=folder, download=False)
+
+
+def test_missing_data_lists_places_and_fixes(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_fashion_mnist(root=empty, download=False)
+    msg = str(info.value)
+    assert str(empty) in msg
+    assert "--download" in msg and "dataset-fashion-mnist" in msg and "FASHION_OPTIM_DATA" in msg
+
+
+def test_env_var_is_the_only_place(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASHION_OPTIM_DATA", str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match=str(tmp_path)):
+        load_fashion_mnist(download=False)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    monkeypatch.setenv("FASHION_OPTIM_DATA", str(afile))
+    with pytest.raises(DatasetNotFoundError, match="is a file"):
+        load_fashion_mnist(download=False)
+
+
+def test_download_failure_is_reported(tmp_path, monkeypatch):
+    def offline(folder):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(fd, "_download", offline)
+    with pytest.raises(DatasetNotFoundError, match="network unreachable"):
+        load_fashion_mnist(root=tmp_path / "none")
+
+
+def test_download_is_used_when_nothing_local(tmp_path, monkeypatch, raw_bytes):
+    def fake_download(folder):
+        raw = folder / "FashionMNIST" / "raw"
+        raw.mkdir(parents=True)
+        for name, content in raw_bytes.items():
+            (raw / name).write_bytes(content)
+
+    monkeypatch.setattr(fd, "_download", fake_download)
+    data = load_fashion_mnist(root=tmp_path / "dl")
+    assert data.source == tmp_path / "dl"
+
+
+def test_splits_disjoint_and_stratified(fashion, splits):
+    assert len(splits.train_labels) == 50000 and len(splits.val_labels) == 10000
+    assert torch.bincount(splits.train_labels).tolist() == [5000] * 10
+    assert torch.bincount(splits.val_labels).tolist() == [1000] * 10
+    # disjoint, and together every original training image exactly once
+    both = torch.cat([splits.train_index, splits.val_index])
+    assert torch.equal(both.sort().values, torch.arange(60000))
+    assert torch.equal(splits.val_images, fashion.train_images[splits.val_index])
+    assert torch.equal(splits.train_labels, fashion.train_labels[splits.train_index])
+    # normalisation statistics come from the training split only
+    pixels = splits.train_images.double() / 255
+    assert splits.mean == pytest.approx(float(pixels.mean()))
+    assert splits.std == pytest.approx(float(pixels.std()))
+    assert splits.mean != pytest.approx(float(fashion.train_images.double().mean() / 255), abs=0)
+
+
+def test_split_is_fixed_by_seed(fashion):
+    a = fd.make_splits(fashion, split_seed=0)
+    b = fd.make_splits(fashion, split_seed=0)
+    c = fd.make_splits(fashion, split_seed=1)
+    assert torch.equal(a.val_labels, b.val_labels) and torch.equal(a.val_images, b.val_images)
+    assert not torch.equal(a.val_images, c.val_images)
+
+
+def test_stratified_subset():
+    labels = torch.arange(10).repeat(100)
+    idx = stratified_subset(labels, 250, seed=0)
+    assert len(set(idx.tolist())) == 250
+    counts = torch.bincount(labels[idx], minlength=10)
+    assert counts.max() - counts.min() <= 1
+    assert torch.equal(idx, stratified_subset(labels, 250, seed=0))
+    with pytest.raises(ValueError, match=r"subset size must be in \[1, 1000\]"):
+        stratified_subset(labels, 0)
+
+
+def test_loader_normalises_and_shuffles_deterministically():
+    images = torch.arange(10 * 28 * 28).reshape(10, 28, 28).remainder(256).to(torch.uint8)
+    labels = torch.arange(10)
+    loader = ArrayLoader(images, labels, batch_size=4, shuffle=True, seed=1, mean=0.5, std=0.25)
+    assert len(loader) == 3
+    batches = list(loader)
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    x, y = batches[0]
+    assert x.shape == (4, 1, 28, 28) and x.dtype == torch.float32
+    expected = (images[y].float() / 255 - 0.5) / 0.25
+    torch.testing.assert_close(x[:, 0], expected)
+    order = torch.cat([y for _, y in batches])
+    assert sorted(order.tolist()) == list(range(10))
+    assert torch.equal(order, torch.cat([y for _, y in loader]))  # same epoch, same order
+    loader.set_epoch(1)
+    assert not torch.equal(order, torch.cat([y for _, y in loader]))
+    loader.set_epoch(0)
+    assert torch.equal(order, torch.cat([y for _, y in loader]))
+
+
+def test_loader_rejects_bad_input():
+    images = torch.zeros(4, 28, 28, dtype=torch.uint8)
+    with pytest.raises(TypeError, match="int64"):
+        ArrayLoader(images, torch.zeros(4, dtype=torch.int32))
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
+        ArrayLoader(images, torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="uint8 or floating point"):
+        ArrayLoader(images.int(), torch.zeros(4, dtype=torch.int64))
+    with pytest.raises(ValueError, match=r"shape \[N, H, W\]"):
+        ArrayLoader(torch.zeros(4, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64))
+
+
+def test_splits_loader_subset(splits):
+    loader = splits.loader("train", batch_size=100, subset=1000, seed=0)
+    assert loader.dataset_size == 1000 and len(loader) == 10
+    assert torch.bincount(loader.labels).tolist() == [100] * 10
+    with pytest.raises(ValueError, match="part must be"):
+        splits.loader("validation")
+
+
+def test_cli_data(capsys, fashion):
+    from fashion_optim.__main__ import main
+
+    assert main(["data", "--root", str(fashion.source)]) == 0
+    out = capsys.readouterr().out
+    assert str(fashion.source) in out and FILES["train-images-idx3-ubyte"] in out
+
+
+def test_cli_data_missing(tmp_path, capsys):
+    from fashion_optim.__main__ import main
+
+    assert main(["data", "--root", str(tmp_path)]) == 1
+    assert "dataset-fashion-mnist" in capsys.readouterr().err
+
+
+def test_nothing_cached_from_bad_copy(tmp_path, raw_bytes, monkeypatch):
+    folder = _copy(tmp_path, raw_bytes)
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"\x00" * 16)
+    before = sorted(p.name for p in folder.iterdir())
+    with pytest.raises(DatasetCorruptError):
+        load_fashion_mnist(root=folder, download=False)
+    assert sorted(p.name for p in folder.iterdir()) == before
+    shutil.rmtree(folder)

@@ -1,0 +1,210 @@
+"""Trainer: determinism, scheduler stepping, recorders, checkpoints, divergence, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.optim import lr_scheduler
+
+from fashion_optim.models import LeNet, count_parameters
+from fashion_optim.training import (
+    GradientRecorder,
+    History,
+    OptimizerStateRecorder,
+    ParameterRecorder,
+    Trainer,
+    TrainingDivergedError,
+    scheduler_interval,
+)
+
+
+def make_trainer(seed=0, lr=0.05, momentum=0.9, dropout=0.2, scheduler=None, **kwargs):
+    torch.manual_seed(seed)
+    model = LeNet(dropout=dropout)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    sched = scheduler(opt) if scheduler else None
+    return Trainer(model, nn.CrossEntropyLoss(), opt, sched, device="cpu", seed=seed, **kwargs)
+
+
+def test_lenet_parameter_count():
+    assert count_parameters(LeNet()) == 156 + 2416 + 48120 + 10164 + 850 == 61706
+    with pytest.raises(ValueError, match="dropout"):
+        LeNet(dropout=1.0)
+
+
+def test_history_shapes_and_learning(tiny_loaders):
+    train, val = tiny_loaders
+    h = make_trainer().fit(train, val, epochs=3)
+    assert h.epochs == 3 and len(h.batch_loss) == 3 * len(train) == len(h.batch_lr)
+    assert all(0 <= a <= 1 for a in h.val_acc)
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert h.lr == [0.05] * 3
+
+
+def test_same_seed_is_bitwise_identical(tiny_loaders):
+    train, val = tiny_loaders
+    a = make_trainer(seed=1).fit(train, val, epochs=2)
+    b = make_trainer(seed=1).fit(train, val, epochs=2)
+    c = make_trainer(seed=2).fit(train, val, epochs=2)
+    assert a.same_as(b)
+    assert a.batch_loss == b.batch_loss
+    assert not a.same_as(c)
+
+
+def test_history_round_trip():
+    h = History(train_loss=[1.0], batch_loss=[2.0, 3.0])
+    assert History.from_dict(h.to_dict()) == h
+
+
+def _torch_trace(make_sched, epochs, batches, per_batch, plateau_metrics=None):
+    """The learning rates torch's own scheduler gives, stepped by hand."""
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.05, momentum=0.9)
+    sched = make_sched(opt)
+    lrs = []
+    for e in range(epochs):
+        for b in range(batches):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            if per_batch:
+                if isinstance(sched, lr_scheduler.CosineAnnealingWarmRestarts):
+                    sched.step(e + (b + 1) / batches)
+                else:
+                    sched.step()
+        if not per_batch:
+            sched.step(plateau_metrics[e]) if plateau_metrics else sched.step()
+    return lrs
+
+
+@pytest.mark.parametrize(
+    ("make_sched", "per_batch"),
+    [
+        (lambda o: lr_scheduler.StepLR(o, step_size=1, gamma=0.5), False),
+        (lambda o: lr_scheduler.LambdaLR(o, lambda e: 1 / (e + 1)), False),
+        (lambda o: lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=18), True),
+        (lambda o: lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=4), True),
+        (lambda o: lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=2), True),
+    ],
+)
+def test_scheduler_stepping_matches_torch(tiny_loaders, make_sched, per_batch):
+    train, val = tiny_loaders  # 6 batches an epoch
+    trainer = make_trainer(dropout=0.0, scheduler=make_sched)
+    assert scheduler_interval(trainer.scheduler) == ("batch" if per_batch else "epoch")
+    h = trainer.fit(train, val, epochs=3)
+    expected = _torch_trace(make_sched, 3, len(train), per_batch)
+    np.testing.assert_allclose(h.batch_lr, expected, rtol=1e-12)
+    assert h.lr == [expected[0], expected[len(train)], expected[2 * len(train)]]
+
+
+def test_plateau_receives_validation_loss(tiny_loaders, monkeypatch):
+    train, val = tiny_loaders
+    trainer = make_trainer(
+        dropout=0.0, scheduler=lambda o: lr_scheduler.ReduceLROnPlateau(o, patience=0)
+    )
+    seen = []
+    original = trainer.scheduler.step
+    monkeypatch.setattr(trainer.scheduler, "step", lambda m: (seen.append(m), original(m)))
+    h = trainer.fit(train, val, epochs=2)
+    assert seen == h.val_loss
+
+
+def test_scheduler_of_another_optimizer_is_rejected():
+    model = LeNet()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    other = torch.optim.SGD(LeNet().parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="bound to another optimizer"):
+        Trainer(model, nn.CrossEntropyLoss(), opt, lr_scheduler.StepLR(other, 1))
+    with pytest.raises(ValueError, match="not the model's"):
+        Trainer(LeNet(), nn.CrossEntropyLoss(), opt)
+
+
+def test_bad_batches_are_rejected_before_training():
+    trainer = make_trainer()
+    before = [p.clone() for p in trainer.model.parameters()]
+    bad = [(torch.zeros(4, 28, 28, dtype=torch.uint8), torch.zeros(4, dtype=torch.int64))]
+    with pytest.raises(TypeError, match=r"float \[B, C, H, W\]"):
+        trainer.fit(bad, epochs=1)
+    bad = [(torch.zeros(4, 1, 28, 28), torch.zeros(4, dtype=torch.int32))]
+    with pytest.raises(TypeError, match="int64"):
+        trainer.fit(bad, epochs=1)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
+
+
+def test_divergence_names_epoch_and_step(tiny_loaders):
+    train, val = tiny_loaders
+    trainer = make_trainer(lr=1e4, momentum=0.0)
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, mini-batch \d+") as info:
+        trainer.fit(train, val, epochs=5)
+    assert info.value.epoch >= 1 and info.value.step >= 1
+    assert not math.isfinite(info.value.loss)
+
+
+def test_recorders_capture_gradients_state_and_snapshots(tiny_loaders):
+    train, val = tiny_loaders
+    probes = {"features.0.weight": [0, 7, 11], "classifier.7.bias": None}
+    grads = GradientRecorder(probes)
+    state = OptimizerStateRecorder(probes, keys=["momentum_buffer"])
+    snaps = ParameterRecorder(every=4)
+    trainer = make_trainer(dropout=0.0, recorders=[grads, state, snaps])
+    trainer.fit(train, val, epochs=2)
+    steps = 2 * len(train)
+    g = grads.result()
+    assert g["grad/features.0.weight"].shape == (steps, 3)
+    assert g["grad/classifier.7.bias"].shape == (steps, 10)
+    assert g["grad_norm/features.0.weight"].shape == (steps,)
+    s = state.result()
+    buf = s["state/momentum_buffer/features.0.weight"]
+    # the recorded buffer is the optimizer's own state after the last step ...
+    param = dict(trainer.model.named_parameters())["features.0.weight"]
+    final = trainer.optimizer.state[param]["momentum_buffer"].reshape(-1)[[0, 7, 11]]
+    np.testing.assert_array_equal(buf[-1], final.numpy())
+    # ... and follows buf_t = 0.9 buf_{t-1} + g_t from the recorded gradients
+    gr = g["grad/features.0.weight"]
+    np.testing.assert_allclose(buf[1:], 0.9 * buf[:-1] + gr[1:], rtol=1e-5, atol=1e-8)
+    np.testing.assert_array_equal(buf[0], gr[0])
+    p = snaps.result()
+    assert p["params"].shape == (len(p["param_steps"]), 61706)
+    assert p["param_steps"][0] == 0 and p["param_steps"][-1] == steps
+    flat = torch.cat([q.detach().reshape(-1) for q in trainer.model.parameters()])
+    np.testing.assert_array_equal(p["params"][-1], flat.numpy())
+
+
+def test_recorder_with_unknown_parameter(tiny_loaders):
+    train, _ = tiny_loaders
+    trainer = make_trainer(recorders=[GradientRecorder({"conv9.weight": [0]})])
+    with pytest.raises(KeyError, match="valid names"):
+        trainer.fit(train, epochs=1)
+
+
+def test_checkpoint_resume_equals_uninterrupted(tiny_loaders, tmp_path):
+    train, val = tiny_loaders
+
+    def sched(o):
+        return lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=4 * len(train))
+
+    full = make_trainer(seed=5, scheduler=sched).fit(train, val, epochs=4)
+    first = make_trainer(seed=5, scheduler=sched)
+    first.fit(train, val, epochs=2)
+    first.save_checkpoint(tmp_path / "ckpt.pt")
+    torch.manual_seed(1234)  # disturb the global RNG: the checkpoint must restore it
+    second = make_trainer(seed=99, scheduler=sched)
+    second.load_checkpoint(tmp_path / "ckpt.pt")
+    resumed = second.fit(train, val, epochs=2)
+    assert resumed.same_as(full)
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]  # no temporary left
+
+
+def test_evaluate_matches_manual(tiny_loaders):
+    _, val = tiny_loaders
+    trainer = make_trainer(dropout=0.0)
+    loss, acc = trainer.evaluate(val)
+    x = torch.cat([b for b, _ in val])
+    y = torch.cat([t for _, t in val])
+    with torch.no_grad():
+        logits = trainer.model(x)
+    assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, y)), rel=1e-5)
+    assert acc == pytest.approx(float((logits.argmax(1) == y).float().mean()))
