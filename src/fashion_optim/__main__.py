@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_data)
 
+    from .experiments import add_cli_commands
+
+    add_cli_commands(sub)
+
     return parser
 
 

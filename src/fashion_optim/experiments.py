@@ -1,0 +1,696 @@
+"""Declarative experiments, profiles, and a result cache on disk.
+
+A :class:`Spec` says what to train; :func:`run` trains it for one seed (or loads the
+result from the cache) and :func:`run_seeds` does it for the profile's seeds and reports
+mean ± std. The gallery and the note call these, so a configuration trains once per build
+whichever page asks first.
+
+Profiles (environment variable ``FASHION_OPTIM_PROFILE``):
+
+``full`` (default)
+    The published note: the whole 50,000-image training split, 3 seeds.
+``quick``
+    For CI and a first look: a stratified subset, fewer epochs, 2 seeds, the same code.
+
+The cache (environment variable ``FASHION_OPTIM_CACHE``, default a per-user cache
+folder) keys each entry on the resolved spec, the seed, a hash of the source files that
+training depends on, torch's version and the data checksum. Entries are written
+atomically; an unreadable one is reported and recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+import torch
+from torch import nn
+
+from . import lr as lr_module
+from .data import Splits, make_splits
+from .models import make_model
+from .training import (
+    GradientRecorder,
+    History,
+    OptimizerStateRecorder,
+    ParameterRecorder,
+    Trainer,
+    atomic_write,
+    resolve_device,
+)
+
+__all__ = [
+    "LR_LAMBDAS",
+    "OPTIMIZERS",
+    "PROFILES",
+    "Profile",
+    "Record",
+    "Result",
+    "SeedResults",
+    "Spec",
+    "cache_dir",
+    "cache_key",
+    "cached",
+    "clear_cache",
+    "current_profile",
+    "environment",
+    "get_splits",
+    "run",
+    "run_seeds",
+    "source_hash",
+]
+
+_ENV_PROFILE = "FASHION_OPTIM_PROFILE"
+_ENV_CACHE = "FASHION_OPTIM_CACHE"
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big the runs are: seeds, data sizes and an epoch budget.
+
+    Attributes
+    ----------
+    name : str
+    seeds : tuple of int
+        The seeds every configuration is trained with.
+    train_subset, val_subset : int or None
+        Stratified subsets of the training and validation splits (None: all of it).
+    """
+
+    name: str
+    seeds: tuple[int, ...]
+    train_subset: int | None
+    val_subset: int | None
+    description: str = ""
+
+
+PROFILES: dict[str, Profile] = {
+    "full": Profile(
+        "full", (0, 1, 2), None, None, "the published note: 50,000 training images, 3 seeds"
+    ),
+    "quick": Profile(
+        "quick", (0, 1), 6000, 2000, "CI and a first look: 6,000 training images, 2 seeds"
+    ),
+}
+
+
+def current_profile(name: str | None = None) -> Profile:
+    """The profile named, or by ``FASHION_OPTIM_PROFILE`` (default ``full``)."""
+    name = name or os.environ.get(_ENV_PROFILE) or "full"
+    try:
+        return PROFILES[name.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown profile {name!r} (from {_ENV_PROFILE} or the argument); valid "
+            f"choices: {sorted(PROFILES)}."
+        ) from None
+
+
+@dataclass(frozen=True)
+class PerProfile:
+    """A value that differs per profile, e.g. ``PerProfile(full=15, quick=2)``."""
+
+    full: Any
+    quick: Any
+
+    def __call__(self, profile: Profile) -> Any:
+        return getattr(self, profile.name)
+
+
+def _resolve(value: Any, profile: Profile) -> Any:
+    return value(profile) if isinstance(value, PerProfile) else value
+
+
+# --------------------------------------------------------------------------- specs
+
+#: Optimizers by name: torch's own and the package's from-scratch teaching versions.
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+}
+
+
+def _scratch_optimizers() -> dict[str, Callable[..., torch.optim.Optimizer]]:
+    from . import optimizers
+
+    return {"scratch_sgd": optimizers.SGD, "scratch_adam": optimizers.Adam}
+
+
+def _linear_decay(epoch: int) -> float:
+    return max(0.0, 1.0 - epoch / 20.0)
+
+
+def _warmup_then_inverse_sqrt(epoch: int) -> float:
+    return min(1.0, (epoch + 1) / 2.0) / max(1.0, (epoch + 1) / 2.0) ** 0.5
+
+
+def _exp_095(epoch: int) -> float:
+    return 0.95**epoch
+
+
+#: Named multiplicative factors for ``LambdaLR`` (a spec must stay serialisable).
+LR_LAMBDAS: dict[str, Callable[[int], float]] = {
+    "linear_decay_20": _linear_decay,
+    "warmup_inverse_sqrt": _warmup_then_inverse_sqrt,
+    "exp_0.95": _exp_095,
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """What to record while training.
+
+    Attributes
+    ----------
+    gradients : mapping
+        Parameter name to flat indices (or None for the whole tensor): per-step gradients
+        (and the layer's gradient norm).
+    state : mapping
+        Parameter name to flat indices: per-step optimizer state (``state_keys``).
+    state_keys : tuple of str, optional
+        e.g. ``("exp_avg", "exp_avg_sq")``; default: every tensor entry.
+    snapshot_every : int or None
+        Snapshot all parameters every this many steps (for trajectories).
+    """
+
+    gradients: Mapping[str, Sequence[int] | None] = field(default_factory=dict)
+    state: Mapping[str, Sequence[int] | None] = field(default_factory=dict)
+    state_keys: tuple[str, ...] | None = None
+    snapshot_every: int | None = None
+
+    def recorders(self) -> list:
+        out: list = []
+        if self.gradients:
+            out.append(GradientRecorder(self.gradients))
+        if self.state:
+            out.append(OptimizerStateRecorder(self.state, self.state_keys))
+        if self.snapshot_every:
+            out.append(ParameterRecorder(self.snapshot_every))
+        return out
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One training configuration. Any field may be a :class:`PerProfile`.
+
+    Attributes
+    ----------
+    name : str
+        A label (not part of the cache key: two names for one configuration share it).
+    optimizer : str
+        A key of :data:`OPTIMIZERS` (or ``scratch_sgd`` / ``scratch_adam``).
+    lr : float
+    optimizer_kwargs : mapping
+        e.g. ``{"momentum": 0.9, "nesterov": True}``.
+    scheduler : str or None
+        A name understood by :func:`fashion_optim.lr.make_scheduler`.
+    scheduler_kwargs : mapping
+        For ``"lambda"``, ``lr_lambda`` names an entry of :data:`LR_LAMBDAS`.
+    epochs, batch_size : int
+    dropout : float
+    record : Record
+    train_subset, val_subset : int or None, optional
+        Override the profile's subsets.
+    """
+
+    name: str
+    optimizer: str = "sgd"
+    lr: Any = 0.01
+    optimizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    scheduler: str | None = None
+    scheduler_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    epochs: Any = 10
+    batch_size: int = 128
+    dropout: float = 0.0
+    record: Record = field(default_factory=Record)
+    train_subset: Any = "profile"
+    val_subset: Any = "profile"
+
+    def replace(self, **changes: Any) -> Spec:
+        return dataclasses.replace(self, **changes)
+
+    def resolve(self, profile: Profile | str | None = None) -> dict[str, Any]:
+        """The concrete configuration under ``profile``, as plain JSON-able data."""
+        if not isinstance(profile, Profile):
+            profile = current_profile(profile)
+        out = {
+            f.name: _resolve(getattr(self, f.name), profile)
+            for f in dataclasses.fields(self)
+            if f.name not in ("name", "record")
+        }
+        if out["train_subset"] == "profile":
+            out["train_subset"] = profile.train_subset
+        if out["val_subset"] == "profile":
+            out["val_subset"] = profile.val_subset
+        out["optimizer_kwargs"] = dict(out["optimizer_kwargs"])
+        out["scheduler_kwargs"] = dict(out["scheduler_kwargs"])
+        out["record"] = {
+            "gradients": {k: _jsonable(v) for k, v in self.record.gradients.items()},
+            "state": {k: _jsonable(v) for k, v in self.record.state.items()},
+            "state_keys": list(self.record.state_keys) if self.record.state_keys else None,
+            "snapshot_every": self.record.snapshot_every,
+        }
+        _validate(out)
+        return out
+
+
+def _jsonable(v: Sequence[int] | None) -> list[int] | None:
+    return None if v is None else [int(i) for i in v]
+
+
+def _validate(cfg: dict[str, Any]) -> None:
+    known = {**OPTIMIZERS, "scratch_sgd": None, "scratch_adam": None}
+    if cfg["optimizer"] not in known:
+        raise ValueError(f"unknown optimizer {cfg['optimizer']!r}; valid choices: {sorted(known)}.")
+    if not (isinstance(cfg["lr"], int | float) and cfg["lr"] > 0):
+        raise ValueError(f"lr must be a number > 0, got {cfg['lr']!r}.")
+    if not (isinstance(cfg["epochs"], int) and cfg["epochs"] >= 1):
+        raise ValueError(f"epochs must be an integer >= 1, got {cfg['epochs']!r}.")
+    if not (isinstance(cfg["batch_size"], int) and cfg["batch_size"] >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1, got {cfg['batch_size']!r}.")
+    if cfg["scheduler"] is not None and cfg["scheduler"].lower() not in lr_module.SCHEDULERS:
+        raise ValueError(
+            f"unknown scheduler {cfg['scheduler']!r}; valid choices: "
+            f"{sorted(lr_module.SCHEDULERS)}."
+        )
+    lam = cfg["scheduler_kwargs"].get("lr_lambda")
+    if lam is not None and lam not in LR_LAMBDAS:
+        raise ValueError(f"unknown lr_lambda {lam!r}; valid choices: {sorted(LR_LAMBDAS)}.")
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_dir() -> Path:
+    """Where results are kept: ``FASHION_OPTIM_CACHE`` or the user cache folder."""
+    env = os.environ.get(_ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("fashion-optim")) / "results"
+
+
+#: The modules whose code decides a training result; a change in any of them
+#: invalidates the cache. Plotting and the documentation do not.
+_TRAINING_SOURCES = (
+    "data.py",
+    "models.py",
+    "training.py",
+    "optimizers.py",
+    "lr.py",
+    "experiments.py",
+)
+
+
+@cache
+def source_hash() -> str:
+    """SHA-256 (16 hex digits) of the source files training results depend on."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in _TRAINING_SOURCES:
+        digest.update(name.encode())
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
+    """The cache key of a computation: what, with which inputs, code, torch and data."""
+    payload = json.dumps(
+        {
+            "kind": kind,
+            "config": config,
+            "source": source_hash(),
+            "torch": torch.__version__,
+            "data": data_checksum,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def _save_entry(path: Path, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+    buffer = io.BytesIO()
+    payload = {f"a:{k}": np.asarray(v) for k, v in arrays.items()}
+    payload["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(buffer, **payload)
+    atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+
+
+def _load_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].tobytes().decode())
+        arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a:")}
+    return arrays, meta
+
+
+def cached(
+    kind: str,
+    config: Mapping[str, Any],
+    compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+    *,
+    data_checksum: str,
+    fresh: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Return ``compute()``'s ``(arrays, meta)``, from the cache when possible.
+
+    An entry that cannot be read (truncated, corrupt, from an incompatible writer) is
+    reported with a warning and recomputed. ``fresh=True`` recomputes and overwrites.
+    """
+    key = cache_key(kind, config, data_checksum)
+    path = cache_dir() / kind / f"{key}.npz"
+    if path.exists() and not fresh:
+        try:
+            arrays, meta = _load_entry(path)
+            if meta.get("key") != key:
+                raise ValueError("the entry's key does not match its file name")
+            return arrays, meta
+        except Exception as exc:  # any unreadable entry is recomputed
+            warnings.warn(
+                f"ignoring unreadable cache entry {path} ({type(exc).__name__}: {exc}); "
+                "recomputing it.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+    arrays, meta = compute()
+    meta = {**meta, "key": key, "kind": kind, "config": config}
+    try:
+        _save_entry(path, arrays, meta)
+    except OSError as exc:  # a read-only or full cache must not lose the result
+        warnings.warn(
+            f"could not write the cache entry {path} ({exc}); the result is used but not "
+            f"kept. Set {_ENV_CACHE} to a writable folder.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return dict(arrays), dict(meta)
+
+
+def clear_cache() -> int:
+    """Delete every cached result; return how many entries were removed."""
+    root = cache_dir()
+    if not root.exists():
+        return 0
+    count = sum(1 for _ in root.rglob("*.npz"))
+    shutil.rmtree(root)
+    return count
+
+
+# --------------------------------------------------------------------------- running
+
+
+@cache
+def get_splits() -> Splits:
+    """The data splits, loaded and verified once per process."""
+    return make_splits()
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware of this process, for the record."""
+    import torchvision
+
+    device = resolve_device("auto")
+    return {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": (
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or platform.machine()
+        ),
+        "threads": torch.get_num_threads(),
+    }
+
+
+@dataclass
+class Result:
+    """One trained configuration at one seed.
+
+    Attributes
+    ----------
+    config : dict
+        The resolved spec.
+    seed : int
+    history : History
+    test_loss, test_acc : float
+        On the held-out 10,000 test images, after the last epoch.
+    records : dict of str to numpy.ndarray
+        What the spec's :class:`Record` asked for.
+    meta : dict
+        Wall time, environment, cache key.
+    """
+
+    config: dict[str, Any]
+    seed: int
+    history: History
+    test_loss: float
+    test_acc: float
+    records: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+    @property
+    def from_cache(self) -> bool:
+        return bool(self.meta.get("from_cache"))
+
+
+def _build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
+    table = {**OPTIMIZERS, **_scratch_optimizers()}
+    return table[cfg["optimizer"]](model.parameters(), lr=cfg["lr"], **cfg["optimizer_kwargs"])
+
+
+def _build_scheduler(cfg: dict[str, Any], optimizer, steps_per_epoch: int):
+    if cfg["scheduler"] is None:
+        return None
+    kwargs = dict(cfg["scheduler_kwargs"])
+    if "lr_lambda" in kwargs:
+        kwargs["lr_lambda"] = LR_LAMBDAS[kwargs["lr_lambda"]]
+    return lr_module.make_scheduler(
+        cfg["scheduler"],
+        optimizer,
+        epochs=cfg["epochs"],
+        steps_per_epoch=steps_per_epoch,
+        **kwargs,
+    )
+
+
+def _train(cfg: dict[str, Any], seed: int, spec: Spec, progress: bool | None):
+    splits = get_splits()
+    train = splits.loader("train", cfg["batch_size"], seed=seed, subset=cfg["train_subset"])
+    val = splits.loader("val", 1000, subset=cfg["val_subset"])
+    test = splits.loader("test", 1000)
+    torch.manual_seed(seed)  # same seed, same initial weights, whatever the optimizer
+    model = make_model("lenet", dropout=cfg["dropout"])
+    optimizer = _build_optimizer(cfg, model)
+    scheduler = _build_scheduler(cfg, optimizer, len(train))
+    recorders = spec.record.recorders()
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(),
+        optimizer,
+        scheduler,
+        seed=seed,
+        recorders=recorders,
+        progress=progress,
+    )
+    start = time.perf_counter()
+    history = trainer.fit(train, val, epochs=cfg["epochs"])
+    test_loss, test_acc = trainer.evaluate(test)
+    arrays: dict[str, np.ndarray] = {}
+    for rec in recorders:
+        arrays.update({f"record/{k}": v for k, v in rec.result().items()})
+    for k, v in history.to_dict().items():
+        arrays[f"history/{k}"] = np.asarray(v, dtype=np.float64)
+    meta = {
+        "seed": seed,
+        "test_loss": test_loss,
+        "test_acc": test_acc,
+        "wall_time": time.perf_counter() - start,
+        "train_size": train.dataset_size,
+        "val_size": val.dataset_size,
+        "steps_per_epoch": len(train),
+        "environment": environment(),
+    }
+    return arrays, meta
+
+
+def run(
+    spec: Spec,
+    seed: int = 0,
+    *,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+    progress: bool | None = None,
+) -> Result:
+    """Train ``spec`` with ``seed`` under ``profile``, or load the cached result.
+
+    Examples
+    --------
+    >>> spec = Spec("momentum", lr=0.01, optimizer_kwargs={"momentum": 0.9}, epochs=2)
+    >>> result = run(spec, seed=0, profile="quick")  # doctest: +SKIP
+    >>> result.test_acc  # doctest: +SKIP
+    0.78...
+    """
+    cfg = spec.resolve(profile)
+    checksum = get_splits().data_checksum
+    computed = []
+
+    def compute():
+        computed.append(True)
+        return _train(cfg, seed, spec, progress)
+
+    arrays, meta = cached(
+        "run", {**cfg, "seed": seed}, compute, data_checksum=checksum, fresh=fresh
+    )
+    history = History.from_dict(
+        {k[len("history/") :]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
+    )
+    records = {k[len("record/") :]: v for k, v in arrays.items() if k.startswith("record/")}
+    meta = {**meta, "from_cache": not computed}
+    return Result(cfg, seed, history, meta["test_loss"], meta["test_acc"], records, meta)
+
+
+@dataclass
+class SeedResults:
+    """The results of one spec over several seeds, with mean ± std summaries."""
+
+    spec: Spec
+    results: list[Result]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.results]
+
+    def stack(self, name: str) -> np.ndarray:
+        """A :class:`History` field for every seed, as an array ``[seeds, ...]``."""
+        return np.stack([np.asarray(getattr(r.history, name)) for r in self.results])
+
+    def _mean_std(self, values: Sequence[float]) -> tuple[float, float]:
+        arr = np.asarray(values, dtype=float)
+        return float(arr.mean()), float(arr.std(ddof=1)) if len(arr) > 1 else 0.0
+
+    @property
+    def test_acc(self) -> tuple[float, float]:
+        """Mean and sample standard deviation of the test accuracy over seeds."""
+        return self._mean_std([r.test_acc for r in self.results])
+
+    @property
+    def test_loss(self) -> tuple[float, float]:
+        return self._mean_std([r.test_loss for r in self.results])
+
+    def summary(self) -> str:
+        (am, asd), (lm, lsd) = self.test_acc, self.test_loss
+        return (
+            f"{self.spec.name:<24} test acc {am:.4f} ± {asd:.4f}   test loss {lm:.4f} ± {lsd:.4f}"
+            f"   ({len(self.results)} seeds)"
+        )
+
+
+def run_seeds(
+    spec: Spec,
+    seeds: Sequence[int] | None = None,
+    *,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+    progress: bool | None = None,
+) -> SeedResults:
+    """:func:`run` for each seed (default: the profile's seeds)."""
+    prof = profile if isinstance(profile, Profile) else current_profile(profile)
+    seeds = prof.seeds if seeds is None else seeds
+    return SeedResults(
+        spec, [run(spec, s, profile=prof, fresh=fresh, progress=progress) for s in seeds]
+    )
+
+
+# --------------------------------------------------------------------------- named runs
+
+#: Named experiments for ``python -m fashion_optim run NAME``.
+NAMED: dict[str, Spec] = {
+    "sgd": Spec("SGD", lr=0.01, epochs=PerProfile(full=10, quick=2)),
+    "momentum": Spec(
+        "SGD + momentum",
+        lr=0.01,
+        optimizer_kwargs={"momentum": 0.9},
+        epochs=PerProfile(full=10, quick=2),
+    ),
+    "nesterov": Spec(
+        "SGD + Nesterov",
+        lr=0.01,
+        optimizer_kwargs={"momentum": 0.9, "nesterov": True},
+        epochs=PerProfile(full=10, quick=2),
+    ),
+    "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=PerProfile(full=10, quick=2)),
+}
+
+
+def _cmd_run(args) -> int:
+    if args.name not in NAMED:
+        print(f"error: unknown experiment {args.name!r}; valid choices: {sorted(NAMED)}.")
+        return 2
+    spec = NAMED[args.name]
+    prof = current_profile(args.profile)
+    seeds = args.seed if args.seed else prof.seeds
+    print(f"{spec.name}: profile {prof.name} ({prof.description}), seeds {list(seeds)}")
+    for seed in seeds:
+        start = time.perf_counter()
+        r = run(spec, seed, profile=prof, fresh=args.fresh, progress=not args.no_progress)
+        where = "cache" if r.from_cache else "trained"
+        print(
+            f"  seed {seed}: test acc {r.test_acc:.4f}  test loss {r.test_loss:.4f}  "
+            f"({where}, {time.perf_counter() - start:.2f} s)"
+        )
+    if len(seeds) > 1:
+        print(run_seeds(spec, seeds, profile=prof).summary())
+    return 0
+
+
+def _cmd_cache(args) -> int:
+    root = cache_dir()
+    if args.clear:
+        print(f"removed {clear_cache()} entries from {root}")
+        return 0
+    entries = list(root.rglob("*.npz")) if root.exists() else []
+    size = sum(p.stat().st_size for p in entries)
+    print(f"cache: {root}\n  {len(entries)} entries, {size / 2**20:.1f} MiB")
+    print(f"  source hash {source_hash()}, torch {torch.__version__}")
+    return 0
+
+
+def add_cli_commands(sub) -> None:
+    """Add ``run`` and ``cache`` to the command line's subparsers."""
+    p = sub.add_parser("run", help="train a named experiment (or load it from the cache)")
+    p.add_argument("name", help=f"one of {sorted(NAMED)}")
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help=f"default: {_ENV_PROFILE} or 'full'",
+    )
+    p.add_argument(
+        "--seed", type=int, action="append", help="repeatable; default: the profile's seeds"
+    )
+    p.add_argument("--fresh", action="store_true", help="ignore and overwrite cached results")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_run)
+    c = sub.add_parser("cache", help="show or clear the result cache")
+    c.add_argument("--clear", action="store_true", help="delete every cached result")
+    c.set_defaults(func=_cmd_cache)

@@ -1,0 +1,588 @@
+"""Loss landscapes: toy surfaces in two dimensions, and planes through the CNN's weights.
+
+Toy surfaces (:data:`SURFACES`) show what an optimizer does where everything can be
+drawn: :func:`optimize_path` runs any torch optimizer on one, :func:`surface_grid` tabulates
+it for a contour plot. For the CNN, :func:`pca_plane` finds the plane that best holds
+recorded training trajectories (Li et al., 2018), :func:`random_plane` a random one with
+:func:`filter_normalized_directions`, and :func:`loss_surface` evaluates the loss on a grid
+of that plane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import parameters_to_vector
+
+__all__ = [
+    "SURFACES",
+    "Plane",
+    "Surface",
+    "filter_normalized_directions",
+    "linear_regression",
+    "loss_surface",
+    "optimize_path",
+    "pca_plane",
+    "quadratic",
+    "random_plane",
+    "rosenbrock",
+    "surface_grid",
+]
+
+# --------------------------------------------------------------------------- toy surfaces
+
+
+@dataclass(frozen=True)
+class Surface:
+    """A function of two parameters with a known minimum.
+
+    Attributes
+    ----------
+    name : str
+    fn : callable
+        Maps a tensor of shape ``[..., 2]`` to the values ``[...]``; differentiable.
+    minimum : tuple of float
+        Where ``fn`` is lowest.
+    xlim, ylim : tuple of float
+        A plotting window that holds ``minimum`` and ``start``.
+    start : tuple of float
+        A default starting point for :func:`optimize_path`.
+    """
+
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor] = field(repr=False)
+    minimum: tuple[float, float]
+    xlim: tuple[float, float]
+    ylim: tuple[float, float]
+    start: tuple[float, float]
+
+    def __call__(self, point: torch.Tensor) -> torch.Tensor:
+        return self.fn(point)
+
+
+#: Curvatures of :data:`quadratic`: condition number 20.
+QUADRATIC_CURVATURES = (1.0, 20.0)
+
+
+def _quadratic(p: torch.Tensor) -> torch.Tensor:
+    a, b = QUADRATIC_CURVATURES
+    return 0.5 * (a * p[..., 0] ** 2 + b * p[..., 1] ** 2)
+
+
+def _rosenbrock(p: torch.Tensor) -> torch.Tensor:
+    x, y = p[..., 0], p[..., 1]
+    return (1 - x) ** 2 + 100 * (y - x**2) ** 2
+
+
+def _linear_regression_data() -> tuple[np.ndarray, np.ndarray]:
+    # The synthetic data of Godoy's "Deep Learning with PyTorch Step-by-Step", chapter 0.
+    rng = np.random.RandomState(42)  # the legacy generator reproduces the book's data
+    x = rng.rand(100)
+    y = 1.0 + 2.0 * x + 0.1 * rng.randn(100)
+    return x, y
+
+
+_LR_X, _LR_Y = (torch.from_numpy(a) for a in _linear_regression_data())
+
+
+def _linear_regression(p: torch.Tensor) -> torch.Tensor:
+    b, w = p[..., 0:1], p[..., 1:2]
+    x, y = _LR_X.to(p.device), _LR_Y.to(p.device)
+    return ((b + w * x - y) ** 2).mean(-1)
+
+
+def _lstsq_minimum() -> tuple[float, float]:
+    x, y = _linear_regression_data()
+    design = np.stack([np.ones_like(x), x], axis=1)
+    b, w = np.linalg.lstsq(design, y, rcond=None)[0]
+    return float(b), float(w)
+
+
+def _book_start() -> tuple[float, float]:
+    # The book's initialisation: np.random.seed(42); b = randn(1); w = randn(1).
+    b, w = np.random.RandomState(42).randn(2)
+    return float(b), float(w)
+
+
+#: Ill-conditioned quadratic bowl.
+#:
+#: .. math:: f(x, y) = \tfrac12 (x^2 + 20\,y^2),
+#:
+#: Hessian :math:`\operatorname{diag}(1, 20)`, condition number 20, minimum 0 at the origin.
+#: Gradient descent converges for learning rates below :math:`2/20 = 0.1` and zig-zags
+#: across the narrow :math:`y` direction well before that.
+quadratic = Surface(
+    name="quadratic",
+    fn=_quadratic,
+    minimum=(0.0, 0.0),
+    xlim=(-10.0, 10.0),
+    ylim=(-4.0, 4.0),
+    start=(-8.0, 2.0),
+)
+
+#: Rosenbrock's banana valley.
+#:
+#: .. math:: f(x, y) = (1 - x)^2 + 100\,(y - x^2)^2,
+#:
+#: minimum 0 at :math:`(1, 1)` at the end of a long, flat, curved valley; the classic start
+#: is :math:`(-1.2, 1)`.
+rosenbrock = Surface(
+    name="rosenbrock",
+    fn=_rosenbrock,
+    minimum=(1.0, 1.0),
+    xlim=(-2.0, 2.0),
+    ylim=(-1.0, 3.0),
+    start=(-1.2, 1.0),
+)
+
+#: Mean squared error of a two-parameter linear regression.
+#:
+#: The data of Godoy's *Deep Learning with PyTorch Step-by-Step*: 100 points
+#: :math:`y = 1 + 2x + \varepsilon`, :math:`x \sim U(0, 1)`, :math:`\varepsilon \sim
+#: \mathcal N(0, 0.1^2)`, drawn with ``np.random.seed(42)``. The parameters are
+#: :math:`(b, w)`:
+#:
+#: .. math:: L(b, w) = \frac1{100} \sum_{i=1}^{100} (b + w x_i - y_i)^2,
+#:
+#: minimum at the least-squares solution (close to :math:`(1, 2)`); the window is the
+#: book's :math:`[1 - 3, 1 + 3] \times [2 - 3, 2 + 3]` around the true :math:`(b, w)`, and
+#: the start is the book's random initialisation.
+linear_regression = Surface(
+    name="linear_regression",
+    fn=_linear_regression,
+    minimum=_lstsq_minimum(),
+    xlim=(-2.0, 4.0),
+    ylim=(-1.0, 5.0),
+    start=_book_start(),
+)
+
+#: The toy surfaces by name.
+SURFACES: dict[str, Surface] = {s.name: s for s in (quadratic, rosenbrock, linear_regression)}
+
+
+def _get_surface(surface: Surface | str) -> Surface:
+    if isinstance(surface, Surface):
+        return surface
+    if surface in SURFACES:
+        return SURFACES[surface]
+    raise ValueError(f"unknown surface {surface!r}; valid names: {', '.join(SURFACES)}.")
+
+
+def optimize_path(
+    surface: Surface | str,
+    optimizer_factory: Callable[[list[torch.Tensor]], torch.optim.Optimizer],
+    steps: int,
+    start: Sequence[float] | None = None,
+) -> np.ndarray:
+    """Run an optimizer on a toy surface and return the points it visits.
+
+    Parameters
+    ----------
+    surface : Surface or str
+        A :class:`Surface` or a name in :data:`SURFACES`.
+    optimizer_factory : callable
+        ``optimizer_factory(params)`` returns a torch optimizer over ``params`` (a list of
+        one tensor of shape ``[2]``), e.g.
+        ``lambda params: torch.optim.SGD(params, lr=0.05, momentum=0.9)``.
+    steps : int
+        Optimizer steps, at least 0. Each step calls ``optimizer.step(closure)``, so
+        :class:`torch.optim.LBFGS` works too (one step may then evaluate the surface
+        several times).
+    start : pair of float, optional
+        The starting point; ``surface.start`` by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[steps + 1, 2]`` float64 points, the start first. A divergent run shows up as
+        infinite or NaN points; the path is not cut short.
+
+    Examples
+    --------
+    >>> path = optimize_path("quadratic", lambda p: torch.optim.SGD(p, lr=0.05), steps=100)
+    >>> path.shape
+    (101, 2)
+    """
+    surface = _get_surface(surface)
+    if not (isinstance(steps, int) and steps >= 0):
+        raise ValueError(f"steps must be an integer >= 0, got {steps!r}.")
+    start = surface.start if start is None else start
+    point = torch.tensor(start, dtype=torch.float64)
+    if point.shape != (2,):
+        raise ValueError(f"start must be a pair (x, y), got {start!r}.")
+    point.requires_grad_(True)
+    optimizer = optimizer_factory([point])
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise TypeError(
+            f"optimizer_factory must return a torch.optim.Optimizer, got {type(optimizer)}."
+        )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        value = surface.fn(point)
+        value.backward()
+        return value
+
+    path = np.empty((steps + 1, 2))
+    path[0] = point.detach().numpy()
+    for i in range(1, steps + 1):
+        optimizer.step(closure)
+        path[i] = point.detach().numpy()
+    return path
+
+
+def surface_grid(surface: Surface | str, n: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tabulate a surface over its window for :func:`matplotlib.pyplot.contour`.
+
+    Returns
+    -------
+    X, Y, Z : numpy.ndarray
+        ``[n, n]`` each, from :func:`numpy.meshgrid` (``"xy"`` indexing): ``Z[i, j]`` is
+        the value at ``(X[i, j], Y[i, j])``.
+
+    Examples
+    --------
+    >>> X, Y, Z = surface_grid("rosenbrock", n=50)
+    >>> Z.shape
+    (50, 50)
+    """
+    surface = _get_surface(surface)
+    if not (isinstance(n, int) and n >= 2):
+        raise ValueError(f"n must be an integer >= 2, got {n!r}.")
+    X, Y = np.meshgrid(np.linspace(*surface.xlim, n), np.linspace(*surface.ylim, n))
+    with torch.no_grad():
+        Z = surface.fn(torch.from_numpy(np.stack([X, Y], axis=-1))).numpy()
+    return X, Y, Z
+
+
+# --------------------------------------------------------------------------- planes
+
+
+@dataclass(frozen=True, eq=False)  # arrays have no single truth value
+class Plane:
+    """A 2-d plane in parameter space: ``origin + alpha * directions[0] + beta * directions[1]``.
+
+    Attributes
+    ----------
+    origin : numpy.ndarray
+        ``[P]`` float64, the point at ``(0, 0)``; flattened in the order of
+        ``model.parameters()``.
+    directions : numpy.ndarray
+        ``[2, P]`` float64. Orthonormal for :func:`pca_plane`; filter-normalised (neither
+        unit nor orthogonal) for :func:`random_plane`.
+    explained_variance_ratio : numpy.ndarray
+        ``[2]``: share of the trajectories' variance along each direction (NaN for a
+        random plane).
+    coords : list of numpy.ndarray
+        ``[n_i, 2]`` per trajectory: the coordinates ``(alpha, beta)`` of its points'
+        projections, relative to ``origin`` (empty for a random plane).
+    """
+
+    origin: np.ndarray
+    directions: np.ndarray
+    explained_variance_ratio: np.ndarray
+    coords: list[np.ndarray] = field(default_factory=list)
+
+    def point(self, alpha: float, beta: float) -> np.ndarray:
+        """The parameter vector at ``(alpha, beta)``, ``[P]``."""
+        return self.origin + alpha * self.directions[0] + beta * self.directions[1]
+
+
+def _as_2d_array(traj: Any, i: int) -> np.ndarray:
+    arr = traj.detach().cpu().numpy() if torch.is_tensor(traj) else np.asarray(traj)
+    if arr.ndim != 2 or arr.shape[0] < 1:
+        raise ValueError(
+            f"trajectory {i} must be a 2-d array [points, P] with at least one point, got "
+            f"shape {arr.shape}."
+        )
+    return arr
+
+
+def _top_two_components(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Top two squared singular values and right singular vectors of ``centred`` [n, P].
+
+    Through the eigen-decomposition of the smaller of the two Gram matrices: with ``n`` in
+    the hundreds and ``P`` ~ 62,000 the ``n x n`` one costs one matrix product, several
+    times cheaper than a full economy SVD.
+    """
+    n, width = centred.shape
+    if n <= width:
+        values, vectors = np.linalg.eigh(centred @ centred.T)
+        values, vectors = values[::-1][:2], vectors[:, ::-1][:, :2]
+        return values, vectors.T @ centred  # rows: sqrt(value) * right singular vector
+    values, vectors = np.linalg.eigh(centred.T @ centred)
+    return values[::-1][:2], vectors[:, ::-1][:, :2].T
+
+
+def pca_plane(trajectories: Sequence[Any]) -> Plane:
+    r"""The plane through the shared initial point that best holds some trajectories.
+
+    Following Li et al. (2018), the directions are the top two principal components of the
+    visited points: the top right singular vectors of the stacked points minus their mean,
+    found through the ``n x n`` Gram matrix (cheap for ``n`` in the hundreds and ``P`` in
+    the tens of thousands). Li et al. draw the plane through the final point of one run; here
+    it goes through the initial point, which all trajectories must share, so several runs
+    (optimizers, learning rates) from the same initialisation land in one picture. The
+    shared initial point enters the PCA once.
+
+    Each direction's sign is chosen so that the first trajectory's last point has a
+    non-negative coordinate along it. The coordinates are orthogonal projections:
+
+    .. math:: (\alpha, \beta) = D\,(\theta - \theta_0), \qquad D = [d_1; d_2].
+
+    Parameters
+    ----------
+    trajectories : sequence of array-like
+        ``[n_i, P]`` parameter snapshots each (numpy arrays or tensors, e.g.
+        :class:`~fashion_optim.training.ParameterRecorder`'s ``"params"``), all starting
+        from exactly the same row 0.
+
+    Returns
+    -------
+    Plane
+
+    Raises
+    ------
+    ValueError
+        When no trajectory is given, shapes disagree, initial points differ, or the
+        trajectories never move.
+
+    Examples
+    --------
+    >>> plane = pca_plane([sgd["params"], adam["params"]])  # doctest: +SKIP
+    >>> plane.explained_variance_ratio  # doctest: +SKIP
+    array([0.83, 0.09])
+    """
+    if isinstance(trajectories, np.ndarray | torch.Tensor):
+        raise TypeError(
+            "trajectories must be a list of [n_i, P] arrays; wrap a single one as [traj]."
+        )
+    arrays = [_as_2d_array(t, i) for i, t in enumerate(trajectories)]
+    if not arrays:
+        raise ValueError("pca_plane needs at least one trajectory, got none.")
+    width = arrays[0].shape[1]
+    if width < 2:
+        raise ValueError(f"trajectories must have P >= 2 parameters, got P = {width}.")
+    for i, arr in enumerate(arrays[1:], start=1):
+        if arr.shape[1] != width:
+            raise ValueError(
+                f"trajectory {i} has {arr.shape[1]} parameters, trajectory 0 has {width}."
+            )
+        if not np.array_equal(arr[0], arrays[0][0]):
+            diff = np.abs(arr[0].astype(np.float64) - arrays[0][0]).max()
+            raise ValueError(
+                f"trajectory {i} starts from a different point than trajectory 0 (max abs "
+                f"difference {diff:.3g}); pca_plane needs runs from the same initial weights."
+            )
+    origin = arrays[0][0].astype(np.float64)
+    points = np.concatenate([arrays[0]] + [a[1:] for a in arrays[1:]]).astype(np.float64)
+    centred = points - points.mean(axis=0)
+    total = float(np.sum(centred**2))
+    if total == 0.0:
+        raise ValueError("the trajectories never leave their initial point: no plane to fit.")
+    variances, raw = _top_two_components(centred)
+    # QR re-orthonormalises; it also gives a valid second direction when all the points
+    # lie on one line (the second variance is then zero).
+    directions = np.linalg.qr(raw.T)[0].T.copy()
+    ratio = np.clip(variances / total, 0.0, None)
+    last = arrays[0][-1].astype(np.float64) - origin
+    for k in range(2):
+        if directions[k] @ last < 0:
+            directions[k] = -directions[k]
+    coords = [(a.astype(np.float64) - origin) @ directions.T for a in arrays]
+    return Plane(origin, directions, ratio, coords)
+
+
+def filter_normalized_directions(model: nn.Module, seed: int) -> np.ndarray:
+    r"""Two random directions, filter-normalised as in Li et al. (2018).
+
+    Each direction is drawn from :math:`\mathcal N(0, 1)` (with a private generator seeded
+    by ``seed``; torch's global random state is untouched), then every filter (a slice
+    along the first dimension: a convolution's output channel, a linear layer's row) is
+    rescaled to the norm of the corresponding filter of the weights:
+
+    .. math:: d_{i,j} \leftarrow \frac{d_{i,j}}{\lVert d_{i,j} \rVert}\,
+        \lVert \theta_{i,j} \rVert.
+
+    Biases and other 1-d parameters get zero, so the plane leaves them fixed.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[2, P]`` float64, in the order of ``model.parameters()``.
+
+    Examples
+    --------
+    >>> from fashion_optim.models import LeNet
+    >>> filter_normalized_directions(LeNet(), seed=0).shape
+    (2, 61706)
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    out = []
+    for _ in range(2):
+        parts = []
+        for p in model.parameters():
+            w = p.detach().to("cpu", torch.float64)
+            if w.dim() <= 1:
+                parts.append(torch.zeros(w.numel(), dtype=torch.float64))
+                continue
+            d = torch.randn(w.shape, generator=gen, dtype=torch.float64)
+            dims = tuple(range(1, w.dim()))
+            norm = torch.linalg.vector_norm
+            scale = norm(w, dim=dims, keepdim=True) / (norm(d, dim=dims, keepdim=True) + 1e-10)
+            parts.append((d * scale).reshape(-1))
+        out.append(torch.cat(parts))
+    return torch.stack(out).numpy()
+
+
+def random_plane(model: nn.Module, seed: int) -> Plane:
+    """A plane through the model's current weights along :func:`filter_normalized_directions`.
+
+    Its :attr:`~Plane.coords` are empty, so :func:`loss_surface` defaults to the extent
+    ``(-1, 1, -1, 1)`` of Li et al. (2018).
+    """
+    origin = parameters_to_vector(model.parameters()).detach().to("cpu", torch.float64)
+    return Plane(
+        origin=origin.numpy(),
+        directions=filter_normalized_directions(model, seed),
+        explained_variance_ratio=np.full(2, np.nan),
+        coords=[],
+    )
+
+
+def _default_extent(plane: Plane, margin: float = 0.25) -> tuple[float, float, float, float]:
+    coords = [c for c in plane.coords if len(c)]
+    if not coords:
+        return (-1.0, 1.0, -1.0, 1.0)
+    pts = np.concatenate([*coords, np.zeros((1, 2))])
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    span = hi - lo
+    # A trajectory along one direction only would give a zero-height window.
+    span = np.where(span > 0, span, max(float(span.max()), 1.0))
+    lo, hi = lo - margin * span, hi + margin * span
+    return (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
+
+
+def _first_batch(loader_or_batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(loader_or_batch, tuple | list) and len(loader_or_batch) == 2:
+        if all(torch.is_tensor(t) for t in loader_or_batch):
+            return loader_or_batch[0], loader_or_batch[1]
+    if isinstance(loader_or_batch, Iterable):
+        for batch in loader_or_batch:
+            return batch[0], batch[1]
+        raise ValueError("the loader yields no batches.")
+    raise TypeError(
+        f"loader_or_batch must be an (inputs, targets) pair of tensors or a loader, got "
+        f"{type(loader_or_batch)}."
+    )
+
+
+def loss_surface(
+    model: nn.Module,
+    plane: Plane,
+    loader_or_batch: Any,
+    extent: Sequence[float] | None = None,
+    n: int = 21,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, np.ndarray]:
+    """Loss and accuracy of ``model`` on a grid of a plane in its parameter space.
+
+    At each grid point the model's parameters are set to ``plane.point(alpha, beta)`` and
+    the model is evaluated, in eval mode and under :func:`torch.inference_mode`, on one
+    fixed batch. The parameters and train/eval modes are restored bitwise afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Its parameters, flattened in order, must have the plane's size ``P``.
+    plane : Plane
+    loader_or_batch : (inputs, targets) or iterable
+        The batch to evaluate on; for a loader, its first batch.
+    extent : (alpha_min, alpha_max, beta_min, beta_max), optional
+        The grid's window. By default all of ``plane.coords`` (and the origin) with a
+        25 % margin on each side, or ``(-1, 1, -1, 1)`` when the plane has no coordinates.
+    n : int
+        Grid points per axis.
+    loss_fn : callable, optional
+        ``loss_fn(logits, targets)``; :class:`torch.nn.CrossEntropyLoss` by default.
+
+    Returns
+    -------
+    dict
+        ``"alphas"`` and ``"betas"`` (``[n]``), ``"loss"`` and ``"accuracy"``
+        (``[n, n]``, indexed ``[beta, alpha]`` as ``contour(alphas, betas, loss)``
+        expects) and ``"extent"``.
+
+    Examples
+    --------
+    >>> surf = loss_surface(model, plane, (images, labels), n=31)  # doctest: +SKIP
+    >>> plt.contour(surf["alphas"], surf["betas"], surf["loss"])  # doctest: +SKIP
+    """
+    params = list(model.parameters())
+    size = sum(p.numel() for p in params)
+    origin = np.asarray(plane.origin)
+    directions = np.asarray(plane.directions)
+    if origin.shape != (size,) or directions.shape != (2, size):
+        raise ValueError(
+            f"the plane does not fit the model: the model has {size} parameters, the plane's "
+            f"origin has shape {origin.shape} and its directions {directions.shape} (expected "
+            f"({size},) and (2, {size}))."
+        )
+    if not (isinstance(n, int) and n >= 2):
+        raise ValueError(f"n must be an integer >= 2, got {n!r}.")
+    if extent is None:
+        extent = _default_extent(plane)
+    if len(extent) != 4 or not (extent[0] < extent[1] and extent[2] < extent[3]):
+        raise ValueError(
+            f"extent must be (alpha_min, alpha_max, beta_min, beta_max) with min < max, got "
+            f"{tuple(extent)}."
+        )
+    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
+    x, y = _first_batch(loader_or_batch)
+    device = params[0].device
+    x, y = x.to(device), y.to(device)
+    alphas = np.linspace(extent[0], extent[1], n)
+    betas = np.linspace(extent[2], extent[3], n)
+    loss = np.empty((n, n))
+    acc = np.empty((n, n))
+
+    origin_t = torch.from_numpy(origin).to(device)
+    d1, d2 = (torch.from_numpy(d).to(device) for d in directions)
+    saved = [p.detach().clone() for p in params]
+    modes = [m.training for m in model.modules()]
+
+    def load(vec: torch.Tensor) -> None:
+        # In-place copies keep each parameter's storage; vector_to_parameters would
+        # rebind .data to views of vec.
+        offset = 0
+        for p in params:
+            p.copy_(vec[offset : offset + p.numel()].view_as(p))
+            offset += p.numel()
+
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for i, beta in enumerate(betas):
+                for j, alpha in enumerate(alphas):
+                    load(origin_t + float(alpha) * d1 + float(beta) * d2)
+                    logits = model(x)
+                    loss[i, j] = float(loss_fn(logits, y))
+                    acc[i, j] = float((logits.argmax(1) == y).float().mean())
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
+        for m, mode in zip(model.modules(), modes, strict=True):
+            m.training = mode
+    return {
+        "alphas": alphas,
+        "betas": betas,
+        "loss": loss,
+        "accuracy": acc,
+        "extent": np.asarray(extent, dtype=float),
+    }

@@ -1,0 +1,181 @@
+"""Experiment specs, profiles and the result cache (on the real data, tiny sizes)."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from fashion_optim import experiments as ex
+from fashion_optim.experiments import PerProfile, Record, Spec
+
+
+@pytest.fixture(autouse=True)
+def tmp_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+TINY = Spec(
+    "tiny momentum",
+    lr=0.05,
+    optimizer_kwargs={"momentum": 0.9},
+    epochs=PerProfile(full=2, quick=1),
+    batch_size=16,
+    train_subset=600,
+    val_subset=200,
+    record=Record(
+        gradients={"features.0.weight": [0, 5]},
+        state={"features.0.weight": [0, 5]},
+        state_keys=("momentum_buffer",),
+        snapshot_every=2,
+    ),
+)
+
+
+def test_profiles_resolve_sizes():
+    full, quick = TINY.resolve("full"), TINY.resolve("quick")
+    assert full["epochs"] == 2 and quick["epochs"] == 1
+    spec = Spec("x")
+    assert spec.resolve("quick")["train_subset"] == ex.PROFILES["quick"].train_subset
+    assert spec.resolve("full")["train_subset"] is None
+    assert len(ex.PROFILES["full"].seeds) >= 3
+
+
+def test_unknown_profile_lists_choices(monkeypatch):
+    monkeypatch.setenv("FASHION_OPTIM_PROFILE", "fast")
+    with pytest.raises(ValueError, match=r"unknown profile 'fast'.*\['full', 'quick'\]"):
+        ex.current_profile()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid choices"),
+        ({"lr": -0.1}, "lr must be a number > 0"),
+        ({"epochs": 0}, "epochs must be an integer >= 1"),
+        ({"scheduler": "warmup"}, "unknown scheduler 'warmup'; valid choices"),
+        ({"scheduler": "lambda", "scheduler_kwargs": {"lr_lambda": "nope"}}, "unknown lr_lambda"),
+    ],
+)
+def test_invalid_specs(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TINY.replace(**changes).resolve("quick")
+
+
+def test_run_then_cache_hit(tmp_cache):
+    first = ex.run(TINY, seed=0, profile="quick")
+    assert not first.from_cache
+    assert first.history.epochs == 1 and 0.2 < first.test_acc <= 1.0  # chance is 0.1
+    assert first.meta["train_size"] == 600
+    second = ex.run(TINY, seed=0, profile="quick")
+    assert second.from_cache
+    assert second.history.same_as(first.history)
+    assert second.test_acc == first.test_acc
+    for key, value in first.records.items():
+        np.testing.assert_array_equal(second.records[key], value)
+    assert len(list(tmp_cache.rglob("*.npz"))) == 1
+    # another seed, another entry; the name is not part of the key
+    assert not ex.run(TINY, seed=1, profile="quick").from_cache
+    assert ex.run(TINY.replace(name="renamed"), seed=0, profile="quick").from_cache
+
+
+def test_records_match_optimizer_state():
+    r = ex.run(TINY, seed=0, profile="quick")
+    g = r.records["grad/features.0.weight"]
+    buf = r.records["state/momentum_buffer/features.0.weight"]
+    steps = r.meta["steps_per_epoch"]
+    assert g.shape == buf.shape == (steps, 2)
+    np.testing.assert_allclose(buf[1:], 0.9 * buf[:-1] + g[1:], rtol=1e-5, atol=1e-8)
+    assert r.records["params"].shape[1] == 61706
+
+
+def test_same_spec_and_seed_are_bitwise_identical():
+    a = ex.run(TINY, seed=3, profile="quick", fresh=True)
+    b = ex.run(TINY, seed=3, profile="quick", fresh=True)
+    assert not b.from_cache
+    assert a.history.same_as(b.history) and a.test_loss == b.test_loss
+
+
+def test_source_change_invalidates(monkeypatch):
+    ex.run(TINY, seed=0, profile="quick")
+    monkeypatch.setattr(ex, "source_hash", lambda: "another-version")
+    assert not ex.run(TINY, seed=0, profile="quick").from_cache
+
+
+def test_source_hash_follows_training_sources(tmp_path, monkeypatch):
+    pkg = tmp_path / "pkg"
+    shutil.copytree(ex.Path(ex.__file__).parent, pkg)
+    monkeypatch.setattr(ex, "__file__", str(pkg / "experiments.py"))
+    ex.source_hash.cache_clear()
+    try:
+        before = ex.source_hash()
+        ex.source_hash.cache_clear()
+        (pkg / "plotting.py").write_text("# plotting does not change results\n")
+        assert ex.source_hash() == before
+        ex.source_hash.cache_clear()
+        (pkg / "training.py").write_text((pkg / "training.py").read_text() + "\n# edit\n")
+        assert ex.source_hash() != before
+    finally:
+        ex.source_hash.cache_clear()
+
+
+def test_corrupted_entry_is_recomputed(tmp_cache):
+    first = ex.run(TINY, seed=0, profile="quick")
+    (entry,) = tmp_cache.rglob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:200])
+    with pytest.warns(RuntimeWarning, match="unreadable cache entry"):
+        again = ex.run(TINY, seed=0, profile="quick")
+    assert not again.from_cache and again.history.same_as(first.history)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ex.run(TINY, seed=0, profile="quick").from_cache
+
+
+def test_interrupted_run_leaves_no_entry(tmp_cache, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ex.Trainer, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ex.run(TINY, seed=0, profile="quick")
+    assert not list(tmp_cache.rglob("*")) or not list(tmp_cache.rglob("*.npz"))
+
+
+def test_quick_and_full_use_the_same_code(monkeypatch):
+    # A profile only changes sizes: with the same sizes, the quick and the full profile
+    # resolve to one configuration, hence one code path and one cache entry.
+    calls = []
+    real = ex._train
+    monkeypatch.setattr(ex, "_train", lambda *a: (calls.append(a[0]), real(*a))[1])
+    quick = ex.run(TINY, seed=0, profile="quick")
+    full = ex.run(TINY.replace(epochs=1), seed=0, profile="full")
+    assert len(calls) == 1 and full.from_cache
+    assert full.config == quick.config
+
+
+def test_run_seeds_mean_std():
+    res = ex.run_seeds(TINY, profile="quick")
+    accs = [r.test_acc for r in res.results]
+    assert res.seeds == list(ex.PROFILES["quick"].seeds)
+    mean, std = res.test_acc
+    assert mean == pytest.approx(np.mean(accs)) and std == pytest.approx(np.std(accs, ddof=1))
+    assert res.stack("val_acc").shape == (len(accs), 1)
+    assert "±" in res.summary()
+
+
+def test_cli_run_and_cache(capsys, tmp_cache, monkeypatch):
+    from fashion_optim.__main__ import main
+
+    monkeypatch.setitem(ex.NAMED, "tiny", TINY)
+    assert main(["run", "tiny", "--profile", "quick", "--seed", "0", "--no-progress"]) == 0
+    assert "trained" in capsys.readouterr().out
+    assert main(["run", "tiny", "--profile", "quick", "--seed", "0", "--no-progress"]) == 0
+    assert "(cache" in capsys.readouterr().out
+    assert main(["cache"]) == 0
+    assert "1 entries" in capsys.readouterr().out
+    assert main(["cache", "--clear"]) == 0
+    assert not list(tmp_cache.rglob("*.npz"))
+    assert main(["run", "nope"]) == 2

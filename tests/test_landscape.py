@@ -1,0 +1,371 @@
+"""Tests for fashion_optim.landscape: toy surfaces, PCA planes and loss surfaces."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from fashion_optim.landscape import (
+    QUADRATIC_CURVATURES as CURV,
+)
+from fashion_optim.landscape import (
+    SURFACES,
+    Plane,
+    filter_normalized_directions,
+    linear_regression,
+    loss_surface,
+    optimize_path,
+    pca_plane,
+    quadratic,
+    random_plane,
+    rosenbrock,
+    surface_grid,
+)
+
+# --------------------------------------------------------------------------- toy surfaces
+
+
+def value_and_grad(surface, point):
+    p = torch.tensor(point, dtype=torch.float64, requires_grad=True)
+    value = surface.fn(p)
+    value.backward()
+    return float(value.detach()), p.grad.numpy()
+
+
+def test_surfaces_registry():
+    assert set(SURFACES) == {"quadratic", "rosenbrock", "linear_regression"}
+    for name, s in SURFACES.items():
+        assert s.name == name
+        for point in (s.minimum, s.start):
+            assert s.xlim[0] < point[0] < s.xlim[1]
+            assert s.ylim[0] < point[1] < s.ylim[1]
+
+
+def test_quadratic_closed_form():
+    a, b = CURV
+    assert b / a == 20  # the documented condition number
+    assert value_and_grad(quadratic, (3.0, -2.0))[0] == 0.5 * (a * 9 + b * 4)
+    value, grad = value_and_grad(quadratic, quadratic.minimum)
+    assert value == 0 and np.all(grad == 0)
+
+
+def test_rosenbrock_minimum():
+    value, grad = value_and_grad(rosenbrock, (1.0, 1.0))
+    assert rosenbrock.minimum == (1.0, 1.0)
+    assert value == 0.0 and np.all(grad == 0)
+    assert value_and_grad(rosenbrock, (-1.2, 1.0))[0] == pytest.approx(24.2)
+
+
+def test_linear_regression_minimum_is_least_squares():
+    # The book's data: np.random.seed(42); x = rand(N, 1); y = 1 + 2x + .1 randn(N, 1).
+    rng = np.random.RandomState(42)
+    x = rng.rand(100, 1)
+    y = 1 + 2 * x + 0.1 * rng.randn(100, 1)
+    design = np.hstack([np.ones_like(x), x])
+    (b, w), residual, *_ = np.linalg.lstsq(design, y[:, 0], rcond=None)
+    np.testing.assert_allclose(linear_regression.minimum, (b, w), rtol=1e-12)
+    value, grad = value_and_grad(linear_regression, linear_regression.minimum)
+    assert value == pytest.approx(residual[0] / 100, rel=1e-10)
+    np.testing.assert_allclose(grad, 0, atol=1e-12)
+    assert linear_regression.start == pytest.approx((0.49671415, -0.1382643))
+
+
+def test_surface_fn_is_batched():
+    points = torch.tensor([[0.5, 1.5], [2.0, -1.0], [1.0, 2.0]], dtype=torch.float64)
+    for s in SURFACES.values():
+        batched = s.fn(points)
+        assert batched.shape == (3,)
+        for i in range(3):
+            assert float(batched[i]) == pytest.approx(float(s.fn(points[i])), rel=1e-14)
+
+
+@pytest.mark.parametrize("lr", [0.01, 0.05, 0.09])
+def test_optimize_path_sgd_on_quadratic_is_the_closed_form(lr):
+    steps = 400
+    path = optimize_path(quadratic, lambda p: torch.optim.SGD(p, lr=lr), steps)
+    assert path.shape == (steps + 1, 2)
+    assert tuple(path[0]) == quadratic.start
+    k = np.arange(steps + 1)[:, None]
+    expected = np.array(quadratic.start) * (1 - lr * np.array(CURV)) ** k
+    np.testing.assert_allclose(path, expected, rtol=1e-10, atol=1e-12)
+    if lr >= 0.05:  # contraction factors max(1 - lr, |1 - 20 lr|) <= 0.95
+        np.testing.assert_allclose(path[-1], quadratic.minimum, atol=1e-7)
+
+
+def test_optimize_path_converges_on_linear_regression():
+    # Hessian eigenvalues of the MSE are about 2.6 and 0.16: lr = 0.5 contracts by 0.92.
+    path = optimize_path("linear_regression", lambda p: torch.optim.SGD(p, lr=0.5), 400)
+    np.testing.assert_allclose(path[-1], linear_regression.minimum, atol=1e-9)
+
+
+def test_optimize_path_runs_closure_optimizers_on_rosenbrock():
+    path = optimize_path(
+        rosenbrock,
+        lambda p: torch.optim.LBFGS(p, lr=1.0, line_search_fn="strong_wolfe"),
+        10,
+        start=(-1.5, 2.0),
+    )
+    assert tuple(path[0]) == (-1.5, 2.0)
+    np.testing.assert_allclose(path[-1], (1.0, 1.0), atol=1e-5)
+
+
+def test_optimize_path_validation():
+    with pytest.raises(ValueError, match="unknown surface 'himmelblau'; valid names"):
+        optimize_path("himmelblau", lambda p: torch.optim.SGD(p, lr=0.1), 3)
+    with pytest.raises(ValueError, match="steps must be an integer >= 0, got -1"):
+        optimize_path(quadratic, lambda p: torch.optim.SGD(p, lr=0.1), -1)
+    with pytest.raises(ValueError, match="start must be a pair"):
+        optimize_path(quadratic, lambda p: torch.optim.SGD(p, lr=0.1), 3, start=(1, 2, 3))
+    with pytest.raises(TypeError, match=r"must return a torch\.optim\.Optimizer"):
+        optimize_path(quadratic, lambda p: None, 3)
+
+
+def test_surface_grid():
+    X, Y, Z = surface_grid(rosenbrock, n=31)
+    assert X.shape == Y.shape == Z.shape == (31, 31)
+    assert X[0, 0] == rosenbrock.xlim[0] and X[0, -1] == rosenbrock.xlim[1]
+    assert Y[0, 0] == rosenbrock.ylim[0] and Y[-1, 0] == rosenbrock.ylim[1]
+    i, j = 7, 19
+    assert Z[i, j] == pytest.approx((1 - X[i, j]) ** 2 + 100 * (Y[i, j] - X[i, j] ** 2) ** 2)
+    with pytest.raises(ValueError, match="n must be an integer >= 2"):
+        surface_grid(quadratic, n=1)
+
+
+# --------------------------------------------------------------------------- pca plane
+
+
+def plane_trajectories(P=40, seed=0):
+    """Two trajectories from one start, inside a known 2-d affine subspace of R^P."""
+    rng = np.random.default_rng(seed)
+    basis = np.linalg.qr(rng.standard_normal((P, 2)))[0].T  # [2, P], orthonormal
+    origin = rng.standard_normal(P)
+    walks = [np.cumsum(rng.standard_normal((n, 2)) * [3.0, 1.0], axis=0) for n in (30, 20)]
+    trajs = [origin + np.vstack([np.zeros((1, 2)), w]) @ basis for w in walks]
+    return trajs, basis, origin
+
+
+@pytest.mark.parametrize("P", [40, 2000])  # more points than parameters, and fewer
+def test_pca_plane_recovers_a_known_plane(P):
+    trajs, basis, origin = plane_trajectories(P=P)
+    plane = pca_plane(trajs)
+    assert isinstance(plane, Plane)
+    np.testing.assert_array_equal(plane.origin, origin)
+    assert plane.directions.shape == (2, P)
+    np.testing.assert_allclose(plane.directions @ plane.directions.T, np.eye(2), atol=1e-12)
+    # Same subspace: same orthogonal projector.
+    np.testing.assert_allclose(plane.directions.T @ plane.directions, basis.T @ basis, atol=1e-10)
+    assert plane.explained_variance_ratio.sum() == pytest.approx(1.0, abs=1e-12)
+    assert plane.explained_variance_ratio[0] >= plane.explained_variance_ratio[1]
+    for traj, coords in zip(trajs, plane.coords, strict=True):
+        assert coords.shape == (len(traj), 2)
+        np.testing.assert_array_equal(coords[0], 0.0)
+        np.testing.assert_allclose(origin + coords @ plane.directions, traj, atol=1e-10)
+    # Sign convention: the first trajectory ends at non-negative coordinates.
+    assert np.all(plane.coords[0][-1] >= 0)
+
+
+def test_pca_plane_explained_variance_matches_the_covariance_spectrum():
+    trajs, _, _ = plane_trajectories(P=25, seed=3)
+    rng = np.random.default_rng(1)
+    trajs = [trajs[0], trajs[1] + np.vstack([np.zeros(25), rng.normal(0, 0.3, (20, 25))])]
+    plane = pca_plane(trajs)
+    points = np.vstack([trajs[0], trajs[1][1:]])  # the shared start enters once
+    eig = np.linalg.eigvalsh(np.cov(points.T))[::-1]
+    np.testing.assert_allclose(plane.explained_variance_ratio, eig[:2] / eig.sum(), rtol=1e-9)
+    # Directions are the covariance's top eigenvectors.
+    cov = np.cov(points.T)
+    for k in range(2):
+        d = plane.directions[k]
+        assert d @ cov @ d == pytest.approx(eig[k], rel=1e-9)
+
+
+@pytest.mark.parametrize("P", [30, 300])
+def test_pca_plane_matches_numpy_svd(P):
+    rng = np.random.default_rng(5)
+    start = rng.standard_normal(P)
+    trajs = [np.vstack([start, start + rng.standard_normal((n, P)).cumsum(0)]) for n in (40, 25)]
+    plane = pca_plane(trajs)
+    points = np.vstack([trajs[0], trajs[1][1:]])
+    _, sv, vt = np.linalg.svd(points - points.mean(0), full_matrices=False)
+    np.testing.assert_allclose(plane.explained_variance_ratio, sv[:2] ** 2 / np.sum(sv**2))
+    np.testing.assert_allclose(np.abs(plane.directions @ vt[:2].T), np.eye(2), atol=1e-8)
+
+
+def test_pca_plane_on_collinear_trajectories():
+    start = np.arange(6.0)
+    line = np.linspace(0, 1, 8)[:, None] * np.ones(6)
+    plane = pca_plane([start + line, start - 2 * line])
+    np.testing.assert_allclose(plane.explained_variance_ratio, [1.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(plane.directions @ plane.directions.T, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(plane.coords[1][:, 1], 0.0, atol=1e-12)
+    np.testing.assert_allclose(plane.coords[0][-1], [np.sqrt(6), 0.0], atol=1e-12)
+
+
+def test_pca_plane_accepts_tensors_and_float32():
+    trajs, _, _ = plane_trajectories()
+    plane = pca_plane([torch.from_numpy(t.astype(np.float32)) for t in trajs])
+    assert plane.origin.dtype == np.float64
+    np.testing.assert_array_equal(plane.origin, trajs[0][0].astype(np.float32))
+
+
+def test_pca_plane_rejects_different_initial_points():
+    trajs, _, _ = plane_trajectories()
+    moved = trajs[1].copy()
+    moved[0, 5] = np.nextafter(moved[0, 5], np.inf)  # atol 0: one ulp is enough
+    with pytest.raises(ValueError, match="trajectory 1 starts from a different point"):
+        pca_plane([trajs[0], moved])
+
+
+def test_pca_plane_validation():
+    trajs, _, _ = plane_trajectories()
+    with pytest.raises(ValueError, match="at least one trajectory"):
+        pca_plane([])
+    with pytest.raises(TypeError, match="wrap a single one"):
+        pca_plane(trajs[0])
+    with pytest.raises(ValueError, match="trajectory 1 has 39 parameters, trajectory 0 has 40"):
+        pca_plane([trajs[0], trajs[1][:, :39]])
+    with pytest.raises(ValueError, match="must be a 2-d array"):
+        pca_plane([trajs[0][0]])
+    with pytest.raises(ValueError, match="never leave their initial point"):
+        pca_plane([np.ones((5, 10))])
+
+
+# --------------------------------------------------------------------------- CNN planes
+
+
+def tiny_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(1, 3, 3),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Flatten(),
+        nn.Linear(3 * 4 * 4, 4),
+    )
+
+
+def batch():
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(16, 1, 6, 6, generator=gen), torch.randint(0, 4, (16,), generator=gen)
+
+
+def trained_plane(model, x, y, steps=15):
+    """Record two short SGD runs from the model's weights; return their plane."""
+    start = copy.deepcopy(model.state_dict())
+    trajs = []
+    for lr in (0.05, 0.2):
+        model.load_state_dict(start)
+        opt = torch.optim.SGD(model.parameters(), lr=lr)
+        snaps = [parameters_to_vector(model.parameters()).detach().clone()]
+        for _ in range(steps):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            snaps.append(parameters_to_vector(model.parameters()).detach().clone())
+        trajs.append(torch.stack(snaps).numpy())
+    return pca_plane(trajs)
+
+
+def loss_at(model, vec, x, y):
+    other = copy.deepcopy(model).eval()
+    vector_to_parameters(torch.as_tensor(vec, dtype=torch.float32), other.parameters())
+    with torch.no_grad():
+        logits = other(x)
+    return float(nn.functional.cross_entropy(logits, y)), float(
+        (logits.argmax(1) == y).mean(dtype=torch.float32)
+    )
+
+
+def test_loss_surface_restores_the_model_and_matches_direct_evaluation():
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y)  # leaves the model at the end of the second run
+    model.train()
+    before = [p.detach().clone() for p in model.parameters()]
+    ptrs = [p.data_ptr() for p in model.parameters()]
+
+    surf = loss_surface(model, plane, (x, y), extent=(-1.0, 1.0, -2.0, 2.0), n=5)
+
+    assert surf["loss"].shape == surf["accuracy"].shape == (5, 5)
+    for p, b, ptr in zip(model.parameters(), before, ptrs, strict=True):
+        assert torch.equal(p, b) and p.data_ptr() == ptr and not p.is_inference()
+    assert model.training and model[2].training
+    nn.functional.cross_entropy(model(x), y).backward()  # still trainable
+    # (0, 0) is the plane's origin (the shared initial point), not the current weights.
+    np.testing.assert_array_equal(surf["alphas"], np.linspace(-1, 1, 5))
+    assert surf["alphas"][2] == 0 and surf["betas"][2] == 0
+    loss0, acc0 = loss_at(model, plane.origin, x, y)
+    assert surf["loss"][2, 2] == pytest.approx(loss0, rel=1e-6)
+    assert surf["accuracy"][2, 2] == acc0
+    # Indexed [beta, alpha].
+    a, b = surf["alphas"][4], surf["betas"][1]
+    loss_ab, acc_ab = loss_at(model, plane.point(a, b), x, y)
+    assert surf["loss"][1, 4] == pytest.approx(loss_ab, rel=1e-5)
+    assert surf["accuracy"][1, 4] == acc_ab
+
+
+def test_loss_surface_default_extent_covers_the_trajectories():
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y, steps=5)
+    loader = [(x, y), (x[:2], y[:2])]  # a loader: the first batch is used
+    surf = loss_surface(model, plane, loader, n=3)
+    lo_a, hi_a, lo_b, hi_b = surf["extent"]
+    for coords in plane.coords:
+        assert np.all((lo_a < coords[:, 0]) & (coords[:, 0] < hi_a))
+        assert np.all((lo_b < coords[:, 1]) & (coords[:, 1] < hi_b))
+    assert surf["alphas"][0] == lo_a and surf["betas"][-1] == hi_b
+
+
+def test_loss_surface_validation():
+    model = tiny_cnn()
+    x, y = batch()
+    P = sum(p.numel() for p in model.parameters())
+    bad = Plane(np.zeros(P + 1), np.zeros((2, P + 1)), np.zeros(2), [])
+    with pytest.raises(ValueError, match=f"the model has {P} parameters"):
+        loss_surface(model, bad, (x, y))
+    plane = random_plane(model, seed=0)
+    with pytest.raises(ValueError, match="extent must be"):
+        loss_surface(model, plane, (x, y), extent=(1.0, -1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="no batches"):
+        loss_surface(model, plane, [])
+
+
+def test_random_plane_surface_at_origin_is_the_current_loss():
+    model = tiny_cnn()
+    x, y = batch()
+    plane = random_plane(model, seed=1)
+    surf = loss_surface(model, plane, (x, y), n=3)
+    np.testing.assert_array_equal(surf["extent"], [-1, 1, -1, 1])
+    model.eval()
+    with torch.no_grad():
+        expected = float(nn.functional.cross_entropy(model(x), y))
+    assert surf["loss"][1, 1] == pytest.approx(expected, rel=1e-6)
+
+
+def test_filter_normalized_directions():
+    model = tiny_cnn()
+    rng_before = torch.get_rng_state()
+    d = filter_normalized_directions(model, seed=7)
+    assert torch.equal(rng_before, torch.get_rng_state())
+    P = sum(p.numel() for p in model.parameters())
+    assert d.shape == (2, P)
+    np.testing.assert_array_equal(d, filter_normalized_directions(model, seed=7))
+    assert not np.array_equal(d, filter_normalized_directions(model, seed=8))
+    assert not np.array_equal(d[0], d[1])
+    offset = 0
+    for p in model.parameters():
+        w = p.detach().double().numpy()
+        part = d[:, offset : offset + p.numel()].reshape(2, *p.shape)
+        offset += p.numel()
+        if p.dim() == 1:
+            assert np.all(part == 0)
+            continue
+        for k in range(2):
+            for i in range(p.shape[0]):  # each filter (output channel / row)
+                assert np.linalg.norm(part[k, i]) == pytest.approx(np.linalg.norm(w[i]), rel=1e-8)
