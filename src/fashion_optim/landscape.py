@@ -193,7 +193,7 @@ def optimize_path(
         Optimizer steps, at least 0. Each step calls ``optimizer.step(closure)``, so
         :class:`torch.optim.LBFGS` works too (one step may then evaluate the surface
         several times).
-    start : pair of float, optional
+    start : tuple of float, optional
         The starting point; ``surface.start`` by default.
 
     Returns
@@ -493,7 +493,7 @@ def loss_surface(
     """Loss and accuracy of ``model`` on a grid of a plane in its parameter space.
 
     At each grid point the model's parameters are set to ``plane.point(alpha, beta)`` and
-    the model is evaluated, in eval mode and under :func:`torch.inference_mode`, on one
+    the model is evaluated, in eval mode and under :class:`torch.inference_mode`, on one
     fixed batch. The parameters and train/eval modes are restored bitwise afterwards.
 
     Parameters
@@ -501,11 +501,12 @@ def loss_surface(
     model : torch.nn.Module
         Its parameters, flattened in order, must have the plane's size ``P``.
     plane : Plane
-    loader_or_batch : (inputs, targets) or iterable
-        The batch to evaluate on; for a loader, its first batch.
-    extent : (alpha_min, alpha_max, beta_min, beta_max), optional
-        The grid's window. By default all of ``plane.coords`` (and the origin) with a
-        25 % margin on each side, or ``(-1, 1, -1, 1)`` when the plane has no coordinates.
+    loader_or_batch : tuple of torch.Tensor or iterable
+        An ``(inputs, targets)`` batch to evaluate on; for a loader, its first batch.
+    extent : tuple of float, optional
+        The grid's window ``(alpha_min, alpha_max, beta_min, beta_max)``. By default all
+        of ``plane.coords`` (and the origin) with a 25 % margin on each side, or
+        ``(-1, 1, -1, 1)`` when the plane has no coordinates.
     n : int
         Grid points per axis.
     loss_fn : callable, optional

@@ -198,7 +198,8 @@ def range_test(
     optimizer : torch.optim.Optimizer
         Built on ``model``'s parameters; its other hyper-parameters (momentum, weight
         decay...) are those the test uses.
-    train_loader : iterable of (inputs, targets)
+    train_loader : iterable
+        Yields ``(inputs, targets)`` mini-batches.
     start_lr, end_lr : float
         The ramp's ends, ``0 < start_lr < end_lr``.
     num_iter : int

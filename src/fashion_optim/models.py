@@ -56,6 +56,7 @@ class LeNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, num_classes]`` for images ``[B, 1, 28, 28]``."""
         return self.classifier(self.features(x))
 
 

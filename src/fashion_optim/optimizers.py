@@ -144,7 +144,8 @@ class SGD(Optimizer):
 
         Returns
         -------
-        The closure's loss, or None without a closure.
+        float or None
+            The closure's loss, or None without a closure.
         """
         loss = None
         if closure is not None:
@@ -288,7 +289,8 @@ class Adam(Optimizer):
 
         Returns
         -------
-        The closure's loss, or None without a closure.
+        float or None
+            The closure's loss, or None without a closure.
         """
         loss = None
         if closure is not None:

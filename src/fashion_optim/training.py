@@ -203,6 +203,8 @@ class GradientRecorder(Recorder):
     norms : bool
         Also record each probed parameter's whole-gradient L2 norm.
 
+    Notes
+    -----
     The result has ``"grad/<name>"`` (``[steps, k]``) and ``"grad_norm/<name>"``
     (``[steps]``).
     """
@@ -294,6 +296,8 @@ class OptimizerStateRecorder(Recorder):
         :class:`torch.optim.Adam` or ``("momentum_buffer",)`` for SGD with momentum.
         By default every tensor entry with the parameter's shape.
 
+    Notes
+    -----
     The result has ``"state/<key>/<name>"`` (``[steps, k]``).
     """
 
@@ -340,9 +344,10 @@ class Trainer:
     loss_fn : callable
         ``loss_fn(logits, targets)`` returning the mean loss of the batch.
     optimizer : torch.optim.Optimizer
-    scheduler : torch.optim.lr_scheduler.LRScheduler or ReduceLROnPlateau, optional
+    scheduler : torch.optim.lr_scheduler.LRScheduler, optional
         Stepped per mini-batch or per epoch according to its kind (see
-        :func:`scheduler_interval`); ``ReduceLROnPlateau`` receives the validation loss.
+        :func:`scheduler_interval`);
+        :class:`~torch.optim.lr_scheduler.ReduceLROnPlateau` receives the validation loss.
     device : str or torch.device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"``, ``"cuda"``...
     seed : int
