@@ -55,8 +55,12 @@ from .training import (
 
 __all__ = [
     "LR_LAMBDAS",
+    "NAMED",
+    "NOTE_RECORD",
     "OPTIMIZERS",
+    "PROBES",
     "PROFILES",
+    "PerProfile",
     "Profile",
     "Record",
     "Result",
@@ -100,12 +104,13 @@ class Profile:
     description: str = ""
 
 
+#: The profiles by name (see the module documentation).
 PROFILES: dict[str, Profile] = {
     "full": Profile(
         "full", (0, 1, 2), None, None, "the published note: 50,000 training images, 3 seeds"
     ),
     "quick": Profile(
-        "quick", (0, 1), 6000, 2000, "CI and a first look: 6,000 training images, 2 seeds"
+        "quick", (0, 1), 10000, 2000, "CI and a first look: 10,000 training images, 2 seeds"
     ),
 }
 
@@ -139,7 +144,8 @@ def _resolve(value: Any, profile: Profile) -> Any:
 
 # --------------------------------------------------------------------------- specs
 
-#: Optimizers by name: torch's own and the package's from-scratch teaching versions.
+#: Torch's optimizers by name (``scratch_sgd`` and ``scratch_adam`` name the package's
+#: from-scratch teaching versions).
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
@@ -581,7 +587,8 @@ class SeedResults:
         return [r.seed for r in self.results]
 
     def stack(self, name: str) -> np.ndarray:
-        """A :class:`History` field for every seed, as an array ``[seeds, ...]``."""
+        """A :class:`~fashion_optim.training.History` field for every seed, as an array
+        ``[seeds, ...]``."""
         return np.stack([np.asarray(getattr(r.history, name)) for r in self.results])
 
     def _mean_std(self, values: Sequence[float]) -> tuple[float, float]:
@@ -623,22 +630,37 @@ def run_seeds(
 
 # --------------------------------------------------------------------------- named runs
 
-#: Named experiments for ``python -m fashion_optim run NAME``.
+#: The weights every note run records at each mini-batch (flat indices by parameter):
+#: the centre tap of the first 5x5 filter of the first convolution, and one weight of
+#: the first fully connected layer. Their gradients, their layer's gradient norm, and
+#: the optimizer's state for them (momentum buffer, Adam's moments) are kept.
+PROBES: dict[str, list[int]] = {"features.0.weight": [12], "classifier.1.weight": [0]}
+#: What the note's shared runs record (gradients and optimizer state of :data:`PROBES`).
+NOTE_RECORD = Record(gradients=PROBES, state=PROBES)
+#: The epochs of the note's shared runs, per profile.
+NOTE_EPOCHS = PerProfile(full=10, quick=3)
+
+#: The note's shared configurations, also for ``python -m fashion_optim run NAME``.
 NAMED: dict[str, Spec] = {
-    "sgd": Spec("SGD", lr=0.01, epochs=PerProfile(full=10, quick=2)),
+    "sgd": Spec("SGD", lr=0.01, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
     "momentum": Spec(
         "SGD + momentum",
         lr=0.01,
         optimizer_kwargs={"momentum": 0.9},
-        epochs=PerProfile(full=10, quick=2),
+        epochs=NOTE_EPOCHS,
+        record=NOTE_RECORD,
     ),
     "nesterov": Spec(
         "SGD + Nesterov",
         lr=0.01,
         optimizer_kwargs={"momentum": 0.9, "nesterov": True},
-        epochs=PerProfile(full=10, quick=2),
+        epochs=NOTE_EPOCHS,
+        record=NOTE_RECORD,
     ),
-    "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=PerProfile(full=10, quick=2)),
+    "sgd_effective": Spec(
+        "SGD at lr / (1 - momentum)", lr=0.1, epochs=NOTE_EPOCHS, record=NOTE_RECORD
+    ),
+    "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
 }
 
 
