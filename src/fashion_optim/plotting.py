@@ -1,0 +1,383 @@
+"""One figure style and the small figure helpers the gallery and the note share.
+
+Plotting never trains: every function here takes arrays (or results already computed
+by :mod:`fashion_optim.experiments`) and draws them.
+
+- :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
+  learning-rate schedule, the same on every page.
+- :func:`use_style` and :func:`style_context`: constrained layout, readable fonts, a
+  light grid and an *opaque* white background, so that figures stay legible when the
+  site is shown in dark mode.
+- :func:`band`: mean over seeds with a ±1 standard deviation band.
+- :func:`smooth_curve`: a bias-corrected EWMA for noisy per-step curves.
+- :func:`label_lr_axis`, :func:`label_step_axis`: axis labels with their units.
+
+Examples
+--------
+>>> import matplotlib.pyplot as plt
+>>> import numpy as np
+>>> from fashion_optim import plotting
+>>> plotting.use_style()
+>>> fig, ax = plt.subplots()
+>>> runs = np.random.default_rng(0).normal(size=(3, 50)).cumsum(axis=1)
+>>> line, fill = plotting.band(ax, np.arange(50), runs, label="sgd")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.collections import PolyCollection
+from matplotlib.lines import Line2D
+from numpy.typing import ArrayLike, NDArray
+
+from .ewma import bias_corrected
+
+__all__ = [
+    "COLORS",
+    "NEUTRAL",
+    "OKABE_ITO",
+    "STYLE",
+    "TOL_MUTED",
+    "band",
+    "color_for",
+    "label_lr_axis",
+    "label_step_axis",
+    "smooth_curve",
+    "style_context",
+    "use_style",
+]
+
+#: The Okabe-Ito palette (Okabe & Ito, 2008), distinguishable under the common forms of
+#: colour-vision deficiency. Used for the optimizers.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+
+#: Paul Tol's "muted" qualitative palette (nine colours, colour-blind safe). Used for the
+#: learning-rate schedules, and for names without a colour of their own.
+TOL_MUTED: tuple[str, ...] = (
+    "#332288",  # indigo
+    "#88CCEE",  # cyan
+    "#44AA99",  # teal
+    "#117733",  # green
+    "#999933",  # olive
+    "#DDCC77",  # sand
+    "#CC6677",  # rose
+    "#882255",  # wine
+    "#AA4499",  # purple
+)
+
+#: Grey for raw, noisy data drawn behind its smoothed version, and for reference lines.
+NEUTRAL: str = "#9A9A9A"
+
+#: The colour of each optimizer and schedule, the same on every page. Optimizers and
+#: schedules are never compared in one axes, so the two groups are only distinct
+#: within themselves; ``"constant"`` (no schedule) is black, the baseline.
+COLORS: dict[str, str] = {
+    # optimizers (Okabe-Ito)
+    "sgd": OKABE_ITO["blue"],
+    "momentum": OKABE_ITO["orange"],
+    "nesterov": OKABE_ITO["bluish_green"],
+    "adam": OKABE_ITO["vermillion"],
+    # plain SGD at momentum's effective learning rate lr / (1 - beta): SGD's lighter blue
+    "sgd_effective": OKABE_ITO["sky_blue"],
+    # learning-rate schedules (Tol muted, plus black for the constant baseline)
+    "constant": OKABE_ITO["black"],
+    "step": TOL_MUTED[6],
+    "multistep": TOL_MUTED[7],
+    "exponential": TOL_MUTED[4],
+    "lambda": TOL_MUTED[3],
+    "cosine": TOL_MUTED[0],
+    "onecycle": TOL_MUTED[8],
+    "plateau": TOL_MUTED[2],
+    "cyclic": TOL_MUTED[1],
+    "cosine_warm_restarts": TOL_MUTED[5],
+}
+
+#: Matplotlib settings of every figure, applied by :func:`use_style`.
+STYLE: dict[str, Any] = {
+    "figure.constrained_layout.use": True,
+    "figure.figsize": (7.0, 4.0),
+    "figure.dpi": 100,
+    # Sphinx-gallery saves with savefig.dpi: 200 dpi stays sharp on hi-dpi screens.
+    "savefig.dpi": 200,
+    # Opaque white everywhere: a transparent figure turns black text unreadable on the
+    # site's dark background.
+    "figure.facecolor": "white",
+    "figure.edgecolor": "white",
+    "axes.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.edgecolor": "white",
+    "savefig.transparent": False,
+    "legend.facecolor": "white",
+    "legend.framealpha": 0.9,
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "legend.fontsize": 9.5,
+    "figure.titlesize": 13,
+    "axes.grid": True,
+    "grid.color": "#D0D0D0",
+    "grid.linewidth": 0.6,
+    "axes.axisbelow": True,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.8,
+    "axes.prop_cycle": mpl.cycler(
+        color=[OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion")]
+        + [OKABE_ITO[k] for k in ("reddish_purple", "sky_blue", "black")]
+    ),
+}
+
+
+def use_style() -> None:
+    """Apply :data:`STYLE` to matplotlib for the rest of the process.
+
+    Call it once at the top of a gallery example (sphinx-gallery resets matplotlib
+    before each example). Use :func:`style_context` to style only some figures.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> use_style()
+    >>> plt.figure().get_facecolor()
+    (1.0, 1.0, 1.0, 1.0)
+    """
+    mpl.rcParams.update(STYLE)
+
+
+def style_context() -> contextlib.AbstractContextManager[None]:
+    """A context manager applying :data:`STYLE` inside a ``with`` block only.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> with style_context():
+    ...     fig, ax = plt.subplots()
+    >>> fig.get_layout_engine() is not None
+    True
+    """
+    return mpl.rc_context(STYLE)
+
+
+def _normalise(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+def color_for(name: str) -> str:
+    """The colour of an optimizer, a schedule or any other named configuration.
+
+    Names are matched case-insensitively, with spaces and hyphens read as
+    underscores (``"Cosine warm-restarts"`` is ``"cosine_warm_restarts"``). A name
+    without an entry in :data:`COLORS` gets a colour of :data:`TOL_MUTED` chosen by a
+    checksum of the name, so it is the same on every page and in every process.
+
+    Parameters
+    ----------
+    name : str
+        e.g. ``"sgd"``, ``"momentum"``, ``"adam"``, ``"onecycle"``.
+
+    Returns
+    -------
+    str
+        A hex colour, e.g. ``"#0072B2"``.
+
+    Examples
+    --------
+    >>> color_for("sgd")
+    '#0072B2'
+    >>> color_for("Adam") == color_for("adam")
+    True
+    >>> color_for("my_config") == color_for("my_config")
+    True
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name!r} of type {type(name).__name__}.")
+    key = _normalise(name)
+    if key in COLORS:
+        return COLORS[key]
+    # zlib.crc32, not hash(): Python salts str hashes per process.
+    return TOL_MUTED[zlib.crc32(key.encode()) % len(TOL_MUTED)]
+
+
+def band(
+    ax: Axes,
+    x: ArrayLike,
+    runs: ArrayLike,
+    label: str | None = None,
+    color: str | None = None,
+    *,
+    alpha: float = 0.2,
+    **line_kwargs: Any,
+) -> tuple[Line2D, PolyCollection]:
+    """Draw the mean over seeds as a line and a ±1 standard deviation band around it.
+
+    The standard deviation is the sample one (``ddof=1``), as in
+    :class:`fashion_optim.experiments.SeedResults`; with a single run the band has zero
+    width.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        Where to draw.
+    x : array_like, shape (T,)
+        Positions along the horizontal axis (steps, epochs, learning rates...).
+    runs : array_like, shape (seeds, T)
+        One row per seed.
+    label : str, optional
+        Legend entry of the line.
+    color : str, optional
+        Colour of the line and the band; default: ``color_for(label)`` when a label is
+        given, else the axes' next colour.
+    alpha : float
+        Opacity of the band.
+    **line_kwargs
+        Passed to :meth:`~matplotlib.axes.Axes.plot` (``linestyle``, ``marker``...).
+
+    Returns
+    -------
+    line : matplotlib.lines.Line2D
+        The mean.
+    fill : matplotlib.collections.PolyCollection
+        The band from mean - std to mean + std.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> line, fill = band(ax, [1, 2, 3], [[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], label="sgd")
+    >>> line.get_ydata().tolist()
+    [2.0, 2.0, 2.0]
+    """
+    x_arr = np.asarray(x, dtype=np.float64)
+    runs_arr = np.asarray(runs, dtype=np.float64)
+    if runs_arr.ndim == 1:
+        runs_arr = runs_arr[None, :]
+    if runs_arr.ndim != 2 or x_arr.ndim != 1 or runs_arr.shape[1] != x_arr.shape[0]:
+        raise ValueError(
+            f"runs must have shape (seeds, T) with T = len(x) = {x_arr.shape}, got runs of "
+            f"shape {runs_arr.shape}. Stack one row per seed, e.g. SeedResults.stack(name)."
+        )
+    mean = runs_arr.mean(axis=0)
+    std = runs_arr.std(axis=0, ddof=1) if runs_arr.shape[0] > 1 else np.zeros_like(mean)
+    if color is None and label is not None:
+        color = color_for(label)
+    (line,) = ax.plot(x_arr, mean, label=label, color=color, **line_kwargs)
+    fill = ax.fill_between(
+        x_arr, mean - std, mean + std, color=line.get_color(), alpha=alpha, linewidth=0
+    )
+    return line, fill
+
+
+def smooth_curve(values: ArrayLike, beta: float = 0.9) -> NDArray[np.float64]:
+    """Smooth a noisy curve with a bias-corrected EWMA along its *last* axis.
+
+    A thin wrapper of :func:`fashion_optim.ewma.bias_corrected` for curves laid out as
+    in :func:`band`: ``[T]`` or ``[seeds, T]``. Being bias-corrected, the first values
+    are not pulled towards zero; like every trailing average it lags the raw curve by
+    about ``beta / (1 - beta)`` steps (:func:`fashion_optim.ewma.ewma_age`).
+
+    Parameters
+    ----------
+    values : array_like, shape (T,) or (..., T)
+        The curve(s), time along the last axis.
+    beta : float
+        Weight of the past, in [0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape as ``values``, ``float64``.
+
+    Examples
+    --------
+    >>> smooth_curve([2.0, 2.0, 2.0], beta=0.9)
+    array([2., 2., 2.])
+    >>> smooth_curve([[0.0, 2.0], [4.0, 4.0]], beta=0.5).tolist()
+    [[0.0, 1.3333333333333333], [4.0, 4.0]]
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim == 0:
+        raise ValueError("values must be a curve of shape (T,) or (..., T), got a scalar.")
+    return np.moveaxis(bias_corrected(np.moveaxis(arr, -1, 0), beta), 0, -1)
+
+
+def label_lr_axis(ax: Axes, axis: str = "x", *, log: bool = True) -> None:
+    """Label an axis as the learning rate, on a log scale by default.
+
+    Learning rates span decades (a range test goes from 1e-6 to 1), so equal ratios
+    should take equal room.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    axis : {"x", "y"}
+    log : bool
+        Use a log scale.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> label_lr_axis(ax)
+    >>> ax.get_xscale(), ax.get_xlabel()
+    ('log', 'learning rate (log scale)')
+    """
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}.")
+    label = "learning rate (log scale)" if log else "learning rate"
+    if axis == "x":
+        ax.set_xlabel(label)
+        ax.set_xscale("log" if log else "linear")
+    else:
+        ax.set_ylabel(label)
+        ax.set_yscale("log" if log else "linear")
+
+
+def label_step_axis(ax: Axes, steps_per_epoch: int | None = None) -> Axes | None:
+    """Label the x axis in optimizer steps, with epochs on a secondary top axis.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+        An axes whose x data are optimizer steps (mini-batches), counted from 1.
+    steps_per_epoch : int, optional
+        When given, add a top axis in epochs (step / steps_per_epoch).
+
+    Returns
+    -------
+    matplotlib.axes.Axes or None
+        The secondary epoch axis, when one was added.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots()
+    >>> top = label_step_axis(ax, steps_per_epoch=47)
+    >>> ax.get_xlabel(), top.get_xlabel()
+    ('step (mini-batch)', 'epoch')
+    """
+    ax.set_xlabel("step (mini-batch)")
+    if steps_per_epoch is None:
+        return None
+    if not (isinstance(steps_per_epoch, int | np.integer) and steps_per_epoch >= 1):
+        raise ValueError(f"steps_per_epoch must be an integer >= 1, got {steps_per_epoch!r}.")
+    n = float(steps_per_epoch)
+    top = ax.secondary_xaxis("top", functions=(lambda s: s / n, lambda e: e * n))
+    top.set_xlabel("epoch")
+    return top

@@ -1,0 +1,173 @@
+"""The figure style and helpers: what is drawn, read back from the artists."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.colors import to_rgba
+
+from fashion_optim import ewma, plotting
+
+OPTIMIZERS = ["sgd", "momentum", "nesterov", "adam", "sgd_effective"]
+SCHEDULES = [
+    "constant",
+    "step",
+    "multistep",
+    "exponential",
+    "lambda",
+    "cosine",
+    "onecycle",
+    "plateau",
+    "cyclic",
+    "cosine_warm_restarts",
+]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_matplotlib():
+    with matplotlib.rc_context():
+        yield
+    plt.close("all")
+
+
+@pytest.fixture
+def runs():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(3, 40)).cumsum(axis=1)
+
+
+def band_edges(fill, x):
+    """Lower and upper edge of a fill_between polygon at each x."""
+    vertices = fill.get_paths()[0].vertices
+    lower = np.array([vertices[np.isclose(vertices[:, 0], xi), 1].min() for xi in x])
+    upper = np.array([vertices[np.isclose(vertices[:, 0], xi), 1].max() for xi in x])
+    return lower, upper
+
+
+def test_band_line_is_the_mean_and_edges_are_mean_pm_std(runs):
+    x = np.arange(1, runs.shape[1] + 1) * 0.5
+    _, ax = plt.subplots()
+    line, fill = plotting.band(ax, x, runs, label="sgd")
+    mean, std = runs.mean(axis=0), runs.std(axis=0, ddof=1)
+    np.testing.assert_array_equal(line.get_xdata(), x)
+    np.testing.assert_allclose(line.get_ydata(), mean, rtol=0, atol=1e-12)
+    lower, upper = band_edges(fill, x)
+    np.testing.assert_allclose(lower, mean - std, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(upper, mean + std, rtol=0, atol=1e-12)
+    assert line.get_label() == "sgd"
+    assert to_rgba(line.get_color()) == to_rgba(plotting.COLORS["sgd"])
+    assert to_rgba(fill.get_facecolor()[0])[:3] == to_rgba(plotting.COLORS["sgd"])[:3]
+
+
+def test_band_single_run_has_zero_width_and_explicit_colour_wins():
+    x = np.arange(5.0)
+    _, ax = plt.subplots()
+    line, fill = plotting.band(ax, x, x**2, label="adam", color="#123456", linestyle="--")
+    lower, upper = band_edges(fill, x)
+    np.testing.assert_array_equal(lower, x**2)
+    np.testing.assert_array_equal(upper, x**2)
+    assert line.get_color() == "#123456"
+    assert line.get_linestyle() == "--"
+
+
+def test_band_rejects_mismatched_shapes(runs):
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match=r"shape \(seeds, T\)"):
+        plotting.band(ax, np.arange(runs.shape[1] + 1), runs)
+    with pytest.raises(ValueError, match="runs must have shape"):
+        plotting.band(ax, np.arange(4), np.zeros((2, 2, 4)))
+
+
+def test_optimizer_and_schedule_colours_are_stable_and_distinct():
+    optimizer_colours = [plotting.color_for(n) for n in OPTIMIZERS]
+    schedule_colours = [plotting.color_for(n) for n in SCHEDULES]
+    assert len({to_rgba(c) for c in optimizer_colours}) == len(OPTIMIZERS)
+    assert len({to_rgba(c) for c in schedule_colours}) == len(SCHEDULES)
+    # Pinned: a figure made today has the colours of yesterday's pages.
+    assert plotting.color_for("sgd") == "#0072B2"
+    assert plotting.color_for("momentum") == "#E69F00"
+    assert plotting.color_for("adam") == "#D55E00"
+    assert [plotting.color_for(n) for n in OPTIMIZERS] == optimizer_colours
+
+
+def test_colour_names_are_normalised():
+    assert plotting.color_for("SGD") == plotting.color_for("sgd")
+    assert plotting.color_for(" Cosine warm-restarts ") == plotting.COLORS["cosine_warm_restarts"]
+    with pytest.raises(TypeError, match="name must be a str"):
+        plotting.color_for(0.9)
+
+
+def test_unknown_names_get_a_deterministic_fallback_across_processes():
+    names = ["rmsprop", "my config", "beta=0.99"]
+    here = [plotting.color_for(n) for n in names]
+    assert all(c in plotting.TOL_MUTED for c in here)
+    # str hashes are salted per process; the fallback must not depend on them.
+    code = f"from fashion_optim import plotting; print([plotting.color_for(n) for n in {names!r}])"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345", "MPLBACKEND": "Agg"},
+    ).stdout
+    assert out.strip() == repr(here)
+
+
+@pytest.mark.parametrize("how", ["use_style", "style_context"])
+def test_figures_are_opaque_white_with_constrained_layout(tmp_path, how):
+    if how == "use_style":
+        plotting.use_style()
+        fig, ax = plt.subplots()
+    else:
+        with plotting.style_context():
+            fig, ax = plt.subplots()
+    assert to_rgba(fig.get_facecolor()) == (1.0, 1.0, 1.0, 1.0)
+    assert to_rgba(ax.get_facecolor()) == (1.0, 1.0, 1.0, 1.0)
+    assert type(fig.get_layout_engine()).__name__ == "ConstrainedLayoutEngine"
+    ax.plot([0, 1], [0, 1])
+    # Saved the way sphinx-gallery saves: the corner pixel must be opaque white.
+    with plotting.style_context():
+        fig.savefig(tmp_path / "fig.png")
+    pixels = plt.imread(tmp_path / "fig.png")
+    np.testing.assert_array_equal(pixels[0, 0], [1.0, 1.0, 1.0, 1.0])
+    assert pixels.shape[1] == round(fig.get_figwidth() * plotting.STYLE["savefig.dpi"])
+
+
+def test_style_context_leaves_global_settings_alone():
+    before = matplotlib.rcParams["savefig.dpi"]
+    with plotting.style_context():
+        assert matplotlib.rcParams["savefig.dpi"] == plotting.STYLE["savefig.dpi"]
+    assert matplotlib.rcParams["savefig.dpi"] == before
+
+
+def test_smooth_curve_is_the_bias_corrected_ewma_along_the_last_axis(runs):
+    smoothed = plotting.smooth_curve(runs, beta=0.8)
+    assert smoothed.shape == runs.shape
+    for row, expected in zip(runs, smoothed, strict=True):
+        np.testing.assert_allclose(expected, ewma.bias_corrected(row, 0.8), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(plotting.smooth_curve(np.full(30, 2.5), 0.99), 2.5, rtol=1e-12)
+    with pytest.raises(ValueError, match="beta must be in"):
+        plotting.smooth_curve(runs, beta=1.0)
+
+
+def test_axis_labels():
+    _, ax = plt.subplots()
+    plotting.label_lr_axis(ax, "y")
+    assert ax.get_yscale() == "log"
+    assert "learning rate" in ax.get_ylabel()
+    top = plotting.label_step_axis(ax, steps_per_epoch=50)
+    assert ax.get_xlabel() == "step (mini-batch)"
+    assert top.get_xlabel() == "epoch"
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        plotting.label_step_axis(ax, steps_per_epoch=0)
+    with pytest.raises(ValueError, match="axis must be"):
+        plotting.label_lr_axis(ax, "z")
