@@ -25,3 +25,52 @@ def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+DOCS_USAGE = """\
+nox -s docs [-- OPTIONS]
+  --quick            quick profile (small runs; what CI builds)
+  --fresh            empty the result cache first, so every figure is retrained
+  --example PATTERN  run only the gallery examples whose path matches PATTERN (a regex)
+  --no-plot          build the pages without running any example
+  --serve            serve the built HTML on http://localhost:8000 afterwards
+"""
+
+
+def _docs_options(posargs: list[str]) -> dict:
+    opts = {"quick": False, "fresh": False, "example": None, "no_plot": False, "serve": False}
+    args = list(posargs)
+    while args:
+        arg = args.pop(0)
+        if arg in ("--quick", "--fresh", "--no-plot", "--serve"):
+            opts[arg[2:].replace("-", "_")] = True
+        elif arg == "--example" and args:
+            opts["example"] = args.pop(0)
+        else:
+            raise SystemExit(f"unknown docs option {arg!r}.\n{DOCS_USAGE}")
+    return opts
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the site, re-running every example: ``nox -s docs -- --help`` for options."""
+    if "--help" in session.posargs:
+        session.log(DOCS_USAGE)
+        return
+    opts = _docs_options(session.posargs)
+    session.install("-e", ".[docs]")
+    env = {"FASHION_OPTIM_PROFILE": "quick" if opts["quick"] else "full"}
+    if opts["fresh"]:
+        session.run("python", "-m", "fashion_optim", "cache", "--clear", env=env)
+    out = "docs/_build/html"
+    # -E: a fresh environment each time (the banner and the profile change);
+    # no -j: forked OpenMP threads hang torch builds.
+    args = ["-b", "html", "-n", "-W", "--keep-going", "-T", "-E", "docs", out]
+    if opts["example"]:
+        args += ["-D", f"sphinx_gallery_conf.filename_pattern={opts['example']}"]
+    if opts["no_plot"]:
+        args += ["-D", "plot_gallery=0"]
+    session.run("sphinx-build", *args, env=env)
+    session.log(f"The site is in {out}/index.html")
+    if opts["serve"]:
+        session.run("python", "-m", "http.server", "--directory", out, "8000")

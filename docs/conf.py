@@ -1,0 +1,253 @@
+"""Sphinx configuration of the fashion-optim site.
+
+The profile (``FASHION_OPTIM_PROFILE``: ``full`` or ``quick``) decides how big the runs
+behind every figure are; a banner on every page says which one built the site.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+import fashion_optim
+from fashion_optim.experiments import current_profile, environment
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+from offline_inventories import write_all
+
+# -- Project -------------------------------------------------------------------------
+
+project = "fashion-optim"
+author = "the fashion-optim developers"
+copyright = f"{_dt.date.today().year}, {author}"
+release = version = fashion_optim.__version__
+
+PROFILE = current_profile()
+ENV = environment()
+BUILT = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+# -- Extensions ----------------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "sphinx_gallery.gen_gallery",
+    "myst_nb",
+    "sphinx_design",
+    "sphinx_copybutton",
+    "sphinxcontrib.bibtex",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
+exclude_patterns = [
+    "_build",
+    "jupyter_execute",
+    # sphinx-gallery writes a notebook beside every example; myst-nb must not read it
+    "auto_gallery/*.ipynb",
+    "auto_gallery/**/*.ipynb",
+    "**.ipynb_checkpoints",
+]
+templates_path = ["_templates"]
+
+# -- API reference -------------------------------------------------------------------
+
+API_MODULES = (
+    "data",
+    "models",
+    "training",
+    "ewma",
+    "optimizers",
+    "lr",
+    "landscape",
+    "experiments",
+    "plotting",
+)
+
+
+def _write_api_pages() -> None:
+    """One page per module, listing its ``__all__``; autosummary makes a page per member.
+
+    (autosummary's own ``:recursive:`` mode documents a module that conf.py already
+    imported as a plain attribute, so the module pages are written here.)
+    """
+    import importlib
+
+    folder = HERE / "api"
+    folder.mkdir(exist_ok=True)
+    for short in API_MODULES:
+        name = f"fashion_optim.{short}"
+        module = importlib.import_module(name)
+        members = "\n".join(f"   {m}" for m in module.__all__)
+        text = (
+            f"{name}\n{'=' * len(name)}\n\n.. automodule:: {name}\n   :no-members:\n\n"
+            f".. currentmodule:: {name}\n\n.. autosummary::\n   :toctree: generated\n"
+            f"   :nosignatures:\n\n{members}\n"
+        )
+        page = folder / f"{name}.rst"
+        if not page.exists() or page.read_text() != text:
+            page.write_text(text)
+
+
+_write_api_pages()
+
+autosummary_generate = True
+autosummary_imported_members = False
+autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_typehints_format = "short"
+autoclass_content = "class"
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_preprocess_types = True
+napoleon_type_aliases = {
+    "array_like": ":term:`array_like <numpy:array_like>`",
+    "array-like": ":term:`array-like <numpy:array_like>`",
+    "path-like": ":class:`os.PathLike`",
+    "mapping": ":class:`~collections.abc.Mapping`",
+    "sequence": ":class:`~collections.abc.Sequence`",
+    "iterable": ":class:`~collections.abc.Iterable`",
+    "callable": ":class:`~collections.abc.Callable`",
+    "History": ":class:`~fashion_optim.training.History`",
+    "Profile": ":class:`~fashion_optim.experiments.Profile`",
+    "Record": ":class:`~fashion_optim.experiments.Record`",
+    "Spec": ":class:`~fashion_optim.experiments.Spec`",
+    "Plane": ":class:`~fashion_optim.landscape.Plane`",
+    "Surface": ":class:`~fashion_optim.landscape.Surface`",
+}
+# Words that numpydoc type lines use but are not objects.
+nitpick_ignore_regex = [
+    ("py:class", r"optional|default.*|path-like|shape.*|of|or|\.\.\."),
+    # shape annotations in type lines, e.g. "array_like, shape (T, ...)"
+    ("py:class", r"\(\w*|\(\.*|\.*\)|\w+\)|T|k|P"),
+    ("py:class", r"numpy\.typing\..*|NDArray|ArrayLike|np\..*|nn\..*|Interval|Path"),
+    ("py:class", r"torch\.optim\.optimizer\..*|torch\.nn\.parameter\..*"),
+    ("py:class", r"torch\.optim\.lr_scheduler\.\w*LRScheduler"),
+    ("py:class", r"fashion_optim\.\w+\._\w+|_\w+"),
+    ("py:obj", r"fashion_optim\.\w+\._\w+"),
+    ("py:.*", r"typing\..*|collections\.abc\..*"),
+]
+
+# -- Intersphinx: published inventories first, local ones when offline ----------------
+
+_INV = write_all(HERE / "_build" / "inventories")
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", (None, str(_INV["python"]))),
+    "torch": ("https://docs.pytorch.org/docs/stable/", (None, str(_INV["torch"]))),
+    "numpy": ("https://numpy.org/doc/stable/", (None, str(_INV["numpy"]))),
+    "matplotlib": ("https://matplotlib.org/stable/", (None, str(_INV["matplotlib"]))),
+    "torchvision": ("https://docs.pytorch.org/vision/stable/", (None, str(_INV["torchvision"]))),
+}
+intersphinx_timeout = 5
+
+# -- MathJax, served with the site ---------------------------------------------------
+
+# The equations must render offline too (CI, a laptop on a train): MathJax 3 comes from
+# the django-static-mathjax wheel (static files only) instead of a CDN.
+
+
+def _offline_mathjax() -> Path:
+    import shutil
+
+    import mathjax  # the django-static-mathjax distribution
+
+    es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    out = HERE / "_build" / "mathjax_static"
+    target = out / "mathjax"
+    if not (target / "tex-mml-chtml.js").exists():
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(es5 / "tex-mml-chtml.js", target)
+        for sub in ("input", "output", "ui", "a11y", "adaptors"):
+            if (es5 / sub).is_dir():
+                shutil.copytree(es5 / sub, target / sub, dirs_exist_ok=True)
+    return out
+
+
+html_static_path = ["_static", str(_offline_mathjax())]
+mathjax_path = "mathjax/tex-mml-chtml.js"
+
+# -- sphinx-gallery ------------------------------------------------------------------
+
+# The first cell of every downloadable notebook (tests/test_gallery.py reads it too).
+FIRST_NOTEBOOK_CELL = (
+    "# Needs the fashion-optim package: pip install -e . in a checkout of the repository\n"
+    "%matplotlib inline"
+)
+
+sphinx_gallery_conf = {
+    "examples_dirs": ["../gallery"],
+    "gallery_dirs": ["auto_gallery"],
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    # sphinx-gallery re-runs an example only when its own file changed; a change in
+    # src/ must never leave a stale figure, so run every example on every build and
+    # let the experiment cache make that cheap.
+    "run_stale_examples": True,
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "remove_config_comments": True,
+    "image_srcset": ["2x"],
+    "download_all_examples": True,
+    "doc_module": ("fashion_optim",),
+    "backreferences_dir": "api/backreferences",
+    "reference_url": {"fashion_optim": None},
+    "show_memory": False,
+    "matplotlib_animations": False,
+    "reset_modules": ("matplotlib",),
+    "first_notebook_cell": FIRST_NOTEBOOK_CELL,
+}
+
+# -- myst-nb -------------------------------------------------------------------------
+
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "substitution"]
+nb_execution_mode = "force"  # figures and numbers are always fresh; the experiment cache
+nb_execution_timeout = 3600  # keeps re-execution cheap
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_merge_streams = True
+nb_execution_excludepatterns = ["auto_gallery/*"]
+
+# -- Bibliography --------------------------------------------------------------------
+
+bibtex_bibfiles = ["references.bib"]
+bibtex_default_style = "unsrt"
+bibtex_reference_style = "author_year"
+
+# -- HTML ----------------------------------------------------------------------------
+
+_profile_note = (
+    "the published profile"
+    if PROFILE.name == "full"
+    else "<strong>the quick profile: small runs for checking, not the published numbers</strong>"
+)
+html_theme = "pydata_sphinx_theme"
+html_title = "fashion-optim"
+html_css_files = ["custom.css"]
+html_theme_options = {
+    "announcement": (
+        f"Built {BUILT} with {_profile_note} ({PROFILE.description}), torch "
+        f"{torch.__version__} on {ENV['device']} ({ENV['threads']} threads)."
+    ),
+    "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    # the download links render only on example pages
+    "secondary_sidebar_items": ["page-toc", "sg_download_links"],
+    "show_toc_level": 2,
+    "footer_start": ["copyright"],
+    "footer_end": ["sphinx-version", "theme-version"],
+}
+html_context = {"default_mode": "auto"}
+html_show_sourcelink = False
+
+# Used by the note pages: which profile built them.
+os.environ.setdefault("FASHION_OPTIM_PROFILE", PROFILE.name)
