@@ -179,3 +179,14 @@ def test_cli_run_and_cache(capsys, tmp_cache, monkeypatch):
     assert main(["cache", "--clear"]) == 0
     assert not list(tmp_cache.rglob("*.npz"))
     assert main(["run", "nope"]) == 2
+
+
+def test_range_test_is_cached_and_matches_direct_call(tmp_cache):
+    spec = TINY.replace(record=Record())
+    first = ex.run_range_test(spec, seed=0, num_iter=20, end_lr=1.0, profile="quick")
+    assert len(first.lrs) == len(first.losses) == len(first.smoothed) <= 20
+    assert first.lrs[0] == pytest.approx(1e-6)
+    again = ex.run_range_test(spec, seed=0, num_iter=20, end_lr=1.0, profile="quick")
+    np.testing.assert_array_equal(first.losses, again.losses)
+    assert again.suggested_lr == first.suggested_lr
+    assert len(list(tmp_cache.rglob("range_test/*.npz"))) == 1

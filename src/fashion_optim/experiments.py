@@ -74,6 +74,7 @@ __all__ = [
     "environment",
     "get_splits",
     "run",
+    "run_range_test",
     "run_seeds",
     "source_hash",
 ]
@@ -625,6 +626,86 @@ def run_seeds(
     seeds = prof.seeds if seeds is None else seeds
     return SeedResults(
         spec, [run(spec, s, profile=prof, fresh=fresh, progress=progress) for s in seeds]
+    )
+
+
+def run_range_test(
+    spec: Spec,
+    seed: int = 0,
+    *,
+    start_lr: float = 1e-6,
+    end_lr: float = 10.0,
+    num_iter: Any = PerProfile(full=300, quick=100),
+    smooth: float = 0.05,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+    progress: bool | None = None,
+) -> lr_module.RangeTestResult:
+    """The learning-rate range test of ``spec``'s model and optimizer, cached.
+
+    The model is built with ``seed`` exactly as :func:`run` builds it (so the test starts
+    from the weights that training would start from); the learning rate of ``spec`` is
+    replaced by the ramp from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches
+    of the profile's training data. See :func:`fashion_optim.lr.range_test`.
+    """
+    prof = profile if isinstance(profile, Profile) else current_profile(profile)
+    cfg = spec.resolve(prof)
+    test_cfg = {
+        "optimizer": cfg["optimizer"],
+        "optimizer_kwargs": cfg["optimizer_kwargs"],
+        "batch_size": cfg["batch_size"],
+        "dropout": cfg["dropout"],
+        "train_subset": cfg["train_subset"],
+        "start_lr": start_lr,
+        "end_lr": end_lr,
+        "num_iter": _resolve(num_iter, prof),
+        "smooth": smooth,
+        "seed": seed,
+    }
+
+    def compute():
+        splits = get_splits()
+        train = splits.loader("train", cfg["batch_size"], seed=seed, subset=cfg["train_subset"])
+        torch.manual_seed(seed)
+        model = make_model("lenet", dropout=cfg["dropout"])
+        optimizer = _build_optimizer({**cfg, "lr": start_lr}, model)
+        start = time.perf_counter()
+        res = lr_module.range_test(
+            model,
+            nn.CrossEntropyLoss(),
+            optimizer,
+            train,
+            start_lr=start_lr,
+            end_lr=end_lr,
+            num_iter=test_cfg["num_iter"],
+            smooth=smooth,
+            progress=progress,
+        )
+        arrays = {"lrs": res.lrs, "losses": res.losses, "smoothed": res.smoothed}
+        meta = {
+            "suggested_lr": res.suggested_lr,
+            "lr_min": res.lr_min,
+            "lr_max": res.lr_max,
+            "diverged": res.diverged,
+            "stopped_at": res.stopped_at,
+            "step_mode": res.step_mode,
+            "wall_time": time.perf_counter() - start,
+        }
+        return arrays, meta
+
+    arrays, meta = cached(
+        "range_test", test_cfg, compute, data_checksum=get_splits().data_checksum, fresh=fresh
+    )
+    return lr_module.RangeTestResult(
+        lrs=arrays["lrs"],
+        losses=arrays["losses"],
+        smoothed=arrays["smoothed"],
+        suggested_lr=meta["suggested_lr"],
+        lr_min=meta["lr_min"],
+        lr_max=meta["lr_max"],
+        diverged=meta["diverged"],
+        stopped_at=meta["stopped_at"],
+        step_mode=meta["step_mode"],
     )
 
 
