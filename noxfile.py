@@ -51,14 +51,7 @@ def _docs_options(posargs: list[str]) -> dict:
     return opts
 
 
-@nox.session
-def docs(session: nox.Session) -> None:
-    """Build the site, re-running every example: ``nox -s docs -- --help`` for options."""
-    if "--help" in session.posargs:
-        session.log(DOCS_USAGE)
-        return
-    opts = _docs_options(session.posargs)
-    session.install("-e", ".[docs]")
+def _build_site(session: nox.Session, opts: dict) -> str:
     env = {"FASHION_OPTIM_PROFILE": "quick" if opts["quick"] else "full"}
     if opts["fresh"]:
         session.run("python", "-m", "fashion_optim", "cache", "--clear", env=env)
@@ -72,5 +65,38 @@ def docs(session: nox.Session) -> None:
         args += ["-D", "plot_gallery=0"]
     session.run("sphinx-build", *args, env=env)
     session.log(f"The site is in {out}/index.html")
+    return out
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the site, re-running every example: ``nox -s docs -- --help`` for options."""
+    if "--help" in session.posargs:
+        session.log(DOCS_USAGE)
+        return
+    opts = _docs_options(session.posargs)
+    session.install("-e", ".[docs]")
+    out = _build_site(session, opts)
     if opts["serve"]:
         session.run("python", "-m", "http.server", "--directory", out, "8000")
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """Build the quick site and test it in headless Chromium (Debian's ``chromium``).
+
+    ``nox -s browser -- --no-build`` tests the site already in docs/_build/html.
+    """
+    session.install("-e", ".[docs,test]", "playwright>=1.40")
+    out = "docs/_build/html"
+    if "--no-build" not in session.posargs:
+        out = _build_site(session, _docs_options(["--quick"]))
+    args = [a for a in session.posargs if a != "--no-build"]
+    session.run("pytest", "tests/browser", *args, env={"FASHION_OPTIM_SITE": out})
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not tests): throughput ratios, the float32 ceiling, site build times."""
+    session.install("-e", ".[docs]")
+    session.run("python", "benchmarks/run.py", *session.posargs)

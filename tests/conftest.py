@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -36,3 +38,7 @@ def tiny_loaders():
     train = ArrayLoader(images, labels, batch_size=16, shuffle=True, seed=3, mean=0.2, std=0.3)
     val = ArrayLoader(val_images, val_labels, batch_size=20, mean=0.2, std=0.3)
     return train, val
+
+
+# The browser tests need a built site: `nox -s browser` builds it and sets this variable.
+collect_ignore = [] if os.environ.get("FASHION_OPTIM_SITE") else ["browser"]
