@@ -17,9 +17,13 @@ does not.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
+import math
 import os
+import shutil
+import tempfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -163,15 +167,21 @@ def _read_bytes(path: Path) -> bytes:
 
 def _parse_idx(name: str, raw: bytes, path: Path) -> torch.Tensor:
     expected = _SHAPES[name]
+    fix = "Delete it and provide the data again (see `python -m fashion_optim data --help`)."
     magic = int.from_bytes(raw[:4], "big")
     want_magic = 0x0800 + len(expected)
     dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(len(expected)))
     if magic != want_magic or dims != expected:
         raise DatasetCorruptError(
             f"{path}: idx header says magic {magic:#06x} and shape {dims}, expected "
-            f"{want_magic:#06x} and {expected}."
+            f"{want_magic:#06x} and {expected}. {fix}"
         )
     offset = 4 + 4 * len(expected)
+    if len(raw) != offset + math.prod(expected):
+        raise DatasetCorruptError(
+            f"{path}: {len(raw):,} bytes, but an idx file of shape {expected} holds "
+            f"{offset + math.prod(expected):,}. {fix}"
+        )
     array = np.frombuffer(raw, dtype=np.uint8, offset=offset).reshape(expected)
     tensor = torch.from_numpy(array.copy())
     return tensor.long() if len(expected) == 1 else tensor
@@ -193,17 +203,73 @@ def _verify_and_read(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], d
     return tensors, checksums
 
 
+#: Errors that mean "this folder cannot take the files", not "the network failed".
+_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _write_error(folder: Path, exc: OSError) -> OSError:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (
+            "free some space there (the download needs about 90 MB), or set "
+            f"{_ENV_DATA} (or pass root=) to a folder on another disk"
+        )
+    else:
+        fix = f"make it writable, or set {_ENV_DATA} (or pass root=) to a writable folder"
+    return OSError(exc.errno, f"cannot write the download into {folder} ({exc.strerror}): {fix}")
+
+
 def _download(folder: Path) -> None:
+    """Download through torchvision into ``folder/FashionMNIST/raw``, all or nothing.
+
+    torchvision writes straight into its target, so a download cut short (network, full
+    disk, Ctrl-C) would leave partial files there for the next run to trip over. It
+    downloads into a hidden staging folder instead; only the four extracted idx files
+    (whose ``.gz`` MD5s torchvision has checked) are then moved into place, each with an
+    atomic rename, and the staging folder is removed whatever happens. Folders created
+    here are removed again when the download fails.
+    """
     from torchvision.datasets import FashionMNIST as TVFashionMNIST
 
-    folder.mkdir(parents=True, exist_ok=True)
-    # torchvision checks the .gz MD5s, extracts into folder/FashionMNIST/raw and cleans up.
-    TVFashionMNIST(str(folder), train=True, download=True)
-    TVFashionMNIST(str(folder), train=False, download=True)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    dest = folder / "FashionMNIST" / "raw"
+    new_dest = [p for p in (dest, dest.parent) if not p.exists()]
+    staging = None
+    ok = False
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=folder, prefix=".download-"))
+        TVFashionMNIST(str(staging), train=True, download=True)
+        TVFashionMNIST(str(staging), train=False, download=True)
+        dest.mkdir(parents=True, exist_ok=True)
+        for name in FILES:
+            os.replace(staging / "FashionMNIST" / "raw" / name, dest / name)
+        ok = True
+    except OSError as exc:
+        if exc.errno in _WRITE_ERRNOS:
+            raise _write_error(folder, exc) from exc
+        raise
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        if not ok:
+            for empty in (*new_dest, *created):  # deepest first; non-empty ones stay
+                try:
+                    empty.rmdir()
+                except OSError:
+                    pass
+
+
+def _describe(folder: Path) -> str:
+    if not folder.exists():
+        return f"{folder} (does not exist)"
+    missing = [name for name in FILES if _find_file(folder, name) is None]
+    if len(missing) == len(FILES):
+        return f"{folder} (none of the four files)"
+    return f"{folder} (missing {', '.join(missing)})"
 
 
 def _not_found(looked: list[Path], download_error: Exception | None) -> DatasetNotFoundError:
-    places = "\n".join(f"  - {p}" for p in looked)
+    places = "\n".join(f"  - {_describe(p)}" for p in looked)
     why = f"\nThe download failed: {download_error}" if download_error else ""
     return DatasetNotFoundError(
         "Fashion-MNIST was not found. Looked for the four idx files (plain or .gz) in:\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import os
@@ -54,6 +55,7 @@ from .training import (
 )
 
 __all__ = [
+    "DIVERGE_THRESHOLD",
     "LR_LAMBDAS",
     "NAMED",
     "NOTE_RECORD",
@@ -293,6 +295,12 @@ def _validate(cfg: dict[str, Any]) -> None:
         raise ValueError(f"epochs must be an integer >= 1, got {cfg['epochs']!r}.")
     if not (isinstance(cfg["batch_size"], int) and cfg["batch_size"] >= 1):
         raise ValueError(f"batch_size must be an integer >= 1, got {cfg['batch_size']!r}.")
+    if not (isinstance(cfg["dropout"], int | float) and 0 <= cfg["dropout"] < 1):
+        raise ValueError(f"dropout must be in [0, 1), got {cfg['dropout']!r}.")
+    for part in ("train_subset", "val_subset"):
+        size = cfg[part]
+        if size is not None and not (isinstance(size, int) and size >= 1):
+            raise ValueError(f"{part} must be None or an integer >= 1, got {size!r}.")
     if cfg["scheduler"] is not None and cfg["scheduler"].lower() not in lr_module.SCHEDULERS:
         raise ValueError(
             f"unknown scheduler {cfg['scheduler']!r}; valid choices: "
@@ -301,6 +309,44 @@ def _validate(cfg: dict[str, Any]) -> None:
     lam = cfg["scheduler_kwargs"].get("lr_lambda")
     if lam is not None and lam not in LR_LAMBDAS:
         raise ValueError(f"unknown lr_lambda {lam!r}; valid choices: {sorted(LR_LAMBDAS)}.")
+    # Build the optimizer and the scheduler on a stand-in parameter: a bad setting fails
+    # here, before any data is loaded, rather than minutes into a build.
+    optimizer = _check_optimizer(cfg)
+    if cfg["scheduler"] is not None:
+        try:
+            _build_scheduler(cfg, optimizer, steps_per_epoch=1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid scheduler_kwargs for {cfg['scheduler']!r}: {exc}") from None
+
+
+def _check_optimizer(cfg: dict[str, Any]) -> torch.optim.Optimizer:
+    from .optimizers import _check_at_least, _check_unit_interval
+
+    name, kwargs = cfg["optimizer"], cfg["optimizer_kwargs"]
+    factory = {**OPTIMIZERS, **_scratch_optimizers()}[name]
+    accepted = [p for p in inspect.signature(factory).parameters if p not in ("params", "lr")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"unknown optimizer_kwargs {unknown} for {name!r}; valid choices: {accepted}."
+        )
+    try:
+        # The same ranges as the from-scratch optimizers, for torch's too (their own
+        # messages do not say what is allowed).
+        for key in ("momentum", "weight_decay", "eps", "alpha"):
+            if key in kwargs:
+                _check_at_least(key, kwargs[key])
+        if "dampening" in kwargs:
+            _check_unit_interval("dampening", kwargs["dampening"], closed=True)
+        if "betas" in kwargs:
+            betas = kwargs["betas"]
+            if not (isinstance(betas, Sequence) and len(betas) == 2):
+                raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
+            for i, beta in enumerate(betas):
+                _check_unit_interval(f"betas[{i}]", beta, closed=False)
+        return factory([torch.zeros(1, requires_grad=True)], lr=cfg["lr"], **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid optimizer_kwargs for {name!r}: {exc}") from None
 
 
 # --------------------------------------------------------------------------- cache
@@ -403,7 +449,8 @@ def cached(
     except OSError as exc:  # a read-only or full cache must not lose the result
         warnings.warn(
             f"could not write the cache entry {path} ({exc}); the result is used but not "
-            f"kept. Set {_ENV_CACHE} to a writable folder.",
+            f"kept. Make {cache_dir()} writable (or free some space there), or set "
+            f"{_ENV_CACHE} to a writable folder.",
             RuntimeWarning,
             stacklevel=2,
         )
@@ -480,6 +527,11 @@ class Result:
         return bool(self.meta.get("from_cache"))
 
 
+#: A run stops with :class:`~fashion_optim.training.TrainingDivergedError` when a
+#: mini-batch loss exceeds this multiple of its first one (about 2.3 for ten classes).
+DIVERGE_THRESHOLD = 100.0
+
+
 def _build_optimizer(cfg: dict[str, Any], model: nn.Module) -> torch.optim.Optimizer:
     table = {**OPTIMIZERS, **_scratch_optimizers()}
     return table[cfg["optimizer"]](model.parameters(), lr=cfg["lr"], **cfg["optimizer_kwargs"])
@@ -518,6 +570,7 @@ def _train(cfg: dict[str, Any], seed: int, spec: Spec, progress: bool | None):
         seed=seed,
         recorders=recorders,
         progress=progress,
+        diverge_threshold=DIVERGE_THRESHOLD,
     )
     start = time.perf_counter()
     history = trainer.fit(train, val, epochs=cfg["epochs"])
@@ -549,6 +602,10 @@ def run(
     progress: bool | None = None,
 ) -> Result:
     """Train ``spec`` with ``seed`` under ``profile``, or load the cached result.
+
+    A run whose mini-batch loss becomes NaN or infinite, or exceeds
+    :data:`DIVERGE_THRESHOLD` times its first one, raises
+    :class:`~fashion_optim.training.TrainingDivergedError` and leaves no cache entry.
 
     Examples
     --------

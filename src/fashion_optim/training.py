@@ -51,12 +51,19 @@ Interval = Literal["batch", "epoch"]
 
 
 class TrainingDivergedError(FloatingPointError):
-    """The loss became NaN or infinite. Carries ``epoch`` (1-based), ``step`` and ``loss``."""
+    """The loss became NaN or infinite, or exceeded the trainer's divergence limit.
 
-    def __init__(self, epoch: int, step: int, loss: float, lr: float) -> None:
-        self.epoch, self.step, self.loss, self.lr = epoch, step, loss, lr
+    Carries ``epoch`` (1-based), ``step`` (1-based mini-batch of that epoch), ``loss``,
+    ``lr`` and ``limit`` (the loss it exceeded, or ``None`` for a NaN or infinite loss).
+    """
+
+    def __init__(
+        self, epoch: int, step: int, loss: float, lr: float, limit: float | None = None
+    ) -> None:
+        self.epoch, self.step, self.loss, self.lr, self.limit = epoch, step, loss, lr, limit
+        above = "" if limit is None else f" (above the limit {limit:.4g})"
         super().__init__(
-            f"training diverged: loss is {loss} at epoch {epoch}, mini-batch {step} "
+            f"training diverged: loss is {loss:.4g}{above} at epoch {epoch}, mini-batch {step} "
             f"(learning rate {lr:.3g}). Lower the learning rate or add a warm-up."
         )
 
@@ -357,6 +364,10 @@ class Trainer:
     recorders : sequence of Recorder
     progress : bool, optional
         Show a progress bar on standard error. ``None`` (default): only on a terminal.
+    diverge_threshold : float, optional
+        Also stop, with :class:`TrainingDivergedError`, when a mini-batch loss exceeds this
+        multiple of the run's first mini-batch loss (a loss can explode to 1e28 and stay
+        finite). ``None`` (default): stop only on a NaN or infinite loss.
 
     Examples
     --------
@@ -378,7 +389,10 @@ class Trainer:
         seed: int = 0,
         recorders: Sequence[Recorder] = (),
         progress: bool | None = None,
+        diverge_threshold: float | None = None,
     ) -> None:
+        if diverge_threshold is not None and not diverge_threshold > 1:
+            raise ValueError(f"diverge_threshold must be > 1 or None, got {diverge_threshold!r}.")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"optimizer must be a torch.optim.Optimizer, got {type(optimizer)}.")
         model_params = {id(p) for p in model.parameters()}
@@ -401,6 +415,7 @@ class Trainer:
         self.seed = seed
         self.recorders = list(recorders)
         self.progress = progress
+        self.diverge_threshold = diverge_threshold
         self.history = History()
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps taken
@@ -453,7 +468,8 @@ class Trainer:
         Raises
         ------
         TrainingDivergedError
-            When the loss becomes NaN or infinite.
+            When the loss becomes NaN or infinite, or exceeds ``diverge_threshold`` times
+            the first mini-batch loss.
         """
         if epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {epochs}.")
@@ -482,6 +498,14 @@ class Trainer:
             bar.close()
         return self.history
 
+    def _loss_limit(self, value: float) -> float:
+        # Relative to the first loss of the whole run (kept in the history, so a resumed
+        # run has the same limit); never the best loss, which a healthy run drives to 0.
+        first = self.history.batch_loss[0] if self.history.batch_loss else value
+        if self.diverge_threshold is None or not first > 0:
+            return math.inf
+        return self.diverge_threshold * first
+
     def _train_epoch(self, train_loader, val_loader, interval, num_batches, bar, last_epoch):
         if hasattr(train_loader, "set_epoch"):
             train_loader.set_epoch(self.epoch)
@@ -500,6 +524,9 @@ class Trainer:
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise TrainingDivergedError(self.epoch + 1, i + 1, value, lr)
+            limit = self._loss_limit(value)
+            if value > limit:
+                raise TrainingDivergedError(self.epoch + 1, i + 1, value, lr, limit)
             loss.backward()
             for rec in self.recorders:
                 rec.after_backward(self)
