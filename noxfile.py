@@ -6,6 +6,8 @@ about 1.5 minutes and 5.5 GB).
 
 from __future__ import annotations
 
+import shutil
+
 import nox
 
 nox.options.sessions = ["tests"]
@@ -56,6 +58,9 @@ def _build_site(session: nox.Session, opts: dict) -> str:
     if opts["fresh"]:
         session.run("python", "-m", "fashion_optim", "cache", "--clear", env=env)
     out = "docs/_build/html"
+    # Sphinx never deletes pages it no longer writes (viewcode, renamed examples): start
+    # from an empty output folder so nothing stale is served.
+    shutil.rmtree(out, ignore_errors=True)
     # -E: a fresh environment each time (the banner and the profile change);
     # no -j: forked OpenMP threads hang torch builds.
     args = ["-b", "html", "-n", "-W", "--keep-going", "-T", "-E", "docs", out]
@@ -87,7 +92,7 @@ def browser(session: nox.Session) -> None:
 
     ``nox -s browser -- --no-build`` tests the site already in docs/_build/html.
     """
-    session.install("-e", ".[docs,test]", "playwright>=1.40")
+    session.install("-e", ".[docs,browser]")
     out = "docs/_build/html"
     if "--no-build" not in session.posargs:
         out = _build_site(session, _docs_options(["--quick"]))

@@ -203,6 +203,9 @@ sphinx_gallery_conf = {
     "backreferences_dir": "api/backreferences",
     "reference_url": {"fashion_optim": None},
     "show_memory": False,
+    # its timing pages load jQuery and DataTables from CDNs; the reproducibility page
+    # tabulates the same times from the examples' own pages instead
+    "write_computation_times": False,
     "matplotlib_animations": False,
     "reset_modules": ("matplotlib",),
     "first_notebook_cell": FIRST_NOTEBOOK_CELL,
@@ -233,6 +236,7 @@ _profile_note = (
 )
 html_theme = "pydata_sphinx_theme"
 html_title = "fashion-optim"
+html_favicon = "_static/favicon.svg"
 html_css_files = ["custom.css"]
 html_theme_options = {
     "announcement": (
