@@ -190,3 +190,26 @@ def test_range_test_is_cached_and_matches_direct_call(tmp_cache):
     np.testing.assert_array_equal(first.losses, again.losses)
     assert again.suggested_lr == first.suggested_lr
     assert len(list(tmp_cache.rglob("range_test/*.npz"))) == 1
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_schedule_specs_act_within_the_budget(profile):
+    specs = ex.schedule_specs(0.2, profile=profile)
+    assert set(specs) == {
+        "constant",
+        "step",
+        "lambda",
+        "multistep",
+        "cosine",
+        "onecycle",
+        "plateau",
+    }
+    epochs = specs["step"].resolve(profile)["epochs"]
+    assert specs["onecycle"].resolve(profile)["scheduler_kwargs"]["max_lr"] == 0.2
+    assert specs["step"].resolve(profile)["scheduler_kwargs"]["step_size"] < epochs
+    assert max(specs["multistep"].resolve(profile)["scheduler_kwargs"]["milestones"]) < epochs
+    # one budget: the schedules differ in nothing but the schedule
+    base = {k: v for k, v in ex.SHORT_BUDGET.resolve(profile).items() if "scheduler" not in k}
+    for spec in specs.values():
+        cfg = spec.resolve(profile)
+        assert {k: v for k, v in cfg.items() if "scheduler" not in k} == base

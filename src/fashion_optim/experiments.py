@@ -66,6 +66,7 @@ __all__ = [
     "Profile",
     "Record",
     "Result",
+    "SHORT_BUDGET",
     "SeedResults",
     "Spec",
     "cache_dir",
@@ -78,6 +79,7 @@ __all__ = [
     "run",
     "run_range_test",
     "run_seeds",
+    "schedule_specs",
     "source_hash",
 ]
 
@@ -800,6 +802,44 @@ NAMED: dict[str, Spec] = {
     ),
     "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
 }
+
+#: The learning-rate schedule comparison's budget: SGD with momentum as in
+#: ``NAMED["momentum"]``, on a stratified subset and a few epochs, without probes.
+SHORT_BUDGET = Spec(
+    "momentum, short budget",
+    lr=0.01,
+    optimizer_kwargs={"momentum": 0.9},
+    epochs=PerProfile(full=6, quick=3),
+    train_subset=PerProfile(full=20000, quick=5000),
+)
+
+
+def schedule_specs(
+    max_lr: float, profile: Profile | str | None = None
+) -> dict[str, Spec]:
+    """The schedules the note compares on :data:`SHORT_BUDGET`, by scheduler name.
+
+    Step sizes and milestones follow the number of epochs, so every schedule acts within
+    the budget; ``max_lr`` is OneCycleLR's peak (the range test's suggestion). Each spec's
+    name is the torch class it uses.
+    """
+    prof = profile if isinstance(profile, Profile) else current_profile(profile)
+    epochs = _resolve(SHORT_BUDGET.epochs, prof)
+    step_size = max(1, epochs // 3)
+    milestones = sorted({max(1, (epochs + 1) // 2), max(1, epochs - 1)})
+    table = {
+        "constant": ("constant", {}),
+        "step": ("StepLR", {"step_size": step_size, "gamma": 0.5}),
+        "lambda": ("LambdaLR", {"lr_lambda": "warmup_inverse_sqrt"}),
+        "multistep": ("MultiStepLR", {"milestones": milestones, "gamma": 0.1}),
+        "cosine": ("CosineAnnealingLR", {}),
+        "onecycle": ("OneCycleLR", {"max_lr": float(max_lr)}),
+        "plateau": ("ReduceLROnPlateau", {"patience": 1, "factor": 0.1}),
+    }
+    return {
+        name: SHORT_BUDGET.replace(name=label, scheduler=name, scheduler_kwargs=kwargs)
+        for name, (label, kwargs) in table.items()
+    }
 
 
 def _cmd_run(args) -> int:
