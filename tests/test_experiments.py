@@ -116,7 +116,11 @@ def test_source_hash_follows_training_sources(tmp_path, monkeypatch):
         (pkg / "plotting.py").write_text("# plotting does not change results\n")
         assert ex.source_hash() == before
         ex.source_hash.cache_clear()
-        (pkg / "training.py").write_text((pkg / "training.py").read_text() + "\n# edit\n")
+        text = (pkg / "training.py").read_text()
+        (pkg / "training.py").write_text(text.replace('"""', '"""Edited. ', 1) + "\n# note\n")
+        assert ex.source_hash() == before  # docstrings and comments do not count
+        ex.source_hash.cache_clear()
+        (pkg / "training.py").write_text(text + "\nEDITED = 1\n")
         assert ex.source_hash() != before
     finally:
         ex.source_hash.cache_clear()
