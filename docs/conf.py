@@ -237,6 +237,7 @@ _profile_note = (
 html_theme = "pydata_sphinx_theme"
 html_title = "fashion-optim"
 html_favicon = "_static/favicon.svg"
+numfig = True
 html_css_files = ["custom.css"]
 html_theme_options = {
     "announcement": (
