@@ -78,6 +78,29 @@ def channels_last(trainer: Trainer) -> Trainer:
     return trainer
 
 
+def patch_channels_last() -> None:
+    """Monkeypatch the library the way the proposed ``training.py`` change works: every
+    ``Trainer`` puts its model in ``channels_last``, every ``ArrayLoader`` batch too.
+    (For ``run.py --patch channels_last``; irreversible within the process.)"""
+    init = Trainer.__init__
+    prepare = fdata.ArrayLoader._prepare
+
+    def patched_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.model.to(memory_format=CL)
+
+    def patched_prepare(self, x):
+        x = prepare(self, x)
+        return x.contiguous(memory_format=CL) if x.ndim == 4 else x
+
+    Trainer.__init__ = patched_init
+    fdata.ArrayLoader._prepare = patched_prepare
+
+
+#: Library-wide patches ``run.py --patch NAME`` can apply before measuring.
+PATCHES = {"channels_last": patch_channels_last}
+
+
 def pool_then_relu(trainer: Trainer) -> Trainer:
     """Swap each ReLU with the max-pool after it (a ``models.py`` change, not asked for:
     max and ReLU commute, so the outputs and gradients are the same, with the ReLU on a
@@ -270,6 +293,33 @@ def cand_training(splits, rounds, images, batch) -> dict:
     return compare(variants, rounds)
 
 
+def cand_target(splits, rounds, images) -> dict:
+    """The b64 target ratio (Trainer / reference DataLoader loop) with and without
+    channels_last, all in the same rounds."""
+    from _bench import Reference
+
+    ref = Reference(splits.mean, splits.std)
+
+    def n(w):
+        return 512 if w else images
+
+    try:
+        out = {}
+        for batch in (64, 128):
+            table = compare(
+                {
+                    "reference": lambda w, b=batch: ref.images_per_s(b, n(w)),
+                    "trainer": lambda w, b=batch: fit_rate(splits, b, n(w)),
+                    "trainer_channels_last": lambda w, b=batch: fit_rate(splits, b, n(w), cl=True),
+                },
+                rounds,
+            )
+            out[f"b{batch}"] = table
+    finally:
+        ref.close()
+    return out
+
+
 def cand_loader_share(splits, images, batch) -> dict:
     """Seconds to iterate the loader alone vs one epoch of fit over it."""
     loader = splits.loader("train", batch, subset=images)
@@ -420,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="for all but the threads test")
     p.add_argument(
         "--only",
-        default="threads,training,loader,eval,determinism,memory",
-        help="comma-separated subset of: threads,training,loader,eval,determinism,memory",
+        default="threads,target,training,loader,eval,determinism,memory",
+        help="comma-separated subset of: threads,target,training,loader,eval,determinism,memory",
     )
     p.add_argument("--out", type=Path, default=HERE / "results" / "candidates.json")
     p.add_argument("--splits-child", choices=("current", "bincount"), help=argparse.SUPPRESS)
@@ -461,6 +511,10 @@ def main(argv: list[str] | None = None) -> int:
         for batch in (64, 128):
             res[f"training_b{batch}"] = cand_training(splits, rounds, images, batch)
             show(f"training, batch {batch}", res[f"training_b{batch}"])
+    if "target" in only:
+        res["target"] = cand_target(splits, rounds, images)
+        for b, table in res["target"].items():
+            show(f"target ratio (x = over the reference loop), {b}", table)
     if "loader" in only:
         res["loader_share_b128"] = cand_loader_share(splits, images, 128)
         print("\nloader alone / fit, batch 128:", res["loader_share_b128"])

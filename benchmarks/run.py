@@ -63,8 +63,6 @@ TARGETS: dict[str, tuple[str, float, str]] = {
 #: Extra environment of the subprocesses (``--threads`` sets OMP_NUM_THREADS here).
 CHILD_ENV: dict[str, str] = {}
 
-SITE_ENV = ("FASHION_OPTIM_PROFILE", "FASHION_OPTIM_CACHE")
-
 
 # --------------------------------------------------------------------------- throughput
 
@@ -95,7 +93,7 @@ def measure_throughput(rounds: int, images: int, eval_rounds: int) -> dict[str, 
             "evaluate_b1000": lambda w: max(
                 evaluate_images_per_s(splits, 1000) for _ in range(1 if w else eval_rounds)
             ),
-            "matmul_gflops": lambda w: record_ceiling(w),
+            "matmul_gflops": record_ceiling,
         }
         values = interleave(variants, rounds)
     finally:
@@ -378,6 +376,13 @@ def main(argv: list[str] | None = None) -> int:
         "--images", type=int, default=None, help="images per measurement (10000; 2000 quick)"
     )
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads first")
+    p.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        help="apply a candidate from candidates.PATCHES to the library first (in this "
+        "process only: the memory and site subprocesses are not patched)",
+    )
     p.add_argument("--site-timeout", type=float, default=3600.0, help="seconds per build")
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
     args = p.parse_args(argv)
@@ -385,6 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
         CHILD_ENV["OMP_NUM_THREADS"] = str(args.threads)
+    if args.patch:
+        from candidates import PATCHES
+
+        for name in args.patch:
+            if name not in PATCHES:
+                p.error(f"unknown patch {name!r}; valid choices: {sorted(PATCHES)}")
+            PATCHES[name]()
     rounds = args.rounds or (2 if args.quick else 5)
     images = args.images or (2000 if args.quick else 10_000)
     site = None if args.skip_site else (args.site or ("quick" if args.quick else "all"))
@@ -393,6 +405,7 @@ def main(argv: list[str] | None = None) -> int:
             "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "argv": sys.argv[1:] if argv is None else argv,
             "quick": args.quick,
+            "patches": args.patch,
             "torch": torch.__version__,
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
