@@ -219,6 +219,8 @@ nb_execution_timeout = 3600  # keeps re-execution cheap
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_merge_streams = True
+# Markdown that code cells display (tables, admonitions) is parsed as MyST, not CommonMark
+nb_render_markdown_format = "myst"
 nb_execution_excludepatterns = ["auto_gallery/*"]
 
 # -- Bibliography --------------------------------------------------------------------
