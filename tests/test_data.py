@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import shutil
 
 import pytest
@@ -251,3 +252,20 @@ def test_nothing_cached_from_bad_copy(tmp_path, raw_bytes, monkeypatch):
         load_fashion_mnist(root=folder, download=False)
     assert sorted(p.name for p in folder.iterdir()) == before
     shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("values", [[0], [255, 255], [0, 255], None])
+def test_pixel_moments_match_float64_mean_and_std(values):
+    if values is None:
+        images = torch.randint(0, 256, (64, 1, 28, 28), generator=torch.Generator().manual_seed(0))
+        images = images.to(torch.uint8)
+    else:
+        images = torch.tensor(values, dtype=torch.uint8)
+    pixels = images.double() / 255
+    mean, std = fd._pixel_moments(images)
+    assert mean == pytest.approx(float(pixels.mean()), rel=1e-12, abs=1e-15)
+    expected_std = float(pixels.std()) if pixels.numel() > 1 else math.nan
+    if math.isnan(expected_std):
+        assert math.isnan(std)
+    else:
+        assert std == pytest.approx(expected_std, rel=1e-12, abs=1e-15)

@@ -197,6 +197,27 @@ def test_range_test_is_cached_and_matches_direct_call(tmp_cache):
 
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
+def test_full_budget_onecycle_differs_from_momentum_only_in_schedule(profile):
+    cfg = ex.full_budget_onecycle(0.03).resolve(profile)
+    base = ex.NAMED["momentum"].resolve(profile)
+    assert cfg["scheduler"] == "onecycle" and cfg["scheduler_kwargs"] == {"max_lr": 0.03}
+    assert base["scheduler"] in (None, "constant")
+    keep = (
+        "lr",
+        "optimizer",
+        "optimizer_kwargs",
+        "epochs",
+        "batch_size",
+        "train_subset",
+        "val_subset",
+        "dropout",
+    )
+    assert {k: cfg[k] for k in keep} == {k: base[k] for k in keep}
+    with pytest.raises(ValueError, match="max_lr must be a positive number"):
+        ex.full_budget_onecycle(0)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
 def test_schedule_specs_act_within_the_budget(profile):
     specs = ex.schedule_specs(0.2, profile=profile)
     assert set(specs) == {

@@ -439,6 +439,21 @@ def stratified_subset(labels: torch.Tensor, size: int, *, seed: int = 0) -> torc
     return out[torch.randperm(len(out), generator=gen)]
 
 
+def _pixel_moments(images: torch.Tensor) -> tuple[float, float]:
+    """Mean and sample standard deviation of ``images / 255`` for ``uint8`` images.
+
+    Computed from the 256-bin histogram of the pixel values: exact up to the rounding of
+    the final float64 sums, without a float64 copy of the pixels (which took 300 MiB for
+    the 50,000 training images and set the peak memory of an experiment).
+    """
+    counts = torch.bincount(images.reshape(-1), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    n = counts.sum()
+    mean = (counts * values).sum() / n
+    var = (counts * (values - mean) ** 2).sum() / (n - 1)
+    return float(mean), float(var.sqrt())
+
+
 def make_splits(
     data: FashionMNIST | None = None, *, val_size: int = 10_000, split_seed: int = 0
 ) -> Splits:
@@ -457,7 +472,7 @@ def make_splits(
     train_idx = torch.nonzero(mask).flatten()
     val_idx = val_idx.sort().values
     train_images = data.train_images[train_idx]
-    pixels = train_images.double() / 255.0
+    mean, std = _pixel_moments(train_images)
     return Splits(
         train_images=train_images,
         train_labels=data.train_labels[train_idx],
@@ -465,8 +480,8 @@ def make_splits(
         val_labels=data.train_labels[val_idx],
         test_images=data.test_images,
         test_labels=data.test_labels,
-        mean=float(pixels.mean()),
-        std=float(pixels.std()),
+        mean=mean,
+        std=std,
         train_index=train_idx,
         val_index=val_idx,
         data_checksum=data.checksum,

@@ -75,6 +75,7 @@ __all__ = [
     "clear_cache",
     "current_profile",
     "environment",
+    "full_budget_onecycle",
     "get_splits",
     "run",
     "run_range_test",
@@ -408,7 +409,8 @@ def source_hash() -> str:
 
 
 def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
-    """The cache key of a computation: what, with which inputs, code, torch and data."""
+    """The cache key of a computation: what, with which inputs, code, torch, data and
+    device type (a result trained on a GPU is not the CPU's result, bit for bit)."""
     payload = json.dumps(
         {
             "kind": kind,
@@ -416,6 +418,7 @@ def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
             "source": source_hash(),
             "torch": torch.__version__,
             "data": data_checksum,
+            "device": resolve_device("auto").type,
         },
         sort_keys=True,
         default=str,
@@ -664,6 +667,13 @@ class SeedResults:
     spec: Spec
     results: list[Result]
 
+    def __post_init__(self) -> None:
+        if not self.results:
+            raise ValueError(
+                f"SeedResults of {self.spec.name!r} needs at least one result; "
+                "run at least one seed."
+            )
+
     @property
     def seeds(self) -> list[int]:
         return [r.seed for r in self.results]
@@ -834,6 +844,23 @@ SHORT_BUDGET = Spec(
     epochs=PerProfile(full=6, quick=3),
     train_subset=PerProfile(full=20000, quick=5000),
 )
+
+
+def full_budget_onecycle(max_lr: float) -> Spec:
+    """``NAMED["momentum"]`` with ``OneCycleLR(max_lr)``, stepped per mini-batch.
+
+    Same data, epochs, optimizer, base rate and initial weights as the note's
+    constant-rate run of SGD with momentum, so the two differ only in the schedule; no
+    probes are recorded. ``max_lr`` is the range test's suggestion.
+    """
+    if not (isinstance(max_lr, int | float) and max_lr > 0):
+        raise ValueError(f"max_lr must be a positive number, got {max_lr!r}.")
+    return NAMED["momentum"].replace(
+        name="SGD + momentum, OneCycleLR",
+        scheduler="onecycle",
+        scheduler_kwargs={"max_lr": float(max_lr)},
+        record=Record(),
+    )
 
 
 def schedule_specs(max_lr: float, profile: Profile | str | None = None) -> dict[str, Spec]:

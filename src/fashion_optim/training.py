@@ -408,7 +408,10 @@ class Trainer:
                 "create it from this trainer's optimizer."
             )
         self.device = resolve_device(device)
-        self.model = model.to(self.device)
+        # channels_last: the convolution and max-pool kernels run 1.2-1.3x faster on
+        # this model than in NCHW (benchmarks/README.md); non-4-d parameters are left as
+        # they are, and flattening a parameter still walks it in logical order.
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.loss_fn = loss_fn
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -435,7 +438,7 @@ class Trainer:
         total_loss, correct, count = 0.0, 0, 0
         with torch.inference_mode():
             for x, y in loader:
-                x, y = x.to(self.device), y.to(self.device)
+                x, y = self._to_device(x), y.to(self.device)
                 logits = self.model(x)
                 total_loss += float(self.loss_fn(logits, y)) * len(y)
                 correct += int((logits.argmax(1) == y).sum())
@@ -446,6 +449,11 @@ class Trainer:
         return total_loss / count, correct / count
 
     # ---------------------------------------------------------------- training
+
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:
+            return x.to(self.device, memory_format=torch.channels_last)
+        return x.to(self.device)
 
     @staticmethod
     def _check_batch(x: Any, y: Any) -> None:
@@ -516,7 +524,7 @@ class Trainer:
         for i, (x, y) in enumerate(train_loader):
             if i == 0:
                 self._check_batch(x, y)
-            x, y = x.to(self.device), y.to(self.device)
+            x, y = self._to_device(x), y.to(self.device)
             lr = self.lr
             self.optimizer.zero_grad(set_to_none=True)
             logits = self.model(x)
