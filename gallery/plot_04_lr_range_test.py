@@ -165,19 +165,20 @@ for key, res in tests.items():
     print(f"{name:<15} {factor:8.1f} {res.lr_max:7.2g} {row}")
 
 # %%
-# Look at Adam's panel: the raw loss reaches its lowest values well before ``lr_max``
-# and is already climbing at ``lr_max`` (``raw@lr_max`` against ``raw low``, the lowest
-# raw loss up to there), while the smoothed curve is still falling. The smoothed
-# minimum marks where the rise has outweighed the lagging average, not the best
-# learning rate; the upper end of the useful range is best read against the raw curve.
+# ``raw@lr_max`` against ``raw low`` (the lowest raw loss up to ``lr_max``) says how far
+# the raw loss had already risen when the smoothed curve reached its minimum. A ratio
+# well above one means the smoothed minimum marks where the rise outweighed the lagging
+# average, not the best learning rate: read the upper end of the useful range against
+# the raw curve too. Per optimizer, in this build:
 
-# sphinx_gallery_start_ignore
-if not raw_rise["adam"] > 1.2:
-    raise AssertionError(
-        f"the text says Adam's raw loss is already climbing at lr_max, but it is only "
-        f"{raw_rise['adam']:.2f} times the lowest raw loss before it."
-    )
-# sphinx_gallery_end_ignore
+for key, rise in raw_rise.items():
+    if rise > 1.2:
+        verdict = "already climbing: the smoothed minimum lags behind the raw one"
+    elif rise > 1.02:
+        verdict = "slightly above its low: the lag is small here"
+    else:
+        verdict = "at its low: no visible lag here"
+    print(f"{experiments.NAMED[key].name:<15} raw loss at lr_max = {rise:.2f} x its low, {verdict}")
 
 # %%
 # The test leaves no trace
@@ -361,13 +362,8 @@ if not val_last.get(1.0, 0) > val_last.get(0.1, 1):
 test_mean = {f: r.test_acc[0] for f, (_, r, _) in short.items() if r.results}
 if not test_mean.get(1.0, 0) > test_mean.get(0.1, 1):
     raise AssertionError(f"the suggestion is not ahead on test accuracy either: {test_mean}.")
-_, above, _ = short[10.0]
-learned = [r.seed for r in above.results if r.test_acc >= 0.2]
-if learned:
-    raise AssertionError(
-        f"the text says ten times the suggestion diverges or stays near chance, but seeds "
-        f"{learned} reached test accuracy >= 0.2."
-    )
+if not all(test_mean[1.0] > acc for f, acc in test_mean.items() if f != 1.0):
+    raise AssertionError(f"the text says the suggestion is the best of the three: {test_mean}.")
 adam, sgdm = tests["adam"], tests["momentum"]
 if not (adam.lr_min < sgdm.lr_min and adam.suggested_lr < sgdm.suggested_lr):
     raise AssertionError(
@@ -380,12 +376,31 @@ if not (adam.lr_min < sgdm.lr_min and adam.suggested_lr < sgdm.suggested_lr):
 # %%
 # What the comparison shows: ten times below the suggestion, SGD with momentum learns,
 # but more slowly, and after these few epochs it is behind the suggestion on validation
-# and test accuracy. Ten times above, training fails: each seed either diverges (its
-# loss explodes, listed under the table) or survives only at chance level, 10 %
-# accuracy and a loss near :math:`\ln 10 \approx 2.30` nat. The suggestion is the best
-# of the three; the note's default is the last printed factor below it. The range
-# test's steepest descent is a starting point, not an optimum: it comes from one seed
-# and a ramp that never trains for long at any one learning rate.
+# and test accuracy. Ten times above, a seed can diverge (its loss explodes, listed
+# under the table), survive only at chance level (10 % accuracy and a loss near
+# :math:`\ln 10 \approx 2.30` nat), or learn anyway; which happened to each seed here:
+
+spec_above, above, above_diverged = short[10.0]
+CHANCE = 0.2  # test accuracy below this is chance level for ten balanced classes
+stalled = [r.seed for r in above.results if r.test_acc < CHANCE]
+learned = {r.seed: r.test_acc for r in above.results if r.test_acc >= CHANCE}
+print(
+    f"lr {spec_above.lr:g} (10 x suggestion), {len(profile.seeds)} seeds: "
+    f"{len(above_diverged)} diverged, {len(stalled)} stayed at chance level "
+    f"(test accuracy < {CHANCE}), {len(learned)} learned"
+)
+worst_at_suggestion = min(r.test_acc for r in short[1.0][1].results)
+for seed, acc in learned.items():
+    print(
+        f"  seed {seed} reached test accuracy {acc:.4f}; the worst seed at the suggestion "
+        f"reached {worst_at_suggestion:.4f}"
+    )
+
+# %%
+# The suggestion is the best of the three; the note's default is the last printed
+# factor below it. The range test's steepest descent is a starting point, not an
+# optimum: it comes from one seed and a ramp that never trains for long at any one
+# learning rate.
 #
 # Takeaways
 # ---------
@@ -394,7 +409,8 @@ if not (adam.lr_min < sgdm.lr_min and adam.suggested_lr < sgdm.suggested_lr):
 #   lower than SGD with momentum's: Adam's steps have size about :math:`\eta` whatever
 #   the gradient, SGD's are :math:`\eta` times the gradient.
 # - Its suggestion (steepest descent of the smoothed loss) trained better than ten times
-#   below it in our short runs, and ten times above it failed.
+#   below it and ten times above it in our short runs; ten times above, a seed may
+#   diverge, stall at chance level or learn anyway (this build's count is printed above).
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
 #   learning rate on a geometric ramp: ``lr_max``, the smoothed minimum, can lie past the
 #   point where the raw loss has already blown up. Read the upper end from the raw curve
