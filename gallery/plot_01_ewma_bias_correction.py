@@ -237,8 +237,9 @@ for beta in BETAS:
 #   :math:`\beta/(1-\beta)` steps (the ``age`` column): the larger :math:`\beta`, the
 #   smoother and the later it reacts.
 # - Started from zero, it underestimates by the factor :math:`1 - \beta^t`. The bias
-#   lasts for the number of steps in the table, much longer with :math:`\beta = 0.99`;
-#   on a short run it never goes away (the last column).
+#   lasts for the number of steps in the table, ten times longer with
+#   :math:`\beta = 0.99`; a run shorter than that never sheds it (the last column shows
+#   what is left of it at this run's last step).
 # - Dividing by :math:`1 - \beta^t` removes it exactly: on a constant series the
 #   corrected EWMA is the constant from the first step, and on real gradients it
 #   starts at :math:`g_1` instead of a fraction of it.

@@ -297,7 +297,8 @@ if not scaled.std() < 0.5 * grad.std():
 # - The transient. SGD at :math:`\eta/(1-\mu)` takes its full step from the first
 #   mini-batch; momentum's buffer, fed a constant :math:`g`, holds
 #   :math:`g\,(1-\mu^t)/(1-\mu)`. Summing the steps, momentum then covers the distance
-#   of SGD at :math:`\eta/(1-\mu)` exactly :math:`\mu/(1-\mu)` steps later; Nesterov,
+#   of SGD at :math:`\eta/(1-\mu)` :math:`\mu(1-\mu^t)/(1-\mu)` steps later, which
+#   tends to :math:`\mu/(1-\mu)`; Nesterov,
 #   whose step :math:`\eta\,(g + \mu b_t)` is the heavy ball's step :math:`t+1`, is
 #   :math:`\mu^2/(1-\mu)` steps late. Left: the loss of the first mini-batches (mean over
 #   seeds, lightly smoothed), where the network leaves its initial plateau.
@@ -399,7 +400,8 @@ for covered, key in ((heavy, "momentum"), (nest, "nesterov")):
 # - Rosenbrock's valley, at the :math:`\eta = 10^{-3}` usual for it (its curvature across
 #   the valley is in the hundreds). Plain SGD creeps along the valley floor; momentum
 #   runs along it but first swings from wall to wall; Nesterov, whose gradient already
-#   sees where the velocity is taking it, brakes before the wall.
+#   sees where the velocity is taking it, brakes before the wall. Braking is not
+#   speed: the table below says which of the two gets further down the valley.
 
 TOY = {"quadratic": (0.01, 100), "rosenbrock": (1e-3, 300)}  # learning rate, steps
 
@@ -622,7 +624,11 @@ plt.show()
 # %%
 # The plane's coordinates are distances in weight space: the plane's directions have
 # unit length. Momentum and Nesterov go much further than plain SGD in the same
-# number of steps, down the same valley, and the two momentum paths stay close.
+# number of steps (the table: all weights, and the part of it in the plane). The
+# plane is fitted to all three paths, so it can hold most of the momentum runs'
+# distance and little of plain SGD's: compare the two columns before reading SGD's path
+# in the left panel. Whether the two momentum paths end close to each other is printed
+# below the table.
 
 travelled = {}
 print(f"{'run':<18}{'distance at the end':>20}{'in the plane':>14}{'loss, last epoch':>18}")
@@ -632,6 +638,15 @@ for i, key in enumerate(THREE):
     last_loss = np.mean(snaps[key].history.batch_loss[-steps_per_epoch:])
     print(f"{key:<18}{full:>20.2f}{in_plane:>14.2f}{last_loss:>18.3f}")
     travelled[key] = full
+i_m, i_n = THREE.index("momentum"), THREE.index("nesterov")
+apart = np.linalg.norm(
+    snaps["momentum"].records["params"][-1] - snaps["nesterov"].records["params"][-1]
+)
+print(
+    f"momentum and Nesterov end {apart:.2f} apart in weight space "
+    f"({np.linalg.norm(plane.coords[i_m][-1] - plane.coords[i_n][-1]):.2f} in the plane), "
+    f"after travelling {travelled['momentum']:.2f} and {travelled['nesterov']:.2f}"
+)
 
 # sphinx_gallery_start_ignore
 if not evr.sum() > 0.5:
@@ -645,8 +660,8 @@ for key in ("momentum", "nesterov"):
 # Takeaways
 # ---------
 # - At the same learning rate, heavy-ball momentum and Nesterov train much faster than
-#   plain SGD (the loss curves and the test table); the two momentum methods stay close
-#   to each other.
+#   plain SGD (the loss curves and the test table); the two momentum methods end with
+#   similar losses, though not at the same weights (the PCA plane).
 # - Torch's momentum buffer is :math:`1/(1-\mu)` times an EWMA of the gradients, exactly,
 #   without bias correction: the step starts at :math:`\eta g_1` and grows to its full
 #   size over a few tens of steps, and the averaging cuts the mini-batch noise.

@@ -284,9 +284,10 @@ ax_acc.legend(loc="lower right")
 plt.show()
 
 # %%
-# On the held-out test images, after the last epoch (mean ± std over the seeds; the
-# SGD variant not marked is not in the figure), and the mean validation accuracy after
-# the first and the last epoch, where the figure shows the gap between the two:
+# On the held-out test images, after the last epoch (mean ± std over the seeds; only
+# Adam and the SGD variant marked "best" are in the figure), and the mean validation
+# accuracy after the first and the last epoch. The two SGD variants can be closer than
+# their spread over seeds: then "best" is a coin flip, and either would do.
 
 last = len(epoch_axis)
 print(f"{len(profile.seeds)} seeds, {last} epochs, {result.meta['train_size']:,} images")
@@ -296,7 +297,7 @@ for key, res in runs.items():
     (am, asd), (lm, lsd) = res.test_acc, res.test_loss
     val = res.stack("val_acc").mean(axis=0)
     lr = res.results[0].config["lr"]
-    mark = "  <- best SGD" if key == best_sgd else ""
+    mark = "  (best SGD)" if key == best_sgd else ""
     row = f"{am:7.4f} ± {asd:.4f} {lm:7.4f} ± {lsd:.4f} {val[0]:15.4f} {val[-1]:7.4f}"
     print(f"{res.spec.name:<15} {lr:6g} {row}{mark}")
 
@@ -319,16 +320,20 @@ if not first_epoch["adam"] > first_epoch[best_sgd]:
 #   ``exp_avg`` and ``exp_avg_sq`` to float32 rounding (first table).
 # - The first moment smooths the direction, as momentum does; the second one sets the
 #   step size of each weight from the recent RMS of its own gradient. Their ratio, the
-#   adapted gradient, is of order one (at most one in size at the first step, the sign
-#   of :math:`g_1`), so :math:`\eta` is close to the size of every weight's step.
+#   adapted gradient, rarely exceeds one in size (it is exactly :math:`\pm 1` at the
+#   first step, the sign of :math:`g_1`), so :math:`\eta` is about the largest step a
+#   weight takes :cite:p:`kingma2015adam`;
+#   where the gradient's sign keeps changing the mean falls well below one (the
+#   ``RMS adapted`` and ``mean |step|`` columns).
 # - Weights whose raw gradients differ in size get adapted gradients of the same order
 #   (the two-layer table): Adam's steps do not depend on the gradient's scale.
 # - Both bias corrections matter, the second one for much longer: with
 #   :math:`\beta_2 = 0.999` the bias of :math:`v_t` lasts thousands of steps (the
 #   ``in epochs`` column), and without the corrections the first steps would be
 #   :math:`(1-\beta_1)/\sqrt{1-\beta_2}` times larger.
-# - Each weight's first steps have size :math:`\eta` whatever its gradient, so Adam
-#   at its default learning rate is ahead after the first epoch; the last table says how
+# - Each weight's first step has size :math:`\eta` whatever its gradient, and the
+#   early ones stay near it, so Adam at its default learning rate is ahead after the
+#   first epoch; the last table says how
 #   it compares with the best SGD variant after the first and after the last epoch, on
 #   validation and on test images. Neither learning rate was tuned here (see
 #   :ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`).

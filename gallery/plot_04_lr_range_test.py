@@ -150,7 +150,7 @@ age = ewma.ewma_age(1 - SMOOTH)
 print(f"smoothing β = {1 - SMOOTH:g}: average age {age:.0f} mini-batches")
 header = f"{'raw@lr_max':>10} {'raw low':>8} {'blow-up':>8} {'past?':>5}"
 print(f"{'optimizer':<15} {'lag x lr':>8} {'lr_max':>7} {header}")
-raw_rise = {}
+raw_rise, past_blow_up = {}, {}
 for key, res in tests.items():
     start, end = RAMPS[key]
     factor = (end / start) ** (age / (num_iter - 1))
@@ -161,6 +161,7 @@ for key, res in tests.items():
     past = "yes" if i is not None and res.lr_max > lr_blow else "no"
     name = experiments.NAMED[key].name
     raw_rise[key] = raw_at_max / raw_low
+    past_blow_up[key] = past == "yes"
     row = f"{raw_at_max:10.3f} {raw_low:8.3f} {lr_blow:8.2g} {past:>5}"
     print(f"{name:<15} {factor:8.1f} {res.lr_max:7.2g} {row}")
 
@@ -172,10 +173,12 @@ for key, res in tests.items():
 # the raw curve too. Per optimizer, in this build:
 
 for key, rise in raw_rise.items():
-    if rise > 1.2:
+    if past_blow_up[key]:
+        verdict = "and lr_max lies past the blow-up: read the upper end from the raw curve"
+    elif rise > 1.2:
         verdict = "already climbing: the smoothed minimum lags behind the raw one"
     elif rise > 1.02:
-        verdict = "slightly above its low: the lag is small here"
+        verdict = "slightly above its low"
     else:
         verdict = "at its low: no visible lag here"
     print(f"{experiments.NAMED[key].name:<15} raw loss at lr_max = {rise:.2f} x its low, {verdict}")
@@ -296,8 +299,8 @@ n_epochs = SHORT_EPOCHS(profile)
 print(f"SGD + momentum, {n_epochs} epochs, {len(profile.seeds)} seeds, suggestion {suggested:g}")
 
 # %%
-# The validation accuracy after each epoch (mean over the seeds that did not diverge,
-# with a ±1 std band); the dotted line is the note's default learning rate, read from
+# The validation accuracy after each epoch, one line per seed that did not diverge;
+# the dotted line is the note's default learning rate, read from
 # the first epochs of its longer shared runs (same seeds, same data, constant learning
 # rate: the same numbers).
 
@@ -310,13 +313,15 @@ for factor, (spec, res, diverged) in short.items():
     if diverged:
         label += f" ({len(diverged)} of {len(profile.seeds)} seeds diverged)"
     if res.results:
-        runs = 100 * res.stack("val_acc")
-        plotting.band(ax, epoch_axis, runs, label, factor_colors[factor], marker="o")
+        for j, curve in enumerate(res.stack("val_acc")):  # one line per seed: the 10x
+            # seeds can split between chance level and learning, which a band would hide
+            ax.plot(epoch_axis, curve, color=factor_colors[factor], marker="o", ms=3,
+                    alpha=0.85, label=label if j == 0 else None)  # fmt: skip
     else:
         ax.plot([], [], color=factor_colors[factor], marker="x", ls="", label=label)
 default_val = default.stack("val_acc")[:, :n_epochs]
-plotting.band(ax, epoch_axis, 100 * default_val, f"note's default, lr {base.lr:g}", "0.3", ls=":")
-ax.set(xlabel="epoch", ylabel="validation accuracy (%)", xticks=epoch_axis)
+plotting.band(ax, epoch_axis, default_val, f"note's default, lr {base.lr:g} (mean)", "0.3", ls=":")
+ax.set(xlabel="epoch", ylabel="validation accuracy", xticks=epoch_axis, ylim=(0, 1))
 ax.set_title("SGD + momentum, trained from scratch")
 ax.legend(loc="center right")
 plt.show()
@@ -397,8 +402,9 @@ for seed, acc in learned.items():
     )
 
 # %%
-# The suggestion is the best of the three; the note's default is the last printed
-# factor below it. The range test's steepest descent is a starting point, not an
+# The suggestion is the best of the three. The note's default learning rate is lower
+# still (the last printed line: how many times the suggestion exceeds it). The range
+# test's steepest descent is a starting point, not an
 # optimum: it comes from one seed and a ramp that never trains for long at any one
 # learning rate.
 #
