@@ -150,7 +150,9 @@ for step in [s for s in (1, 2, 3, 5, 10, 20, 50) if s <= len(steps)]:
 # age is :math:`\beta / (1 - \beta)` steps (:func:`fashion_optim.ewma.ewma_age`); a
 # simple moving average (SMA) of :math:`n = (1 + \beta)/(1 - \beta)` values has the
 # same average age (:func:`fashion_optim.ewma.sma_window_for_age`)
-# :cite:p:`godoy2022deep`. Both sets of weights have area one.
+# :cite:p:`godoy2022deep`. Both sets of weights have area one. The table also prints
+# :math:`1/(1-\beta)`, the rule-of-thumb "number of values averaged" often quoted for an
+# EWMA: it is the age plus one, since the current value has age zero.
 
 fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.8), layout="constrained")
 age_table = []

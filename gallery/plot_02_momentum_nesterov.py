@@ -443,7 +443,9 @@ for col, (surf_name, (lr_toy, n_steps)) in enumerate(TOY.items()):
         keep = min(inside(path, surface) + 1, len(path))  # one point past the edge
         color = plotting.color_for(key)
         lw = 0.8 if key == "sgd_effective" else 1.5
-        ax_path.plot(*path[:keep].T, "-o", ms=2.2, lw=lw, color=color)
+        # the bouncing large-step SGD behind and faint, so the other paths stay visible
+        behind = {"alpha": 0.45, "zorder": 1} if key == "sgd_effective" else {"zorder": 2}
+        ax_path.plot(*path[:keep].T, "-o", ms=2.2, lw=lw, color=color, **behind)
         ax_value.plot(np.arange(keep), f[:keep], lw=lw, color=color)
     ax_path.plot(*surface.minimum, "*", ms=14, color="black", zorder=5)
     ax_path.plot(*surface.start, "s", ms=6, color="black", zorder=5)

@@ -127,12 +127,13 @@ for probe, name, diff, scale in agreement:
 # -------------------------------------------
 # One weight, the centre tap of the first 5x5 filter of the first convolution, at every
 # mini-batch. Top: the raw gradient and its bias-corrected EWMA with :math:`\beta_1`,
-# the direction Adam follows; the inset zooms on the first steps, where the uncorrected
-# :math:`m_t` (dashed) starts near zero. Middle: the scaling factor
-# :math:`1/(\sqrt{\hat v_t}+\epsilon)`, on a log axis; the uncorrected one (dashed)
-# starts :math:`1/\sqrt{1-\beta_2}` times too large. Bottom: the adapted gradient
-# :math:`\hat m_t/(\sqrt{\hat v_t}+\epsilon)`, Adam's step divided by :math:`\eta`
-# (left axis, no unit), against the raw gradient (grey, right axis).
+# the direction Adam follows; the inset zooms on the two EWMAs over the first steps,
+# where the uncorrected :math:`m_t` (dashed) starts at a tenth of the corrected one.
+# Middle: the scaling factor :math:`1/(\sqrt{\hat v_t}+\epsilon)`, on a log axis; the
+# uncorrected one (dashed) starts :math:`1/\sqrt{1-\beta_2}` times too large. Bottom:
+# the adapted gradient :math:`\hat m_t/(\sqrt{\hat v_t}+\epsilon)`, Adam's step
+# divided by :math:`\eta` (left axis, no unit), against the raw gradient (grey, right
+# axis).
 
 PROBE = "features.0.weight"
 g, pairs = moments(PROBE)
@@ -156,11 +157,14 @@ ax_m.set_ylim(-top, 2.2 * top)  # room above the data for the inset
 ax_m.set_ylabel(GRAD_LABEL)
 ax_m.set_title(r"EWMA for smoothing ($\beta_1$)", pad=44)  # above the epoch axis
 inset = ax_m.inset_axes([0.5, 0.55, 0.48, 0.32])
-inset.plot(steps[:n_zoom], g[:n_zoom], "o", ms=3, color=plotting.NEUTRAL)
-inset.plot(steps[:n_zoom], m[:n_zoom], "--", color=ADAM_COLOR, lw=1.4)
-inset.plot(steps[:n_zoom], m_hat[:n_zoom], color=ADAM_COLOR, lw=1.4)
+# the inset shows the two EWMAs only, on their own scale: the raw gradients of these
+# steps are several times larger and would flatten the difference the inset is for
+inset.plot(steps[:n_zoom], m[:n_zoom], "--o", ms=2.5, color=ADAM_COLOR, lw=1.4)
+inset.plot(steps[:n_zoom], m_hat[:n_zoom], "-o", ms=2.5, color=ADAM_COLOR, lw=1.4)
 inset.axhline(0.0, color="black", lw=0.6)
-inset.set_title(f"zoom: steps 1 to {n_zoom}", fontsize=9)
+zoom_top = 1.15 * max(np.abs(m_hat[:n_zoom]).max(), np.abs(m[:n_zoom]).max())
+inset.set_ylim(-zoom_top, zoom_top)
+inset.set_title(f"zoom, EWMAs only: steps 1 to {n_zoom}", fontsize=9)
 inset.tick_params(labelsize=8)
 
 ax_v.plot(steps, scaling, color=ADAM_COLOR)
@@ -175,7 +179,7 @@ twin.plot(steps, g, color=plotting.NEUTRAL, lw=0.7)
 twin.spines["right"].set_visible(True)
 twin.set_ylabel("raw " + GRAD_LABEL, color="0.45")
 twin.grid(False)
-ax_a.plot(steps, adapted, color=ADAM_COLOR)
+ax_a.plot(steps, adapted, color=ADAM_COLOR, lw=0.9, alpha=0.8)  # the raw one shows through
 ax_a.set_zorder(twin.get_zorder() + 1)  # the adapted gradient in front of the raw one
 ax_a.patch.set_visible(False)
 for ax, values in ((ax_a, adapted), (twin, g)):  # symmetric limits: both zeros line up
