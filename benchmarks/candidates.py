@@ -379,64 +379,39 @@ def cand_determinism(splits, images) -> dict:
     }
 
 
-def exact_moments(images: torch.Tensor) -> tuple[float, float]:
-    """Mean and sample std of ``images / 255`` from a 256-bin histogram: exact (to float64
-    rounding of the final divisions) and without a float64 copy of the pixels."""
-    counts = torch.bincount(images.reshape(-1), minlength=256).double()
-    values = torch.arange(256, dtype=torch.float64) / 255.0
-    n = counts.sum()
-    mean = (counts * values).sum() / n
-    var = (counts * (values - mean) ** 2).sum() / (n - 1)
-    return float(mean), float(var.sqrt())
+def float64_moments(images: torch.Tensor) -> tuple[float, float]:
+    """The pixel moments as ``make_splits`` computed them before the histogram (now
+    ``fashion_optim.data._pixel_moments``): through a float64 copy of every pixel. The
+    baseline of the memory candidates, patched in with :func:`_use_moments`."""
+    pixels = images.double() / 255.0
+    return float(pixels.mean()), float(pixels.std())
 
 
-def make_splits_bincount(data=None, *, val_size=10_000, split_seed=0) -> fdata.Splits:
-    """``fashion_optim.data.make_splits`` with :func:`exact_moments` (the proposed change)."""
-    if data is None:
-        data = fdata.load_fashion_mnist()
-    n = len(data.train_labels)
-    val_idx = fdata.stratified_subset(data.train_labels, val_size, seed=split_seed)
-    mask = torch.ones(n, dtype=torch.bool)
-    mask[val_idx] = False
-    train_idx = torch.nonzero(mask).flatten()
-    val_idx = val_idx.sort().values
-    train_images = data.train_images[train_idx]
-    mean, std = exact_moments(train_images)
-    return fdata.Splits(
-        train_images=train_images,
-        train_labels=data.train_labels[train_idx],
-        val_images=data.train_images[val_idx],
-        val_labels=data.train_labels[val_idx],
-        test_images=data.test_images,
-        test_labels=data.test_labels,
-        mean=mean,
-        std=std,
-        train_index=train_idx,
-        val_index=val_idx,
-        data_checksum=data.checksum,
-    )
+def _use_moments(mode: str) -> None:
+    """``make_splits`` looks ``_pixel_moments`` up at call time: swap it per mode."""
+    if mode == "float64":
+        fdata._pixel_moments = float64_moments
 
 
 def _splits_child(mode: str) -> None:
-    make = make_splits_bincount if mode == "bincount" else fdata.make_splits
+    _use_moments(mode)
     t0 = time.perf_counter()
-    s = make()
+    s = fdata.make_splits()
     print(json.dumps({"mean": s.mean, "std": s.std, "seconds": time.perf_counter() - t0}))
 
 
 def _experiment_child(mode: str, profile: str) -> None:
     from fashion_optim import experiments
 
-    if mode == "bincount":
-        experiments.make_splits = make_splits_bincount  # what get_splits() calls
+    _use_moments(mode)
     experiments.run(experiments.NAMED["momentum"], 0, fresh=True, profile=profile)
 
 
 def cand_experiment_memory(profile: str) -> dict:
-    """Peak RSS of one whole experiment (as ``run.py`` measures it), now and with
-    :func:`make_splits_bincount`, each in its own process with a temporary cache."""
+    """Peak RSS of one whole experiment (as ``run.py`` measures it), with the moments of
+    :func:`float64_moments` and now, each in its own process with a temporary cache."""
     out = {}
-    for mode in ("current", "bincount"):
+    for mode in ("float64", "current"):
         with tempfile.TemporaryDirectory(prefix="fashion-optim-bench-cache-") as cache:
             cmd = [sys.executable, str(HERE / "_rss.py"), sys.executable, __file__,
                    "--experiment-child", mode, profile]  # fmt: skip
@@ -450,10 +425,10 @@ def cand_experiment_memory(profile: str) -> dict:
 
 
 def cand_splits_memory() -> dict:
-    """Peak RSS (and time) of a process that loads the data and makes the splits: now vs
-    :func:`make_splits_bincount`. Each in its own process under ``_rss.py``."""
+    """Peak RSS (and time) of a process that loads the data and makes the splits, with
+    :func:`float64_moments` and now. Each in its own process under ``_rss.py``."""
     out = {}
-    for mode in ("current", "bincount"):
+    for mode in ("float64", "current"):
         cmd = [sys.executable, str(HERE / "_rss.py"), sys.executable, __file__,
                "--splits-child", mode]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -474,7 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated subset of: threads,target,training,loader,eval,determinism,memory",
     )
     p.add_argument("--out", type=Path, default=HERE / "results" / "candidates.json")
-    p.add_argument("--splits-child", choices=("current", "bincount"), help=argparse.SUPPRESS)
+    p.add_argument("--splits-child", choices=("float64", "current"), help=argparse.SUPPRESS)
     p.add_argument("--experiment-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.splits_child:
