@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_experiments  # its tiny spec (pytest puts tests/ on sys.path)
 import torch
 from torch import nn
 from torchvision.datasets import FashionMNIST as TVFashionMNIST
@@ -50,7 +51,7 @@ from fashion_optim.data import (
     DatasetNotFoundError,
     load_fashion_mnist,
 )
-from fashion_optim.experiments import PerProfile, Record, Spec
+from fashion_optim.experiments import Record, Spec
 from fashion_optim.models import LeNet
 from fashion_optim.training import Trainer, TrainingDivergedError
 
@@ -629,15 +630,8 @@ def test_two_processes_writing_the_same_entry(tmp_path, tmp_cache):
     assert meta["test_loss"] == a["test_loss"] and leftovers(tmp_cache) == []
 
 
-TINY = Spec(
-    "tiny momentum",
-    lr=0.05,
-    optimizer_kwargs={"momentum": 0.9},
-    epochs=PerProfile(full=2, quick=1),
-    batch_size=16,
-    train_subset=600,
-    val_subset=200,
-)
+# test_experiments' tiny spec, without its recorders: these tests need only the history
+TINY = test_experiments.TINY.replace(record=Record())
 
 
 def test_cache_folder_deleted_between_two_runs(tmp_cache, small_test_set):
