@@ -38,7 +38,8 @@ plotting.use_style()
 BETAS = (0.9, 0.99)
 BETA_COLORS = {0.9: plotting.OKABE_ITO["reddish_purple"], 0.99: plotting.OKABE_ITO["black"]}
 SMA_COLOR = plotting.OKABE_ITO["blue"]
-print(f"profile {profile.name!r} ({profile.description}), seed {SEED}, device {device}")
+print(f"profile {profile.name!r} ({profile.description})")
+print(f"seed {SEED}, device {device}")
 
 # %%
 # Record the gradient of plain SGD

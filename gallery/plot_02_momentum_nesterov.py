@@ -57,13 +57,14 @@ plotting.use_style()
 THREE = ("sgd", "momentum", "nesterov")
 FOUR = (*THREE, "sgd_effective")
 MU = experiments.NAMED["momentum"].optimizer_kwargs["momentum"]
-print(f"profile {profile.name!r} ({profile.description}), seeds {list(profile.seeds)}")
+print(f"profile {profile.name!r} ({profile.description})")
+print(f"seeds {list(profile.seeds)}")
 print(f"single-seed sections: seed {SEED}, device {device}")
 
 
 def plain_log_y(ax):
-    """Label a log y axis 0.5, 1, 2 rather than 5 x 10^-1, 10^0, 2 x 10^0."""
-    fmt = mticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "125" else "")
+    """Label a log y axis 0.3, 0.5, 1, 2 rather than 5 x 10^-1, 10^0, 2 x 10^0."""
+    fmt = mticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "1235" else "")
     ax.yaxis.set_major_formatter(fmt)
     ax.yaxis.set_minor_formatter(fmt)
 
@@ -239,7 +240,7 @@ ax_all.text(0.02, 0.04, f"all {len(grad):,} steps, seed {SEED}", transform=ax_al
 ax_zoom.set_title(f"The first {n_zoom} steps")
 plotting.label_step_axis(ax_all, steps_per_epoch)
 plotting.label_step_axis(ax_zoom)
-ax_zoom.legend(loc="upper right", ncols=3)
+fig.legend(*ax_zoom.get_legend_handles_labels(), loc="outside lower center", ncols=3)
 plt.show()
 
 # %%
@@ -510,7 +511,7 @@ if not np.all(quad_eff[-10:] > 1.0):
 # shared runs.
 
 SNAPSHOT_EVERY = PerProfile(full=20, quick=10)(profile)
-SNAPSHOT_EPOCHS = PerProfile(full=3, quick=2)
+SNAPSHOT_EPOCHS = PerProfile(full=3, quick=2)  # a spec field: the spec resolves it
 snap_specs = {
     key: experiments.NAMED[key].replace(
         name=f"{experiments.NAMED[key].name} (snapshots)",
@@ -580,9 +581,12 @@ grid, grid_meta = experiments.cached(
 print(f"{GRID} x {GRID} grid on {N_SURFACE:,} training images: {grid_meta['wall_time']:.1f} s")
 
 # %%
-# Left, the three paths over the loss contours; the dots are the snapshots, the square is
-# the shared start. Right, each run's distance from the start in the full weight space
-# (solid) and in the plane (dashed): the gap between them is what the plane leaves out.
+# Left, the three paths over the loss contours: the dots are the snapshots, the black
+# square is the shared start and the hollow circles are where each run ends. Plain
+# SGD's path is short for two reasons the right panel separates: it moves less in the
+# same steps, and less of its movement lies in this plane. Right, each run's distance
+# from the start in the full weight space (solid) and in the plane (dashed): the gap
+# between them is what the plane leaves out.
 
 fig, (ax_plane, ax_dist) = plt.subplots(
     1, 2, figsize=(10.0, 4.6), width_ratios=(1.25, 1), layout="constrained"
@@ -646,7 +650,7 @@ apart = np.linalg.norm(
 )
 print(
     f"momentum and Nesterov end {apart:.2f} apart in weight space "
-    f"({np.linalg.norm(plane.coords[i_m][-1] - plane.coords[i_n][-1]):.2f} in the plane), "
+    f"({np.linalg.norm(plane.coords[i_m][-1] - plane.coords[i_n][-1]):.2f} in the plane),\n"
     f"after travelling {travelled['momentum']:.2f} and {travelled['nesterov']:.2f}"
 )
 

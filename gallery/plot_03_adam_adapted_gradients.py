@@ -46,7 +46,8 @@ torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
 ADAM_COLOR = plotting.color_for("adam")
-print(f"profile {profile.name!r} ({profile.description}), seeds {list(profile.seeds)}")
+print(f"profile {profile.name!r} ({profile.description})")
+print(f"seeds {list(profile.seeds)}")
 print(f"single-seed sections: seed {SEED}, device {device}")
 
 # %%
@@ -295,15 +296,17 @@ plt.show()
 
 last = len(epoch_axis)
 print(f"{len(profile.seeds)} seeds, {last} epochs, {result.meta['train_size']:,} images")
-header = f"{'val acc, ep. 1':>15} {f'ep. {last}':>7}"
+print(f"validation accuracy (mean over seeds) after epoch 1 and epoch {last}")
+header = f"{'val ep.1':>8} {f'ep.{last}':>7}"
 print(f"{'optimizer':<15} {'lr':>6} {'test accuracy':>16} {'test loss':>16} {header}")
 for key, res in runs.items():
     (am, asd), (lm, lsd) = res.test_acc, res.test_loss
     val = res.stack("val_acc").mean(axis=0)
     lr = res.results[0].config["lr"]
-    mark = "  (best SGD)" if key == best_sgd else ""
-    row = f"{am:7.4f} ± {asd:.4f} {lm:7.4f} ± {lsd:.4f} {val[0]:15.4f} {val[-1]:7.4f}"
+    mark = " *" if key == best_sgd else ""
+    row = f"{am:7.4f} ± {asd:.4f} {lm:7.4f} ± {lsd:.4f} {val[0]:8.4f} {val[-1]:7.4f}"
     print(f"{res.spec.name:<15} {lr:6g} {row}{mark}")
+print("* the best SGD variant of the previous chapter")
 
 # sphinx_gallery_start_ignore
 # Hidden check of the takeaway: after one epoch Adam is ahead of the best SGD variant.

@@ -52,7 +52,8 @@ SEED = profile.seeds[0]  # the range tests; the short runs use all of profile.se
 torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
-print(f"profile {profile.name!r} ({profile.description}), seeds {list(profile.seeds)}")
+print(f"profile {profile.name!r} ({profile.description})")
+print(f"seeds {list(profile.seeds)}")
 print(f"range tests: seed {SEED}, device {device}")
 
 # %%
@@ -97,8 +98,9 @@ for key, res in tests.items():
 # where the smoothed loss has covered 10 % of its drop (``lr_min``) to its lowest point
 # (``lr_max``); the dashed line is the suggestion, the steepest descent of the smoothed
 # curve per decade of learning rate; the dotted line is the learning rate the note's
-# runs use. The cross marks where the raw loss first climbs back above its starting
-# value after its lowest point; raw losses above the axis are triangles on its top edge.
+# runs use. The cross on the bottom edge marks where the raw loss first climbs back above
+# its starting value after its lowest point; raw losses above the clipping line at the
+# top are drawn as triangles on it.
 
 
 def blow_up(res):
@@ -119,10 +121,21 @@ for ax, (key, res) in zip(axes, tests.items(), strict=True):
     ax.axvspan(res.lr_min, res.lr_max, color=color, alpha=0.18, lw=0)
     ax.axvline(res.suggested_lr, color="black", ls="--", lw=1.2)
     ax.axvline(experiments.NAMED[key].lr, color="0.3", ls=":", lw=1.4)
+    ax.axhline(top, color=plotting.NEUTRAL, lw=0.6, ls=(0, (1, 3)))
     if (i := blow_up(res)) is not None:
-        ax.plot(res.lrs[i], min(res.losses[i], top), "X", color="black", ms=8, zorder=5)
+        # On the bottom edge, where it does not hide the triangles or the suggestion.
+        ax.plot(
+            res.lrs[i],
+            0.04,
+            "X",
+            color="black",
+            ms=8,
+            zorder=5,
+            clip_on=False,
+            transform=ax.get_xaxis_transform(),
+        )
     bottom = 0.9 * res.losses.min()
-    ax.set(title=experiments.NAMED[key].name, ylim=(bottom, top * 1.03), xlim=RAMPS[key])
+    ax.set(title=experiments.NAMED[key].name, ylim=(bottom, top * 1.08), xlim=RAMPS[key])
     ax.set_ylabel("training loss (nat)")
     plotting.label_lr_axis(ax)
 handles = [
@@ -132,8 +145,9 @@ handles = [
     Line2D([], [], color="black", ls="--", lw=1.2, label="suggestion"),
     Line2D([], [], color="0.3", ls=":", lw=1.4, label="note's default"),
     Line2D([], [], color="black", marker="X", ls="", label="raw back above start"),
+    Line2D([], [], color=plotting.NEUTRAL, marker="^", ls="", label="raw, clipped"),
 ]
-fig.legend(handles=handles, loc="outside lower center", ncols=3)
+fig.legend(handles=handles, loc="outside lower center", ncols=4)
 plt.show()
 
 # %%
@@ -174,14 +188,15 @@ for key, res in tests.items():
 
 for key, rise in raw_rise.items():
     if past_blow_up[key]:
-        verdict = "and lr_max lies past the blow-up: read the upper end from the raw curve"
+        verdict = "past the blow-up: read the upper end from the raw curve"
     elif rise > 1.2:
         verdict = "already climbing: the smoothed minimum lags behind the raw one"
     elif rise > 1.02:
         verdict = "slightly above its low"
     else:
         verdict = "at its low: no visible lag here"
-    print(f"{experiments.NAMED[key].name:<15} raw loss at lr_max = {rise:.2f} x its low, {verdict}")
+    print(f"{experiments.NAMED[key].name}: the raw loss at lr_max is {rise:.2f} x its low,")
+    print(f"  {verdict}")
 
 # %%
 # The test leaves no trace
@@ -353,7 +368,8 @@ for spec, _, diverged in short.values():
     for seed, err in diverged:
         why = "not finite" if err.limit is None else f"above the limit {err.limit:.4g}"
         where = f"epoch {err.epoch}, mini-batch {err.step}"
-        print(f"lr {spec.lr:g}, seed {seed} diverged: loss {err.loss:.4g} ({why}) at {where}")
+        print(f"lr {spec.lr:g}, seed {seed} diverged at {where}:")
+        print(f"  loss {err.loss:.4g} ({why})")
 print(f"suggestion / note's default = {suggested / base.lr:.1f}")
 
 # sphinx_gallery_start_ignore
@@ -391,14 +407,14 @@ stalled = [r.seed for r in above.results if r.test_acc < CHANCE]
 learned = {r.seed: r.test_acc for r in above.results if r.test_acc >= CHANCE}
 print(
     f"lr {spec_above.lr:g} (10 x suggestion), {len(profile.seeds)} seeds: "
-    f"{len(above_diverged)} diverged, {len(stalled)} stayed at chance level "
-    f"(test accuracy < {CHANCE}), {len(learned)} learned"
+    f"{len(above_diverged)} diverged, {len(learned)} learned,\n"
+    f"{len(stalled)} stayed at chance level (test accuracy < {CHANCE})"
 )
 worst_at_suggestion = min(r.test_acc for r in short[1.0][1].results)
 for seed, acc in learned.items():
     print(
-        f"  seed {seed} reached test accuracy {acc:.4f}; the worst seed at the suggestion "
-        f"reached {worst_at_suggestion:.4f}"
+        f"  seed {seed} reached test accuracy {acc:.4f};\n"
+        f"  the worst seed at the suggestion reached {worst_at_suggestion:.4f}"
     )
 
 # %%

@@ -40,7 +40,8 @@ profile = experiments.current_profile()
 SEED = profile.seeds[0]
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
-print(f"profile {profile.name!r} ({profile.description}), seeds {list(profile.seeds)}")
+print(f"profile {profile.name!r} ({profile.description})")
+print(f"seeds {list(profile.seeds)}")
 print(f"device {device}")
 
 # %%
@@ -101,8 +102,8 @@ SPE = int(first["constant"].meta["steps_per_epoch"])
 
 dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR0, momentum=0.9)
 print(
-    f"{SPE} mini-batches per epoch, {EPOCHS * SPE} in a run; validation on "
-    f"{first['constant'].meta['val_size']:,} images after each epoch\n"
+    f"{SPE} mini-batches per epoch, {EPOCHS * SPE} in a run;\n"
+    f"validation on {first['constant'].meta['val_size']:,} images after each epoch\n"
 )
 print(f"{'schedule':<19}{'steps per':<10}{'arguments'}")
 for name, (label, kwargs) in SCHEDULES.items():
@@ -308,13 +309,13 @@ pitfall = {
 meta = pitfall["step"].meta
 N_LONG = pitfall["step"].config["epochs"]
 print(
-    f"trace: {TRACE_EPOCHS} epochs; the last one at lr {trace20[-1]:.1e}, "
-    f"{trace20[-1] / trace20[0]:.0e} x the base rate {trace20[0]}"
+    f"trace: {TRACE_EPOCHS} epochs; the last one at lr {trace20[-1]:.1e},\n"
+    f"  {trace20[-1] / trace20[0]:.0e} x the base rate {trace20[0]}"
 )
 print(
     f"trained: {N_LONG} epochs on {meta['train_size']:,} images "
-    f"({meta['steps_per_epoch']} mini-batches per epoch), validation on "
-    f"{meta['val_size']:,} images, seed {SEED}"
+    f"({meta['steps_per_epoch']} mini-batches per epoch),\n"
+    f"  validation on {meta['val_size']:,} images, seed {SEED}"
 )
 
 # %%
@@ -324,12 +325,13 @@ x_long = np.arange(1, N_LONG + 1)
 fig, axes = plt.subplots(1, 3, figsize=(11.0, 4.0))
 axes[0].plot(np.arange(1, TRACE_EPOCHS * SPE + 1) / SPE, trace20, color=plotting.color_for("step"))
 axes[0].axhline(LR0, color=plotting.color_for("constant"), lw=1.2)
-axes[0].axvspan(
-    0, N_LONG, color=plotting.NEUTRAL, alpha=0.15, lw=0, label="trained (middle, right)"
-)
+if N_LONG < TRACE_EPOCHS:  # the quick profile trains fewer epochs than the trace shows
+    axes[0].axvspan(
+        0, N_LONG, color=plotting.NEUTRAL, alpha=0.15, lw=0, label="trained (middle, right)"
+    )
+    axes[0].legend(loc="lower left")
 axes[0].set(xlabel="epoch", xlim=(0, TRACE_EPOCHS), title="Schedule (trace_lr)")
 plotting.label_lr_axis(axes[0], "y")
-axes[0].legend(loc="lower left")
 for name, r in pitfall.items():
     kw = {"color": plotting.color_for(name), "marker": "o", "ms": 3, "label": PITFALL_LABELS[name]}
     axes[1].plot(x_long, r.history.train_loss, **kw)
@@ -361,14 +363,13 @@ for e in sorted({1, *range(3, N_LONG + 1, 3), N_LONG}):
     )
 frozen = int(np.argmax(np.asarray(s.lr) <= 1e-3 * LR0))  # 0-based: the first frozen epoch
 print(f"\nchange over epochs {frozen + 1} to {N_LONG} (StepLR at <= 1e-3 x base there):")
+print(f"  {'':<31}{'train loss':>11}{'val acc':>9}{'test acc':>10}")
 for name, h in hist.items():
     d_loss = h.train_loss[-1] - h.train_loss[frozen - 1]
     d_acc = h.val_acc[-1] - h.val_acc[frozen - 1]
     test = pitfall[name].test_acc
-    print(
-        f"  {PITFALL_LABELS[name]:<31} train loss {d_loss:+.4f}, val accuracy {d_acc:+.4f}"
-        f"; test accuracy {test:.4f}"
-    )
+    print(f"  {PITFALL_LABELS[name]:<31}{d_loss:>+11.4f}{d_acc:>+9.4f}{test:>10.4f}")
+print("  (test acc: at the end, not a change)")
 
 # sphinx_gallery_start_ignore
 # Sanity checks, hidden on the site. (1) What the Trainer records is what trace_lr
@@ -426,9 +427,10 @@ full = {
     "onecycle": experiments.run_seeds(experiments.full_budget_onecycle(MAX_LR)),
 }
 full_labels = {"momentum": "constant rate", "onecycle": f"OneCycleLR, max_lr={MAX_LR:.3g}"}
-full_cfg = full["onecycle"].results[0]
+SCHEDULE_OF = {"momentum": "constant", "onecycle": "onecycle"}
+one_run = full["onecycle"].results[0]  # its config and sizes are every seed's
 print(
-    f"{full_cfg.config['epochs']} epochs on {full_cfg.meta['train_size']:,} images, "
+    f"{one_run.config['epochs']} epochs on {one_run.meta['train_size']:,} images, "
     f"{len(full['onecycle'].results)} seeds\n"
 )
 print(f"{'schedule':<31}{'test accuracy':<18}test loss (nat)")
@@ -439,15 +441,16 @@ gain = full["onecycle"].test_acc[0] - full["momentum"].test_acc[0]
 spread = max(full["onecycle"].test_acc[1], full["momentum"].test_acc[1])
 verdict = "larger" if abs(gain) > 2 * spread else "not larger"
 print(
-    f"\nOneCycleLR minus constant: {gain:+.4f} in mean test accuracy, {verdict} than twice "
-    f"the larger standard deviation over seeds ({spread:.4f})"
+    f"\nOneCycleLR minus constant: {gain:+.4f} in mean test accuracy, {verdict} than\n"
+    f"twice the larger standard deviation over seeds ({spread:.4f})"
 )
 
 fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-x_full = np.arange(1, full_cfg.config["epochs"] + 1)
-spe_full = int(full_cfg.meta["steps_per_epoch"])
+x_full = np.arange(1, one_run.config["epochs"] + 1)
+spe_full = int(one_run.meta["steps_per_epoch"])
 for name, res in full.items():
-    kw = {"color": plotting.color_for(name), "label": full_labels[name]}
+    # The constant rate is black, as in every schedule figure of this chapter.
+    kw = {"color": plotting.color_for(SCHEDULE_OF[name]), "label": full_labels[name]}
     plotting.band(axes[0], x_full, res.stack("val_acc"), **kw)
     rates = res.results[0].history.batch_lr  # the same for every seed
     axes[1].plot(np.arange(1, len(rates) + 1) / spe_full, rates, **kw)
@@ -473,8 +476,8 @@ if len(ahead):
     e = int(ahead[0]) + 1
     rate_then = oc_rates[e * spe_full - 1]
     print(
-        f"OneCycleLR's mean validation accuracy first leads after epoch {e}, when its rate "
-        f"is {rate_then:.3g} ({rate_then / LR0:.1f} x the constant {LR0:g})"
+        f"OneCycleLR's mean validation accuracy first leads after epoch {e},\n"
+        f"when its rate is {rate_then:.3g} ({rate_then / LR0:.1f} x the constant {LR0:g})"
     )
 else:
     print("OneCycleLR's mean validation accuracy never leads the constant rate's")

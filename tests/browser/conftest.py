@@ -150,6 +150,9 @@ class Visit:
     links: list[str]
     #: The icons the page declares (``<link rel="icon">``).
     icons: list[str]
+    #: Printed outputs of the examples wider than their box: (box, content) widths in
+    #: px and the widest line.
+    wide_outputs: list[tuple[int, int, str]]
 
 
 # Wait for what still changes the page after "load": MathJax's typesetting and fonts.
@@ -170,6 +173,10 @@ _IMAGES_JS = """async () => {
 _IDS_JS = """() => [...document.querySelectorAll('[id], a[name]')].map(e => e.id || e.name)"""
 _LINKS_JS = """() => [...document.querySelectorAll('a[href]')].map(a => a.href)"""
 _ICONS_JS = """() => [...document.querySelectorAll('link[rel~="icon"]')].map(l => l.href)"""
+_WIDE_JS = """() => [...document.querySelectorAll('.sphx-glr-script-out pre')]
+  .filter(e => e.scrollWidth > e.clientWidth + 1)
+  .map(e => [e.clientWidth, e.scrollWidth,
+             e.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '')])"""
 
 
 def _settle(page) -> None:
@@ -211,10 +218,11 @@ def load(context, url: str, offsite: Offsite) -> Visit:
         ids = set(page.evaluate(_IDS_JS))
         links = page.evaluate(_LINKS_JS)
         icons = page.evaluate(_ICONS_JS)
+        wide = [tuple(w) for w in page.evaluate(_WIDE_JS)]
     finally:
         page.close()
     failed = [f for f in failed if not f.startswith(favicon)]
-    return Visit(url, console, failed, offsite.urls[before:], images, ids, links, icons)
+    return Visit(url, console, failed, offsite.urls[before:], images, ids, links, icons, wide)
 
 
 @pytest.fixture(scope="session")

@@ -143,6 +143,16 @@ def test_example_offers_py_and_ipynb_downloads(visit, context, page):
                 assert notebook["nbformat"] == 4 and len(notebook["cells"]) > 1
 
 
+@pytest.mark.parametrize("page", EXAMPLES)
+def test_printed_output_fits_its_box(visit, page):
+    # Playwright's default window, 1280 px: a table that scrolls sideways hides columns.
+    wide = visit(page).wide_outputs
+    assert not wide, f"{page}: printed output wider than its box (box px, content px, line):\n" + (
+        "\n".join(f"{box} < {content}: {line!r}" for box, content, line in wide)
+        + "\nKeep each printed line within 80 characters."
+    )
+
+
 @pytest.fixture(scope="session")
 def status_of(context):
     """HTTP status of a URL on the site, asked once per session."""
