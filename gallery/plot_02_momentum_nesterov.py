@@ -297,9 +297,9 @@ if not scaled.std() < 0.5 * grad.std():
 #
 # - The transient. SGD at :math:`\eta/(1-\mu)` takes its full step from the first
 #   mini-batch; momentum's buffer, fed a constant :math:`g`, holds
-#   :math:`g\,(1-\mu^t)/(1-\mu)`. Summing the steps, momentum then covers the distance
-#   of SGD at :math:`\eta/(1-\mu)` :math:`\mu(1-\mu^t)/(1-\mu)` steps later, which
-#   tends to :math:`\mu/(1-\mu)`; Nesterov,
+#   :math:`g\,(1-\mu^t)/(1-\mu)`. Summing the steps, momentum covers the same distance
+#   as SGD at :math:`\eta/(1-\mu)`, but lagging it by :math:`\mu(1-\mu^t)/(1-\mu)`
+#   steps, a lag that tends to :math:`\mu/(1-\mu)`; Nesterov,
 #   whose step :math:`\eta\,(g + \mu b_t)` is the heavy ball's step :math:`t+1`, is
 #   :math:`\mu^2/(1-\mu)` steps late. Left: the loss of the first mini-batches (mean over
 #   seeds, lightly smoothed), where the network leaves its initial plateau.
@@ -586,7 +586,9 @@ print(f"{GRID} x {GRID} grid on {N_SURFACE:,} training images: {grid_meta['wall_
 # SGD's path is short for two reasons the right panel separates: it moves less in the
 # same steps, and less of its movement lies in this plane. Right, each run's distance
 # from the start in the full weight space (solid) and in the plane (dashed): the gap
-# between them is what the plane leaves out.
+# between them is what the plane leaves out. The contours are the loss at the points of
+# the plane itself, where each run's weights off the plane are dropped: the loss under a
+# path's end is higher than that run's own training loss (the table below).
 
 fig, (ax_plane, ax_dist) = plt.subplots(
     1, 2, figsize=(10.0, 4.6), width_ratios=(1.25, 1), layout="constrained"
@@ -617,6 +619,7 @@ ax_plane.plot(0, 0, "s", ms=7, color="black", zorder=5)
 ax_plane.set(xlabel=f"direction 1 ({100 * evr[0]:.0f} % of variance)")
 ax_plane.set(ylabel=f"direction 2 ({100 * evr[1]:.0f} % of variance)")
 ax_plane.set_title(f"PCA plane, seed {SEED}")
+ax_plane.set_aspect("equal")  # the coordinates are distances: keep them to scale
 ax_dist.set(ylabel=r"distance from the start $\|\theta_t - \theta_0\|_2$ (weight units)")
 plotting.label_step_axis(ax_dist, steps_per_epoch)
 dist_key = [

@@ -98,16 +98,23 @@ for key, res in tests.items():
 # where the smoothed loss has covered 10 % of its drop (``lr_min``) to its lowest point
 # (``lr_max``); the dashed line is the suggestion, the steepest descent of the smoothed
 # curve per decade of learning rate; the dotted line is the learning rate the note's
-# runs use. The cross on the bottom edge marks where the raw loss first climbs back above
-# its starting value after its lowest point; raw losses above the clipping line at the
-# top are drawn as triangles on it.
+# runs use. The cross on the bottom edge marks the blow-up: after its lowest point, the
+# first mini-batch from which the raw loss stays above its starting value for
+# ``BLOW_UP_RUN`` mini-batches in a row (or to the end of the test), so that a lone
+# spike does not count. Raw losses above the clipping line at the top are drawn as
+# triangles on it.
+
+BLOW_UP_RUN = 5
 
 
 def blow_up(res):
-    """Index of the first raw loss above the first one, after the lowest (or None)."""
-    lowest = int(np.argmin(res.losses))
-    above = np.flatnonzero(res.losses[lowest:] > res.losses[0])
-    return lowest + int(above[0]) if above.size else None
+    """Index where the raw loss, after its lowest point, climbs above its starting value
+    and stays there for BLOW_UP_RUN mini-batches or to the end (None if it never does)."""
+    above = res.losses > res.losses[0]
+    for j in range(int(np.argmin(res.losses)), len(above)):
+        if above[j : j + BLOW_UP_RUN].all():
+            return j
+    return None
 
 
 fig, axes = plt.subplots(1, 2, figsize=(9.0, 4.4), layout="constrained")
@@ -144,7 +151,7 @@ handles = [
     Patch(color="0.2", alpha=0.18, label="useful range"),
     Line2D([], [], color="black", ls="--", lw=1.2, label="suggestion"),
     Line2D([], [], color="0.3", ls=":", lw=1.4, label="note's default"),
-    Line2D([], [], color="black", marker="X", ls="", label="raw back above start"),
+    Line2D([], [], color="black", marker="X", ls="", label="blow-up: raw stays above start"),
     Line2D([], [], color=plotting.NEUTRAL, marker="^", ls="", label="raw, clipped"),
 ]
 fig.legend(handles=handles, loc="outside lower center", ncols=4)
@@ -336,9 +343,9 @@ for factor, (spec, res, diverged) in short.items():
         ax.plot([], [], color=factor_colors[factor], marker="x", ls="", label=label)
 default_val = default.stack("val_acc")[:, :n_epochs]
 plotting.band(ax, epoch_axis, default_val, f"note's default, lr {base.lr:g} (mean)", "0.3", ls=":")
-ax.set(xlabel="epoch", ylabel="validation accuracy", xticks=epoch_axis, ylim=(0, 1))
+ax.set(xlabel="epoch", ylabel="validation accuracy (fraction)", xticks=epoch_axis, ylim=(0, 1))
 ax.set_title("SGD + momentum, trained from scratch")
-ax.legend(loc="center right")
+fig.legend(loc="outside lower center", ncols=2, fontsize=8.5)  # below: it hides no line
 plt.show()
 
 # %%
@@ -397,8 +404,8 @@ if not (adam.lr_min < sgdm.lr_min and adam.suggested_lr < sgdm.suggested_lr):
 # %%
 # What the comparison shows: ten times below the suggestion, SGD with momentum learns,
 # but more slowly, and after these few epochs it is behind the suggestion on validation
-# and test accuracy. Ten times above, a seed can diverge (its loss explodes, listed
-# under the table), survive only at chance level (10 % accuracy and a loss near
+# and test accuracy. Ten times above, a seed can diverge (its loss explodes; such seeds
+# are listed under the table), survive only at chance level (10 % accuracy and a loss near
 # :math:`\ln 10 \approx 2.30` nat), or learn anyway; which happened to each seed here:
 
 spec_above, above, above_diverged = short[10.0]
@@ -418,11 +425,10 @@ for seed, acc in learned.items():
     )
 
 # %%
-# The suggestion is the best of the three. The note's default learning rate is lower
-# still (the last printed line: how many times the suggestion exceeds it). The range
-# test's steepest descent is a starting point, not an
-# optimum: it comes from one seed and a ramp that never trains for long at any one
-# learning rate.
+# The suggestion is the best of the three; the last printed line compares it with the
+# note's default learning rate. The range test's steepest descent is a starting point,
+# not an optimum: it comes from one seed and a ramp that never trains for long at any
+# one learning rate.
 #
 # Takeaways
 # ---------
@@ -434,9 +440,10 @@ for seed, acc in learned.items():
 #   below it and ten times above it in our short runs; ten times above, a seed may
 #   diverge, stall at chance level or learn anyway (this build's count is printed above).
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
-#   learning rate on a geometric ramp: ``lr_max``, the smoothed minimum, can lie past the
-#   point where the raw loss has already blown up. Read the upper end from the raw curve
-#   too, or use more mini-batches per decade.
+#   learning rate on a geometric ramp: ``lr_max``, the smoothed minimum, comes after the
+#   raw curve's lowest losses, and can come after its blow-up (the lag table says where
+#   it lies in this build). Read the upper end from the raw curve too, or use more
+#   mini-batches per decade.
 # - The test restores the model, the optimizer, the gradients, the random state and
 #   the loader bitwise, so it can run on the very objects we then train.
 # - Smith uses the range's two ends as the bounds of a cyclical or one-cycle schedule

@@ -204,7 +204,8 @@ for name, r in first.items():
 # standard deviation band, on the held-out validation images (their number is printed
 # with the runs above). LambdaLR's factor
 # (``warmup_inverse_sqrt``) is a warm-up: half the base rate in the first epoch, the full
-# rate in the second, then a decay as one over the square root of the epoch.
+# rate in the second, then a decay as one over the square root of the epoch:
+# :math:`\sqrt{2/n}` times the base rate in epoch :math:`n = 2, 3, \dots`.
 # ReduceLROnPlateau is dashed: until it lowers the rate, its run *is* the constant run,
 # and the two curves lie on top of each other.
 
