@@ -179,9 +179,9 @@ if not abs(final["momentum"] - final["nesterov"]) < 0.25 * gap:
 fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(9.0, 4.0), layout="constrained")
 for key in THREE:
     plotting.band(ax_loss, epoch_axis, runs[key].stack("val_loss"), label=key, marker="o")
-    plotting.band(ax_acc, epoch_axis, 100 * runs[key].stack("val_acc"), label=key, marker="o")
+    plotting.band(ax_acc, epoch_axis, runs[key].stack("val_acc"), label=key, marker="o")
 ax_loss.set(xlabel="epoch", ylabel="validation loss (nat)", title="Validation loss")
-ax_acc.set(xlabel="epoch", ylabel="validation accuracy (%)", title="Validation accuracy")
+ax_acc.set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="Validation accuracy")
 for ax in (ax_loss, ax_acc):
     ax.set_xticks(epoch_axis)
 fig.legend(handles=handles, loc="outside lower center", ncols=3)
@@ -191,11 +191,11 @@ plt.show()
 # On the held-out test set, after the last epoch (mean ± std over the seeds; the
 # fourth row is the run of a later section):
 
-print(f"{'run':<30}{'test accuracy (%)':>20}{'test loss (nat)':>20}")
+print(f"{'run':<30}{'test accuracy':>18}{'test loss (nat)':>20}")
 for key in FOUR:
     (acc, acc_sd), (loss, loss_sd) = runs[key].test_acc, runs[key].test_loss
     name = runs[key].spec.name
-    print(f"{name:<30}{100 * acc:>12.2f} ± {100 * acc_sd:<5.2f}{loss:>12.4f} ± {loss_sd:.4f}")
+    print(f"{name:<30}{acc:>9.4f} ± {acc_sd:.4f}{loss:>11.4f} ± {loss_sd:.4f}")
 
 # %%
 # What the buffer averages
@@ -310,6 +310,8 @@ if not scaled.std() < 0.5 * grad.std():
 
 KEYS_EFF = ("sgd", "sgd_effective", "momentum", "nesterov")
 EARLY_BETA = 0.8
+THRESHOLD = 1.5  # nat, well below the initial plateau at ln 10 = 2.3
+DASHED = {"sgd_effective": "--"}  # SGD's lighter blue, dashed to tell it from SGD
 n_first = min(3 * steps_per_epoch, 300, len(steps))
 early = {
     key: plotting.smooth_curve(runs[key].stack("batch_loss")[:, :n_first], EARLY_BETA).mean(0)
@@ -317,15 +319,22 @@ early = {
 }
 fig, (ax_first, ax_val) = plt.subplots(1, 2, figsize=(9.0, 4.0), layout="constrained")
 for key in KEYS_EFF:
-    ax_first.plot(steps[:n_first], early[key], color=plotting.color_for(key))
-    plotting.band(ax_val, epoch_axis, runs[key].stack("val_loss"), label=key, marker="o")
+    ls = DASHED.get(key, "-")
+    ax_first.plot(steps[:n_first], early[key], color=plotting.color_for(key), ls=ls)
+    plotting.band(ax_val, epoch_axis, runs[key].stack("val_loss"), label=key, marker="o", ls=ls)
+ax_first.axhline(THRESHOLD, color=plotting.NEUTRAL, lw=0.8, ls=":")
+ax_first.annotate(f"{THRESHOLD} nat: the table's threshold", (0.98, THRESHOLD), ha="right",
+                  va="bottom", xycoords=("axes fraction", "data"), fontsize=8.5)  # fmt: skip
 ax_first.set(yscale="log", ylabel=f"training loss, EWMA β = {EARLY_BETA} (nat)")
 ax_first.set_title(f"The first {n_first} mini-batches")
 plain_log_y(ax_first)
 plotting.label_step_axis(ax_first)
 ax_val.set(xlabel="epoch", ylabel="validation loss (nat)", title="Validation loss (mean ± std)")
 ax_val.set_xticks(epoch_axis)
-handles4 = [Line2D([], [], color=plotting.color_for(k), label=runs[k].spec.name) for k in KEYS_EFF]
+handles4 = [
+    Line2D([], [], color=plotting.color_for(k), ls=DASHED.get(k, "-"), label=runs[k].spec.name)
+    for k in KEYS_EFF
+]
 fig.legend(handles=handles4, loc="outside lower center", ncols=4)
 plt.show()
 
@@ -338,7 +347,6 @@ plt.show()
 # :math:`\eta/(1-\mu)`, the learning rate times the buffer for momentum. The final test
 # numbers are in the table of the first section.
 
-THRESHOLD = 1.5  # nat, well below the initial plateau at ln 10 = 2.3
 CONSTANT_DELAY = {"sgd_effective": 0.0, "momentum": MU / (1 - MU), "nesterov": MU**2 / (1 - MU)}
 print(f"{'run':<30}{f'first step < {THRESHOLD} nat':>20}{'delay':>7}{'constant-g delay':>18}")
 crossing = {}
@@ -444,21 +452,30 @@ for col, (surf_name, (lr_toy, n_steps)) in enumerate(TOY.items()):
         keep = min(inside(path, surface) + 1, len(path))  # one point past the edge
         color = plotting.color_for(key)
         lw = 0.8 if key == "sgd_effective" else 1.5
-        # the bouncing large-step SGD behind and faint, so the other paths stay visible
+        # the bouncing large-step SGD behind and faint, plain SGD thin and on top, so
+        # that the paths which run together stay visible
         behind = {"alpha": 0.45, "zorder": 1} if key == "sgd_effective" else {"zorder": 2}
+        if key == "sgd":
+            lw, behind = 1.0, {"zorder": 4}
         ax_path.plot(*path[:keep].T, "-o", ms=2.2, lw=lw, color=color, **behind)
-        ax_value.plot(np.arange(keep), f[:keep], lw=lw, color=color)
+        if keep == len(path):  # the path's end, where it stayed inside the frame
+            ax_path.plot(*path[-1], "o", ms=7, mfc="white", mec=color, mew=1.8, zorder=6)
+        ax_value.plot(np.arange(keep), f[:keep], lw=lw, color=color, ls=DASHED.get(key, "-"))
     ax_path.plot(*surface.minimum, "*", ms=14, color="black", zorder=5)
     ax_path.plot(*surface.start, "s", ms=6, color="black", zorder=5)
     ax_path.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x (no unit)", ylabel="y (no unit)")
     ax_path.set_title(f"{surf_name}, η = {lr_toy:g}, {n_steps} steps")
     ax_value.set(yscale="log", ylim=(None, 3 * f[0]), xlabel="step", ylabel="f (no unit)")
-toy_handles = [Line2D([], [], color=plotting.color_for(k), label=runs[k].spec.name) for k in FOUR]
+toy_handles = [
+    Line2D([], [], color=plotting.color_for(k), ls=DASHED.get(k, "-"), label=runs[k].spec.name)
+    for k in FOUR
+]
 toy_handles += [
     Line2D([], [], color="black", marker="s", ls="", label="start"),
+    Line2D([], [], color="black", marker="o", mfc="white", ls="", label="end"),
     Line2D([], [], color="black", marker="*", ms=10, ls="", label="minimum"),
 ]
-fig.legend(handles=toy_handles, loc="outside lower center", ncols=6, columnspacing=1.2)
+fig.legend(handles=toy_handles, loc="outside lower center", ncols=4, columnspacing=1.2)
 plt.show()
 
 # %%

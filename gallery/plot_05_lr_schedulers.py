@@ -120,7 +120,7 @@ print(f"\n{sum(len(res.results) for res in results.values())} runs, {wall:.0f} s
 # -------------------------------------
 # :class:`~fashion_optim.training.Trainer` records the rate used by each mini-batch in
 # ``History.batch_lr`` (:class:`~fashion_optim.training.History`); the panels show it for the
-# first seed's run of each schedule (dotted lines: epoch boundaries). The last panel is
+# first seed's run of each schedule (vertical grid lines: epoch boundaries). The last panel is
 # CosineAnnealingWarmRestarts, not trained here, drawn by
 # :func:`fashion_optim.lr.trace_lr`, which steps a scheduler exactly as the Trainer
 # does, without a model. The vertical axes are logarithmic: a decay by ten is the
@@ -129,19 +129,19 @@ print(f"\n{sum(len(res.results) for res in results.values())} runs, {wall:.0f} s
 T_0 = max(1, EPOCHS // 2)
 restarts = lr.trace_lr("cosine_warm_restarts", EPOCHS, SPE, lr=LR0, T_0=T_0)
 steps = np.arange(1, EPOCHS * SPE + 1)
-fig, axes = plt.subplots(2, 4, figsize=(10.5, 5.6), sharex=True, sharey=True)
+# Four rows of two: wide enough panels to read at the page's width.
+fig, axes = plt.subplots(4, 2, figsize=(7.5, 8.8), sharex=True, sharey=True)
 panels = [(name, LABELS[name], r.history.batch_lr) for name, r in first.items()]
-panels.append(("cosine_warm_restarts", f"WarmRestarts, T_0={T_0}\n(trace only)", restarts))
+panels.append(("cosine_warm_restarts", f"WarmRestarts, T_0={T_0} (trace only)", restarts))
 for ax, (name, title, rates) in zip(axes.flat, panels, strict=True):
-    for e in range(1, EPOCHS):
-        ax.axvline(e * SPE, color=plotting.NEUTRAL, lw=0.7, ls=":")
-    ax.plot(steps, rates, color=plotting.color_for(name))
+    ax.plot(steps / SPE, rates, color=plotting.color_for(name))  # x in epochs
     ax.set_title(title, fontsize=10.5)
     ax.set_yscale("log")
+    ax.set_xticks(range(EPOCHS + 1))  # the grid marks the epoch boundaries
 for ax in axes[:, 0]:
     ax.set_ylabel("learning rate (log)")
 for ax in axes[-1]:
-    ax.set_xlabel("step (mini-batch)")
+    ax.set_xlabel("epoch (one point per mini-batch)")
 fig.suptitle(f"Learning rate per mini-batch, {EPOCHS} epochs of {SPE} mini-batches")
 plt.show()
 
@@ -200,9 +200,11 @@ for name, r in first.items():
 #
 # Validation curves
 # -----------------
-# Validation accuracy and loss after every epoch, mean over the seeds with a ±1
-# standard deviation band, on the held-out validation images (their number is printed
-# with the runs above). LambdaLR's factor
+# Left: validation accuracy after every epoch, mean over the seeds, on the held-out
+# validation images (their number is printed with the runs above). Right: each
+# schedule's accuracy minus the constant rate's, seed by seed (the same seed gives the
+# same initial weights and batches), mean with a ±1 standard deviation band: above
+# zero, the schedule is ahead. LambdaLR's factor
 # (``warmup_inverse_sqrt``) is a warm-up: half the base rate in the first epoch, the full
 # rate in the second, then a decay as one over the square root of the epoch:
 # :math:`\sqrt{2/n}` times the base rate in epoch :math:`n = 2, 3, \dots`.
@@ -210,14 +212,17 @@ for name, r in first.items():
 # and the two curves lie on top of each other.
 
 x_epochs = np.arange(1, EPOCHS + 1)
-fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(9.5, 4.4))
+const_acc = results["constant"].stack("val_acc")  # seeds x epochs
+fig, (ax_acc, ax_diff) = plt.subplots(1, 2, figsize=(9.5, 4.4))
 for name, res in results.items():
     kw = {"color": plotting.color_for(name), "marker": "o", "ms": 3.5, "label": LABELS[name]}
     kw["linestyle"] = "--" if name == "plateau" else "-"
-    plotting.band(ax_acc, x_epochs, res.stack("val_acc"), **kw)
-    plotting.band(ax_loss, x_epochs, res.stack("val_loss"), **kw)
-ax_acc.set(xlabel="epoch", ylabel="validation accuracy (fraction)", xticks=x_epochs)
-ax_loss.set(xlabel="epoch", ylabel="validation loss (nat per image)", xticks=x_epochs)
+    ax_acc.plot(x_epochs, res.stack("val_acc").mean(axis=0), **kw)
+    if name != "constant":
+        plotting.band(ax_diff, x_epochs, res.stack("val_acc") - const_acc, alpha=0.12, **kw)
+ax_diff.axhline(0.0, color=plotting.color_for("constant"), lw=1.2)
+ax_acc.set(xlabel="epoch", ylabel="validation accuracy (fraction, mean)", xticks=x_epochs)
+ax_diff.set(xlabel="epoch", ylabel="minus the constant rate's, same seed", xticks=x_epochs)
 fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncols=4)
 plt.show()
 
@@ -455,8 +460,10 @@ for name, res in full.items():
     plotting.band(axes[0], x_full, res.stack("val_acc"), **kw)
     rates = res.results[0].history.batch_lr  # the same for every seed
     axes[1].plot(np.arange(1, len(rates) + 1) / spe_full, rates, **kw)
-axes[0].set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy")
-axes[1].set(xlabel="epoch (per mini-batch)", ylabel="learning rate (log)", title="Learning rate")
+axes[0].set(xlabel="epoch", ylabel="validation accuracy (fraction)", title="Validation accuracy")
+axes[1].set(
+    xlabel="epoch (one point per mini-batch)", ylabel="learning rate (log)", title="Learning rate"
+)
 axes[1].set_yscale("log")
 axes[0].legend()
 axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
