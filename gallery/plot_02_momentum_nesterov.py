@@ -38,7 +38,6 @@ import math
 import time
 
 import matplotlib.pyplot as plt
-import matplotlib.ticker as mticker
 import numpy as np
 import torch
 from matplotlib.colors import LogNorm
@@ -60,13 +59,6 @@ MU = experiments.NAMED["momentum"].optimizer_kwargs["momentum"]
 print(f"profile {profile.name!r} ({profile.description})")
 print(f"seeds {list(profile.seeds)}")
 print(f"single-seed sections: seed {SEED}, device {device}")
-
-
-def plain_log_y(ax):
-    """Label a log y axis 0.3, 0.5, 1, 2 rather than 5 x 10^-1, 10^0, 2 x 10^0."""
-    fmt = mticker.FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "1235" else "")
-    ax.yaxis.set_major_formatter(fmt)
-    ax.yaxis.set_minor_formatter(fmt)
 
 
 # %%
@@ -154,7 +146,7 @@ ax_epoch.set(xlabel="epoch", ylabel="mean training loss of the epoch (nat)", ysc
 note = f"mean ± std over\n{n_seeds} seeds"
 ax_epoch.text(0.03, 0.04, note, transform=ax_epoch.transAxes, va="bottom")
 for ax in (ax_step, ax_epoch):
-    plain_log_y(ax)
+    plotting.plain_log_ticks(ax)
 ax_epoch.set_xticks(epoch_axis)
 handles = [Line2D([], [], color=plotting.color_for(k), label=runs[k].spec.name) for k in THREE]
 fig.legend(handles=handles, loc="outside lower center", ncols=3)
@@ -327,7 +319,7 @@ ax_first.annotate(f"{THRESHOLD} nat: the table's threshold", (0.98, THRESHOLD), 
                   va="bottom", xycoords=("axes fraction", "data"), fontsize=8.5)  # fmt: skip
 ax_first.set(yscale="log", ylabel=f"training loss, EWMA β = {EARLY_BETA} (nat)")
 ax_first.set_title(f"The first {n_first} mini-batches")
-plain_log_y(ax_first)
+plotting.plain_log_ticks(ax_first)
 plotting.label_step_axis(ax_first)
 ax_val.set(xlabel="epoch", ylabel="validation loss (nat)", title="Validation loss (mean ± std)")
 ax_val.set_xticks(epoch_axis)

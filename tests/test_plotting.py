@@ -171,3 +171,14 @@ def test_axis_labels():
         plotting.label_step_axis(ax, steps_per_epoch=0)
     with pytest.raises(ValueError, match="axis must be"):
         plotting.label_lr_axis(ax, "z")
+
+
+def test_plain_log_ticks_label_1_2_3_5_per_decade():
+    _, ax = plt.subplots()
+    ax.set_xscale("log")
+    plotting.plain_log_ticks(ax, "x")
+    labels = {v: ax.xaxis.get_minor_formatter()(v) for v in (0.2, 0.3, 0.4, 0.5, 0.7, 1.0, 3.0)}
+    assert labels == {0.2: "0.2", 0.3: "0.3", 0.4: "", 0.5: "0.5", 0.7: "", 1.0: "1", 3.0: "3"}
+    assert ax.xaxis.get_major_formatter()(10.0) == "10"
+    with pytest.raises(ValueError, match="axis must be"):
+        plotting.plain_log_ticks(ax, "z")
