@@ -10,6 +10,13 @@ import torch
 from fashion_optim.data import ArrayLoader, load_fashion_mnist, make_splits
 
 
+@pytest.fixture(autouse=True)
+def _one_run_at_a_time(monkeypatch):
+    """Train in this process unless a test asks for workers: starting a worker costs a
+    few seconds (torch's import, the data), and most tests train one tiny run."""
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", "1")
+
+
 @pytest.fixture(scope="session")
 def fashion():
     """The real, verified Fashion-MNIST (Debian package, cache or FASHION_OPTIM_DATA)."""

@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 
 from fashion_optim import experiments as ex
 from fashion_optim.experiments import PerProfile, Record, Spec
@@ -238,3 +239,144 @@ def test_schedule_specs_act_within_the_budget(profile):
     for spec in specs.values():
         cfg = spec.resolve(profile)
         assert {k: v for k, v in cfg.items() if "scheduler" not in k} == base
+
+
+# --------------------------------------------------------------------------- several runs
+
+DIVERGES = TINY.replace(name="tiny, far too fast", lr=50.0, record=Record())
+
+
+def _same_result(a, b):
+    assert a.seed == b.seed and a.config == b.config
+    assert a.history.same_as(b.history)
+    assert (a.test_acc, a.test_loss) == (b.test_acc, b.test_loss)
+    assert sorted(a.records) == sorted(b.records)
+    for key in a.records:
+        np.testing.assert_array_equal(a.records[key], b.records[key])
+
+
+def test_workers_give_the_in_process_results_bit_for_bit(tmp_path, monkeypatch):
+    adam = TINY.replace(
+        name="tiny adam",
+        optimizer="adam",
+        lr=1e-3,
+        optimizer_kwargs={},
+        record=Record(state={"features.0.weight": [0]}, snapshot_every=3),
+    )
+    jobs = [(TINY, 0), (DIVERGES, 0), (TINY, 1), (adam, 2), (TINY, 0)]  # (TINY, 0) twice
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "pool"))
+    pooled = ex.run_many(jobs, profile="quick", workers=2, return_exceptions=True)
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "here"))
+    here = ex.run_many(jobs, profile="quick", workers=1, return_exceptions=True)
+    assert [type(r) for r in pooled] == [type(r) for r in here]
+    for a, b in zip(pooled, here, strict=True):
+        if isinstance(a, ex.TrainingDivergedError):
+            assert (a.epoch, a.step, a.loss, a.lr, a.limit) == (
+                b.epoch,
+                b.step,
+                b.loss,
+                b.lr,
+                b.limit,
+            )
+        else:
+            assert not a.from_cache and not b.from_cache
+            _same_result(a, b)
+    assert pooled[0] is pooled[4]  # a job listed twice trains once
+    # Each process wrote the same cache entries (a diverged run writes none), and the
+    # pooled cache now serves every result without training.
+    names = {p.name for p in (tmp_path / "pool").rglob("*.npz")}
+    assert names == {p.name for p in (tmp_path / "here").rglob("*.npz")} and len(names) == 3
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "pool"))
+    again = ex.run_many([job for job in jobs if job[0] is not DIVERGES], profile="quick", workers=2)
+    assert all(r.from_cache for r in again)
+
+
+def test_run_many_raises_a_divergence_after_caching_the_rest(tmp_cache):
+    with pytest.raises(
+        ex.TrainingDivergedError, match=r"training diverged: .*\(learning rate 50\)"
+    ):
+        ex.run_many([(DIVERGES, 0), (TINY, 0)], profile="quick", workers=2)
+    assert ex.run(TINY, 0, profile="quick").from_cache
+
+
+def test_run_specs_groups_by_key_and_seed():
+    specs = {"a": TINY, "b": TINY.replace(lr=0.01)}
+    out = ex.run_specs(specs, seeds=[1, 0], profile="quick", workers=2)
+    assert list(out) == ["a", "b"]
+    assert out["b"].seeds == [1, 0] and out["b"].spec is specs["b"]
+    assert out["b"].results[0].config["lr"] == 0.01
+    _same_result(out["a"].results[1], ex.run(TINY, 0, profile="quick"))
+    assert ex.run_seeds(TINY, profile="quick").seeds == list(ex.PROFILES["quick"].seeds)
+    with pytest.raises(ValueError, match="seeds is empty"):
+        ex.run_specs(specs, seeds=[], profile="quick")
+
+
+def test_worker_failure_names_the_run_and_the_cause(tmp_path, monkeypatch):
+    ex.get_splits()  # this process has the data; the workers will look in an empty folder
+    monkeypatch.setenv("FASHION_OPTIM_DATA", str(tmp_path))
+    with pytest.raises(
+        RuntimeError,
+        match=r"(?s)'tiny momentum' \(seed \d\) failed in a worker process.*"
+        r"DatasetNotFoundError",
+    ):
+        ex.run_many([(TINY, 0), (TINY, 1)], profile="quick", workers=2)
+
+
+def test_a_bad_job_fails_before_any_worker_starts():
+    broken = TINY.replace(name="too many images", train_subset=10**7)
+    with pytest.raises(ValueError, match=r"subset size must be in \[1, 50000\], got 10000000"):
+        ex.run_many([(TINY, 0), (broken, 0)], profile="quick", workers=2)
+
+
+def test_worker_warnings_are_said_in_the_caller(tmp_path, monkeypatch):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(blocker / "cache"))
+    with pytest.warns(RuntimeWarning, match="could not write the cache entry") as caught:
+        results = ex.run_many([(TINY, 0), (TINY, 1)], profile="quick", workers=2)
+    assert len([w for w in caught if "could not write" in str(w.message)]) == 2
+    assert [r.seed for r in results] == [0, 1]
+
+
+@pytest.mark.parametrize(
+    ("jobs", "workers", "error", "message"),
+    [
+        ([TINY], 1, TypeError, "each job must be a \\(Spec, seed\\) pair"),
+        ([(TINY, "0")], 1, TypeError, "a seed must be an int, got '0'"),
+        ([(TINY, 0)], 0, ValueError, "workers must be an integer >= 1"),
+    ],
+)
+def test_run_many_rejects_bad_input(jobs, workers, error, message):
+    with pytest.raises(error, match=message):
+        ex.run_many(jobs, profile="quick", workers=workers)
+
+
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_worker_count_in_the_environment(monkeypatch, value):
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", value)
+    with pytest.raises(
+        ValueError, match=rf"FASHION_OPTIM_WORKERS must be an integer >= 1, got '{value}'"
+    ):
+        ex.default_workers()
+
+
+def test_default_workers(monkeypatch):
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", "3")
+    assert ex.default_workers() == 3
+    monkeypatch.delenv("FASHION_OPTIM_WORKERS")
+    assert 1 <= ex.default_workers() <= 8
+
+
+def test_training_runs_on_the_pinned_thread_count():
+    seen = []
+
+    class Threads(ex.Recorder):
+        def after_step(self, trainer):
+            seen.append(torch.get_num_threads())
+
+    before = torch.get_num_threads()
+    cfg = TINY.resolve("quick")
+    ex._train(cfg, 0, TINY, False, [Threads()])
+    assert set(seen) == {ex.TRAIN_THREADS}
+    assert torch.get_num_threads() == before
+    assert ex.run(TINY, 0, profile="quick").meta["environment"]["threads"] == ex.TRAIN_THREADS

@@ -41,6 +41,9 @@ def reader_env(tmp_path_factory):
         MPLBACKEND="Agg",
         PYTHONWARNINGS="error::DeprecationWarning:fashion_optim",
     )
+    # A reader's default: the examples train in worker processes from a script with no
+    # main guard (the tests' own FASHION_OPTIM_WORKERS=1 does not apply here).
+    env.pop("FASHION_OPTIM_WORKERS", None)
     return env
 
 

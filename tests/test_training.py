@@ -208,3 +208,12 @@ def test_evaluate_matches_manual(tiny_loaders):
         logits = trainer.model(x)
     assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, y)), rel=1e-5)
     assert acc == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+
+
+def test_divergence_error_survives_pickling():
+    import pickle
+
+    err = TrainingDivergedError(2, 17, 1e28, 0.5, 230.0)
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is TrainingDivergedError and str(back) == str(err)
+    assert (back.epoch, back.step, back.loss, back.lr, back.limit) == (2, 17, 1e28, 0.5, 230.0)

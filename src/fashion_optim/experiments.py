@@ -16,6 +16,14 @@ The cache (environment variable ``FASHION_OPTIM_CACHE``, default a per-user cach
 folder) keys each entry on the resolved spec, the seed, a hash of the source files that
 training depends on, torch's version and the data checksum. Entries are written
 atomically; an unreadable one is reported and recomputed, never trusted.
+
+Training always runs on :data:`TRAIN_THREADS` (one) CPU thread, because the number of
+threads changes the numbers (a sum split over two threads rounds differently), and a
+result must not depend on the machine that built it. The cores are used by training
+several runs at once instead: :func:`run_many` (and :func:`run_seeds` and
+:func:`run_specs`, which call it) trains the runs the cache lacks in worker processes,
+:func:`default_workers` of them (environment variable ``FASHION_OPTIM_WORKERS``). A run
+gives the same result, bit for bit, whichever process trained it.
 """
 
 from __future__ import annotations
@@ -26,11 +34,19 @@ import inspect
 import io
 import json
 import os
+import pickle
 import platform
 import shutil
+import subprocess
+import sys
+import tempfile
+import threading
 import time
+import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -40,6 +56,7 @@ import numpy as np
 import platformdirs
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import lr as lr_module
 from .data import Splits, make_splits
@@ -49,7 +66,9 @@ from .training import (
     History,
     OptimizerStateRecorder,
     ParameterRecorder,
+    Recorder,
     Trainer,
+    TrainingDivergedError,
     atomic_write,
     resolve_device,
 )
@@ -63,6 +82,7 @@ __all__ = [
     "PROBES",
     "PROFILES",
     "SHORT_BUDGET",
+    "TRAIN_THREADS",
     "PerProfile",
     "Profile",
     "Record",
@@ -74,18 +94,26 @@ __all__ = [
     "cached",
     "clear_cache",
     "current_profile",
+    "default_workers",
     "environment",
     "full_budget_onecycle",
     "get_splits",
     "run",
+    "run_many",
     "run_range_test",
     "run_seeds",
+    "run_specs",
     "schedule_specs",
     "source_hash",
 ]
 
 _ENV_PROFILE = "FASHION_OPTIM_PROFILE"
 _ENV_CACHE = "FASHION_OPTIM_CACHE"
+_ENV_WORKERS = "FASHION_OPTIM_WORKERS"
+
+#: The CPU threads every training run uses (``torch.set_num_threads`` while it trains).
+#: Fixed, so that a result does not depend on the machine's number of cores.
+TRAIN_THREADS = 1
 
 # --------------------------------------------------------------------------- profiles
 
@@ -441,6 +469,30 @@ def _load_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     return arrays, meta
 
 
+def _lookup(
+    kind: str, config: Mapping[str, Any], data_checksum: str, stacklevel: int = 2
+) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The cached ``(arrays, meta)`` of a computation, or ``None`` when there is none
+    (an unreadable entry is reported with a warning and counts as none)."""
+    key = cache_key(kind, config, data_checksum)
+    path = cache_dir() / kind / f"{key}.npz"
+    if not path.exists():
+        return None
+    try:
+        arrays, meta = _load_entry(path)
+        if meta.get("key") != key:
+            raise ValueError("the entry's key does not match its file name")
+        return arrays, meta
+    except Exception as exc:  # any unreadable entry is recomputed
+        warnings.warn(
+            f"ignoring unreadable cache entry {path} ({type(exc).__name__}: {exc}); "
+            "recomputing it.",
+            RuntimeWarning,
+            stacklevel=stacklevel,
+        )
+        return None
+
+
 def cached(
     kind: str,
     config: Mapping[str, Any],
@@ -456,19 +508,10 @@ def cached(
     """
     key = cache_key(kind, config, data_checksum)
     path = cache_dir() / kind / f"{key}.npz"
-    if path.exists() and not fresh:
-        try:
-            arrays, meta = _load_entry(path)
-            if meta.get("key") != key:
-                raise ValueError("the entry's key does not match its file name")
-            return arrays, meta
-        except Exception as exc:  # any unreadable entry is recomputed
-            warnings.warn(
-                f"ignoring unreadable cache entry {path} ({type(exc).__name__}: {exc}); "
-                "recomputing it.",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+    if not fresh:
+        found = _lookup(kind, config, data_checksum, stacklevel=3)
+        if found is not None:
+            return found
     arrays, meta = compute()
     meta = {**meta, "key": key, "kind": kind, "config": config}
     try:
@@ -579,7 +622,29 @@ def _build_scheduler(cfg: dict[str, Any], optimizer, steps_per_epoch: int):
     )
 
 
-def _train(cfg: dict[str, Any], seed: int, spec: Spec, progress: bool | None):
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
+    """Run the body with ``torch.set_num_threads(n)``, then restore the caller's count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    cfg: dict[str, Any],
+    seed: int,
+    spec: Spec,
+    progress: bool | None,
+    extra_recorders: Sequence[Recorder] = (),
+):
+    with _threads(TRAIN_THREADS):
+        return _train_pinned(cfg, seed, spec, progress, extra_recorders)
+
+
+def _train_pinned(cfg, seed, spec, progress, extra_recorders):
     splits = get_splits()
     train = splits.loader("train", cfg["batch_size"], seed=seed, subset=cfg["train_subset"])
     val = splits.loader("val", 1000, subset=cfg["val_subset"])
@@ -595,7 +660,7 @@ def _train(cfg: dict[str, Any], seed: int, spec: Spec, progress: bool | None):
         optimizer,
         scheduler,
         seed=seed,
-        recorders=recorders,
+        recorders=[*recorders, *extra_recorders],
         progress=progress,
         diverge_threshold=DIVERGE_THRESHOLD,
     )
@@ -641,22 +706,37 @@ def run(
     >>> result.test_acc  # doctest: +SKIP
     0.78...
     """
+    return _run(spec, seed, profile, fresh, progress)
+
+
+def _run_config(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """What a run's cache entry is keyed on: the resolved spec, the seed, the threads."""
+    return {**cfg, "seed": seed, "threads": TRAIN_THREADS}
+
+
+def _run(spec, seed, profile, fresh, progress, extra_recorders=()) -> Result:
     cfg = spec.resolve(profile)
-    checksum = get_splits().data_checksum
     computed = []
 
     def compute():
         computed.append(True)
-        return _train(cfg, seed, spec, progress)
+        return _train(cfg, seed, spec, progress, extra_recorders)
 
     arrays, meta = cached(
-        "run", {**cfg, "seed": seed}, compute, data_checksum=checksum, fresh=fresh
+        "run",
+        _run_config(cfg, seed),
+        compute,
+        data_checksum=get_splits().data_checksum,
+        fresh=fresh,
     )
+    return _as_result(cfg, seed, arrays, {**meta, "from_cache": not computed})
+
+
+def _as_result(cfg, seed, arrays, meta) -> Result:
     history = History.from_dict(
         {k[len("history/") :]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
     )
     records = {k[len("record/") :]: v for k, v in arrays.items() if k.startswith("record/")}
-    meta = {**meta, "from_cache": not computed}
     return Result(cfg, seed, history, meta["test_loss"], meta["test_acc"], records, meta)
 
 
@@ -711,13 +791,345 @@ def run_seeds(
     profile: Profile | str | None = None,
     fresh: bool = False,
     progress: bool | None = None,
+    workers: int | None = None,
 ) -> SeedResults:
-    """:func:`run` for each seed (default: the profile's seeds)."""
+    """:func:`run` for each seed (default: the profile's seeds), several at once when
+    more than one needs training (see :func:`run_many`)."""
+    return run_specs(
+        {"spec": spec}, seeds, profile=profile, fresh=fresh, progress=progress, workers=workers
+    )["spec"]
+
+
+def run_specs(
+    specs: Mapping[Any, Spec],
+    seeds: Sequence[int] | None = None,
+    *,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+    progress: bool | None = None,
+    workers: int | None = None,
+) -> dict[Any, SeedResults]:
+    """:func:`run_seeds` for every spec of ``specs``, with all their runs trained together
+    by :func:`run_many` (so that the workers stay busy), keyed as ``specs`` is.
+
+    Examples
+    --------
+    >>> runs = run_specs({k: NAMED[k] for k in ("sgd", "momentum")})  # doctest: +SKIP
+    >>> runs["momentum"].test_acc  # doctest: +SKIP
+    (0.90..., 0.00...)
+    """
     prof = profile if isinstance(profile, Profile) else current_profile(profile)
-    seeds = prof.seeds if seeds is None else seeds
-    return SeedResults(
-        spec, [run(spec, s, profile=prof, fresh=fresh, progress=progress) for s in seeds]
+    seeds = list(prof.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError("seeds is empty; give at least one seed (or None for the profile's).")
+    jobs = [(spec, seed) for spec in specs.values() for seed in seeds]
+    results = run_many(jobs, profile=prof, fresh=fresh, progress=progress, workers=workers)
+    out, n = {}, len(seeds)
+    for i, (key, spec) in enumerate(specs.items()):
+        out[key] = SeedResults(spec, results[i * n : (i + 1) * n])
+    return out
+
+
+# --------------------------------------------------------------------------- several runs
+
+
+def default_workers() -> int:
+    """How many runs :func:`run_many` trains at once: ``FASHION_OPTIM_WORKERS``, or the
+    CPU cores this process may use, at most 8 (each worker holds the data, about 1.3 GB
+    at its peak); 1 on a GPU, where the runs train one after the other."""
+    env = os.environ.get(_ENV_WORKERS)
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(
+                f"{_ENV_WORKERS} must be an integer >= 1, got {env!r}; set it to 1 to train "
+                "one run at a time, or unset it to use every core."
+            )
+        return value
+    if resolve_device("auto").type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
+
+
+def run_many(
+    jobs: Iterable[tuple[Spec, int]],
+    *,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+    progress: bool | None = None,
+    workers: int | None = None,
+    return_exceptions: bool = False,
+) -> list[Result | TrainingDivergedError]:
+    """:func:`run` for every ``(spec, seed)`` of ``jobs``, in order, training the runs the
+    cache lacks several at a time.
+
+    With ``workers`` (default :func:`default_workers`) above 1 and more than one run to
+    train, the runs are trained in that many worker processes, the longest first, each
+    on :data:`TRAIN_THREADS` thread, with one progress bar for them all; otherwise they
+    train here, one after the other. The results are the same either way, bit for bit.
+    A job listed twice is trained once.
+
+    A run that diverges raises its :class:`~fashion_optim.training.TrainingDivergedError`
+    (after the other runs have finished and been cached), or, with
+    ``return_exceptions=True``, takes its place in the list (as in ``asyncio.gather``).
+
+    Examples
+    --------
+    >>> jobs = [(NAMED["momentum"], 0), (NAMED["adam"], 0)]
+    >>> momentum, adam = run_many(jobs)  # doctest: +SKIP
+    """
+    prof = profile if isinstance(profile, Profile) else current_profile(profile)
+    jobs = list(jobs)
+    for job in jobs:
+        if not (isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], Spec)):
+            raise TypeError(f"each job must be a (Spec, seed) pair, got {job!r}.")
+        if not isinstance(job[1], int) or isinstance(job[1], bool):
+            raise TypeError(f"a seed must be an int, got {job[1]!r} for {job[0].name!r}.")
+    n_workers = default_workers() if workers is None else workers
+    if not (isinstance(n_workers, int) and n_workers >= 1):
+        raise ValueError(f"workers must be an integer >= 1 or None, got {workers!r}.")
+    checksum = get_splits().data_checksum
+    out: list[Any] = [None] * len(jobs)
+    todo: dict[str, list[int]] = {}  # cache key -> positions in jobs
+    for i, (spec, seed) in enumerate(jobs):
+        cfg = spec.resolve(prof)
+        config = _run_config(cfg, seed)
+        found = None if fresh else _lookup("run", config, checksum)
+        if found is not None:
+            out[i] = _as_result(cfg, seed, found[0], {**found[1], "from_cache": True})
+        else:
+            todo.setdefault(cache_key("run", config, checksum), []).append(i)
+    pending = [jobs[positions[0]] for positions in todo.values()]
+    if min(n_workers, len(pending)) <= 1:
+        trained = []
+        for spec, seed in pending:
+            try:
+                trained.append(_run(spec, seed, prof, fresh, progress))
+            except TrainingDivergedError as exc:
+                trained.append(exc)
+    else:
+        trained = _train_in_workers(pending, prof, fresh, min(n_workers, len(pending)), progress)
+    for positions, result in zip(todo.values(), trained, strict=True):
+        for i in positions:
+            out[i] = result
+    if not return_exceptions:
+        for result in out:
+            if isinstance(result, BaseException):
+                raise result
+    return out
+
+
+class _Ticker(Recorder):
+    """Reports a worker's progress: the optimizer steps taken so far, now and then."""
+
+    def __init__(self, report: Callable[[int], None], every: int = 20) -> None:
+        self.report, self.every = report, every
+
+    def after_step(self, trainer: Trainer) -> None:
+        if trainer.step % self.every == 0 or trainer.is_last_step:
+            self.report(trainer.step)
+
+
+def _steps(spec: Spec, seed: int, prof: Profile) -> int:
+    cfg = spec.resolve(prof)
+    train = get_splits().loader("train", cfg["batch_size"], seed=seed, subset=cfg["train_subset"])
+    return cfg["epochs"] * len(train)
+
+
+_WORKER_CODE = "from fashion_optim.experiments import _worker_main; _worker_main()"
+
+
+def _train_in_workers(
+    pending: list[tuple[Spec, int]],
+    prof: Profile,
+    fresh: bool,
+    n_workers: int,
+    progress: bool | None,
+) -> list[Result | TrainingDivergedError]:
+    """Train ``pending`` in ``n_workers`` worker processes; results in the same order.
+
+    A worker reads job numbers on its standard input, one per line, and answers on its
+    standard output with ``step JOB N`` lines and one ``done JOB`` line per job, after
+    writing the job's outcome to ``JOB.pkl`` in the shared temporary folder.
+    """
+    totals = [_steps(spec, seed, prof) for spec, seed in pending]
+    queue = deque(sorted(range(len(pending)), key=lambda i: -totals[i]))  # longest first
+    outcomes: dict[int, Any] = {}
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+    package_root = str(Path(__file__).resolve().parent.parent)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(TRAIN_THREADS),
+        _ENV_WORKERS: "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+    }
+    bar = tqdm(
+        total=sum(totals),
+        desc=f"training {len(pending)} runs in {n_workers} processes",
+        unit="batch",
+        disable=(None if progress is None else not progress),
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
     )
+    with tempfile.TemporaryDirectory(prefix="fashion-optim-workers-") as tmp:
+        folder = Path(tmp)
+        with (folder / "jobs.pkl").open("wb") as fh:
+            pickle.dump({"profile": prof, "fresh": fresh, "jobs": pending}, fh)
+        procs: list[subprocess.Popen] = []
+        logs = [folder / f"worker{k}.log" for k in range(n_workers)]
+
+        def serve(proc: subprocess.Popen, log: Path) -> None:
+            while True:
+                with lock:
+                    if failures or not queue:
+                        break
+                    job = queue.popleft()
+                seen, done = 0, False
+                try:
+                    proc.stdin.write(f"{job}\n")
+                    proc.stdin.flush()
+                    for line in proc.stdout:
+                        kind, _, rest = line.strip().partition(" ")
+                        if kind == "step":
+                            step = int(rest.split()[1])
+                            with lock:
+                                bar.update(step - seen)
+                            seen = step
+                        elif kind == "done":
+                            done = True
+                            break
+                except (BrokenPipeError, OSError, ValueError):
+                    pass
+                with lock:
+                    bar.update(totals[job] - seen)
+                    if not done:
+                        if not failures:
+                            spec, seed = pending[job]
+                            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+                            failures.append(
+                                RuntimeError(
+                                    f"the worker process training {spec.name!r} (seed {seed}) "
+                                    f"stopped (exit status {proc.poll()}); its last output:\n"
+                                    f"{tail}"
+                                )
+                            )
+                        return
+                    status, payload, caught = _read_outcome(folder / f"{job}.pkl")
+                    if status == "error":
+                        spec, seed = pending[job]
+                        failures.append(
+                            RuntimeError(
+                                f"training {spec.name!r} (seed {seed}) failed in a worker "
+                                f"process:\n{payload}"
+                            )
+                        )
+                        return
+                    outcomes[job] = (payload, caught)
+
+        finished = False
+        try:
+            for log in logs:
+                with log.open("wb") as err:
+                    procs.append(
+                        subprocess.Popen(
+                            [sys.executable, "-c", _WORKER_CODE, str(folder)],
+                            stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE,
+                            stderr=err,
+                            text=True,
+                            bufsize=1,
+                            env=env,
+                        )
+                    )
+            threads = [
+                threading.Thread(target=serve, args=(proc, log), daemon=True)
+                for proc, log in zip(procs, logs, strict=True)
+            ]
+            for t in threads:
+                t.start()
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(timeout=0.5)
+                if failures:  # stop the others: the call fails anyway
+                    for proc in procs:
+                        proc.kill()
+            finished = True
+        finally:
+            bar.close()
+            if not finished:  # interrupted (Ctrl-C) or failed to start: stop everything
+                for proc in procs:
+                    proc.kill()
+            for proc in procs:
+                if proc.poll() is None and proc.stdin:
+                    try:
+                        proc.stdin.close()
+                    except OSError:
+                        pass
+            for proc in procs:
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                for stream in (proc.stdin, proc.stdout):
+                    if stream:
+                        try:
+                            stream.close()
+                        except OSError:
+                            pass
+    if failures:
+        raise failures[0]
+    results = []
+    for job in range(len(pending)):
+        payload, caught = outcomes[job]
+        for category, message in caught:  # the workers' warnings, said here
+            warnings.warn(message, category, stacklevel=3)
+        results.append(payload)
+    return results
+
+
+def _read_outcome(path: Path) -> tuple[str, Any, list]:
+    with path.open("rb") as fh:
+        return pickle.load(fh)
+
+
+def _worker_main() -> None:
+    """A worker process of :func:`run_many` (``python -c``): see
+    :func:`_train_in_workers` for the protocol."""
+    folder = Path(sys.argv[1])
+    with (folder / "jobs.pkl").open("rb") as fh:
+        work = pickle.load(fh)
+    channel = sys.stdout
+    sys.stdout = sys.stderr  # anything else printed goes to the log, not the channel
+    torch.set_num_threads(TRAIN_THREADS)
+    for line in sys.stdin:
+        job = int(line)
+        spec, seed = work["jobs"][job]
+
+        def report(step: int, job: int = job) -> None:
+            channel.write(f"step {job} {step}\n")
+            channel.flush()
+
+        with warnings.catch_warnings(record=True) as caught:
+            try:
+                outcome: tuple[str, Any] = (
+                    "ok",
+                    _run(spec, seed, work["profile"], work["fresh"], False, [_Ticker(report)]),
+                )
+            except TrainingDivergedError as exc:
+                outcome = ("diverged", exc)
+            except Exception:
+                outcome = ("error", traceback.format_exc())
+        said = [(w.category, str(w.message)) for w in caught]
+        atomic_write(folder / f"{job}.pkl", lambda fh, o=outcome, s=said: pickle.dump((*o, s), fh))
+        channel.write(f"done {job}\n")
+        channel.flush()
 
 
 def run_range_test(
@@ -752,6 +1164,7 @@ def run_range_test(
         "num_iter": _resolve(num_iter, prof),
         "smooth": smooth,
         "seed": seed,
+        "threads": TRAIN_THREADS,
     }
 
     def compute():
@@ -761,17 +1174,18 @@ def run_range_test(
         model = make_model("lenet", dropout=cfg["dropout"])
         optimizer = _build_optimizer({**cfg, "lr": start_lr}, model)
         start = time.perf_counter()
-        res = lr_module.range_test(
-            model,
-            nn.CrossEntropyLoss(),
-            optimizer,
-            train,
-            start_lr=start_lr,
-            end_lr=end_lr,
-            num_iter=test_cfg["num_iter"],
-            smooth=smooth,
-            progress=progress,
-        )
+        with _threads(TRAIN_THREADS):
+            res = lr_module.range_test(
+                model,
+                nn.CrossEntropyLoss(),
+                optimizer,
+                train,
+                start_lr=start_lr,
+                end_lr=end_lr,
+                num_iter=test_cfg["num_iter"],
+                smooth=smooth,
+                progress=progress,
+            )
         arrays = {"lrs": res.lrs, "losses": res.losses, "smoothed": res.smoothed}
         meta = {
             "suggested_lr": res.suggested_lr,

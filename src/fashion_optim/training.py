@@ -67,6 +67,9 @@ class TrainingDivergedError(FloatingPointError):
             f"(learning rate {lr:.3g}). Lower the learning rate or add a warm-up."
         )
 
+    def __reduce__(self):  # pickled whole: a worker process sends it back to the caller
+        return (type(self), (self.epoch, self.step, self.loss, self.lr, self.limit))
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA when available, else the CPU."""
