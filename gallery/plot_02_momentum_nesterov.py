@@ -27,11 +27,12 @@ Plain SGD is :math:`\mu = 0`: :math:`\theta_t = \theta_{t-1} - \eta\, g_t`.
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run_seeds` (or
-# :func:`~fashion_optim.experiments.run`), which trains once and caches the result. The
-# seed fixes the initial weights and the order of the mini-batches; the runner seeds the
-# initialisation with it, so the three optimizers start from the same weights. The
-# single-seed sections use the profile's first seed.
+# Every run goes through :func:`fashion_optim.experiments.run_specs`, which trains the
+# runs the cache lacks several at a time (one CPU thread each, so the numbers do not
+# depend on the machine) and caches every result. The seed fixes the initial weights
+# and the order of the mini-batches; the runner seeds the initialisation with it, so
+# the three optimizers start from the same weights. The single-seed sections use the
+# profile's first seed.
 
 # sphinx_gallery_thumbnail_number = 5
 import math
@@ -49,7 +50,7 @@ from fashion_optim.models import make_model
 from fashion_optim.training import resolve_device
 
 profile = experiments.current_profile()
-SEED = profile.seeds[0]  # the single-seed sections; run_seeds uses all of profile.seeds
+SEED = profile.seeds[0]  # the single-seed sections; run_specs uses all of profile.seeds
 torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
@@ -95,9 +96,24 @@ for key in FOUR:
 # Training
 # --------
 # Each configuration trains once per seed of the profile (or comes from the cache, when
-# another chapter asked first). The table gives the data size, epochs and steps.
+# another chapter asked first). The table gives the data size, epochs and steps. The
+# three shorter runs that keep weight snapshots, for the loss-surface section below,
+# train in the same batch, so that no core waits for the last long run.
 
-runs = {key: experiments.run_seeds(experiments.NAMED[key]) for key in FOUR}
+SNAPSHOT_EVERY = PerProfile(full=20, quick=10)(profile)
+SNAPSHOT_EPOCHS = PerProfile(full=3, quick=2)  # a spec field: the spec resolves it
+snap_specs = {
+    key: experiments.NAMED[key].replace(
+        name=f"{experiments.NAMED[key].name} (snapshots)",
+        record=experiments.Record(snapshot_every=SNAPSHOT_EVERY),
+        epochs=SNAPSHOT_EPOCHS,
+    )
+    for key in THREE
+}
+shared = {key: experiments.NAMED[key] for key in FOUR}
+jobs = [(spec, seed) for spec in shared.values() for seed in profile.seeds]
+experiments.run_many(jobs + [(spec, SEED) for spec in snap_specs.values()])
+runs = experiments.run_specs(shared)  # from the cache now
 first = runs["sgd"].results[0]
 steps_per_epoch = int(first.meta["steps_per_epoch"])
 epochs = first.history.epochs
@@ -515,21 +531,12 @@ if not np.all(quad_eff[-10:] > 1.0):
 # one through the shared initial weights that holds most of the three trajectories, from
 # a principal component analysis of their snapshots (:func:`fashion_optim.landscape.pca_plane`,
 # after :cite:t:`li2018visualizing`). The shared runs do not keep snapshots, so three
-# shorter runs of the same specs, for the first seed only, keep all the weights every
-# few steps; they start from the same weights and see the same mini-batches as the
-# shared runs.
+# shorter runs of the same specs (``snap_specs``, trained with the shared runs above),
+# for the first seed only, keep all the weights every few steps; they start from the
+# same weights and see the same mini-batches as the shared runs.
 
-SNAPSHOT_EVERY = PerProfile(full=20, quick=10)(profile)
-SNAPSHOT_EPOCHS = PerProfile(full=3, quick=2)  # a spec field: the spec resolves it
-snap_specs = {
-    key: experiments.NAMED[key].replace(
-        name=f"{experiments.NAMED[key].name} (snapshots)",
-        record=experiments.Record(snapshot_every=SNAPSHOT_EVERY),
-        epochs=SNAPSHOT_EPOCHS,
-    )
-    for key in THREE
-}
-snaps = {key: experiments.run(spec, seed=SEED) for key, spec in snap_specs.items()}
+snaps = experiments.run_specs(snap_specs, seeds=[SEED])  # trained with the shared runs
+snaps = {key: res.results[0] for key, res in snaps.items()}
 plane = landscape.pca_plane([snaps[key].records["params"] for key in THREE])
 snap_steps = snaps["sgd"].records["param_steps"]
 n_params = snaps["sgd"].records["params"].shape[1]

@@ -27,7 +27,8 @@ from 1, :class:`torch.optim.Adam` computes
 # Setup
 # -----
 # Every run goes through :func:`fashion_optim.experiments.run` or
-# :func:`~fashion_optim.experiments.run_seeds`, which train once and cache the result.
+# :func:`~fashion_optim.experiments.run_specs`, which train once and cache the result
+# (``run_specs`` trains the runs the cache lacks several at a time).
 # The seed fixes the initial weights and the order of the mini-batches; the single-seed
 # sections use the profile's first seed.
 
@@ -41,7 +42,7 @@ from fashion_optim import ewma, experiments, plotting
 from fashion_optim.training import resolve_device
 
 profile = experiments.current_profile()
-SEED = profile.seeds[0]  # the single-seed sections; run_seeds uses all of profile.seeds
+SEED = profile.seeds[0]  # the single-seed sections; run_specs uses all of profile.seeds
 torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
@@ -271,7 +272,7 @@ if not ratio_adapted < ratio_raw:
 # ±1 standard deviation over the seeds.
 
 KEYS = ("adam", "momentum", "nesterov")
-runs = {key: experiments.run_seeds(experiments.NAMED[key]) for key in KEYS}
+runs = experiments.run_specs({key: experiments.NAMED[key] for key in KEYS})
 best_sgd = max(("momentum", "nesterov"), key=lambda key: runs[key].test_acc[0])
 shown = ("adam", best_sgd)
 epoch_axis = np.arange(1, runs["adam"].stack("val_acc").shape[1] + 1)
@@ -364,4 +365,4 @@ if not first_epoch["adam"] > first_epoch[best_sgd]:
 # - :class:`torch.optim.Adam`, :func:`fashion_optim.ewma.ewma`,
 #   :func:`fashion_optim.ewma.bias_corrected`,
 #   :class:`fashion_optim.training.OptimizerStateRecorder` and
-#   :func:`fashion_optim.experiments.run_seeds`.
+#   :func:`fashion_optim.experiments.run_specs`.

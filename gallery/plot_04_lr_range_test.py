@@ -28,8 +28,8 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 # Setup
 # -----
 # The range tests go through :func:`fashion_optim.experiments.run_range_test` and the
-# training runs through :func:`fashion_optim.experiments.run`: both are cached, so they
-# run once per build. The seed fixes the initial weights (the range test starts from the
+# training runs through :func:`fashion_optim.experiments.run_many`: both are cached, so
+# they run once per build. The seed fixes the initial weights (the range test starts from the
 # weights that training would start from) and the order of the mini-batches.
 
 # sphinx_gallery_thumbnail_number = 1
@@ -304,18 +304,25 @@ SHORT_EPOCHS = PerProfile(full=3, quick=2)
 FACTORS = (0.1, 1.0, 10.0)
 suggested = float(f"{tests['momentum'].suggested_lr:.2g}")
 base = experiments.NAMED["momentum"]
-short = {}
+specs = {}
 for factor in FACTORS:
     rate = float(f"{factor * suggested:.2g}")
-    spec = base.replace(
+    specs[factor] = base.replace(
         name=f"lr {rate:g}", lr=rate, epochs=SHORT_EPOCHS, record=experiments.Record()
     )
+jobs = [(spec, seed) for spec in specs.values() for seed in profile.seeds]
+# All nine runs train together (several at a time); a diverged run comes back as its
+# error instead of a result.
+outcomes = iter(experiments.run_many(jobs, return_exceptions=True))
+short = {}
+for factor, spec in specs.items():
     done, diverged = [], []
     for seed in profile.seeds:
-        try:
-            done.append(experiments.run(spec, seed))
-        except TrainingDivergedError as err:
-            diverged.append((seed, err))
+        outcome = next(outcomes)
+        if isinstance(outcome, TrainingDivergedError):
+            diverged.append((seed, outcome))
+        else:
+            done.append(outcome)
     short[factor] = (spec, experiments.SeedResults(spec, done), diverged)
 n_epochs = SHORT_EPOCHS(profile)
 print(f"SGD + momentum, {n_epochs} epochs, {len(profile.seeds)} seeds, suggestion {suggested:g}")

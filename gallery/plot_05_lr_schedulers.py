@@ -23,9 +23,10 @@ of :math:`T` epochs.
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run_seeds`, which trains once
-# per seed and caches the result. The profile (``FASHION_OPTIM_PROFILE``) sets the seeds;
-# the first one also seeds the learning-rate range test and the single-seed runs below.
+# Every run goes through :func:`fashion_optim.experiments.run_specs`, which trains the
+# runs the cache lacks several at a time and caches every result. The profile
+# (``FASHION_OPTIM_PROFILE``) sets the seeds; the first one also seeds the
+# learning-rate range test and the single-seed runs below.
 
 # sphinx_gallery_thumbnail_number = 1
 import matplotlib.pyplot as plt
@@ -96,7 +97,12 @@ def torch_kwargs(kwargs):
     return out
 
 
-results = {name: experiments.run_seeds(spec) for name, spec in specs.items()}
+# The full-budget OneCycleLR runs of the last section train in the same batch as the
+# seven schedules, so that no core waits for the longest run (the cache serves them there).
+FULL_ONECYCLE = experiments.full_budget_onecycle(MAX_LR)
+batch = [*specs.values(), FULL_ONECYCLE]
+experiments.run_many([(spec, seed) for spec in batch for seed in profile.seeds])
+results = experiments.run_specs(specs)  # from the cache now
 first = {name: res.results[0] for name, res in results.items()}  # the first seed's runs
 SPE = int(first["constant"].meta["steps_per_epoch"])
 
@@ -305,13 +311,12 @@ long_base = BASE.replace(
     train_subset=experiments.PerProfile(full=5000, quick=2000),
     val_subset=experiments.PerProfile(full=2000, quick=1000),
 )
-pitfall = {
-    "constant": experiments.run(long_base.replace(scheduler="constant"), seed=SEED),
-    "step": experiments.run(
-        long_base.replace(name="StepLR(3, 0.1)", scheduler="step", scheduler_kwargs=PITFALL),
-        seed=SEED,
-    ),
+pitfall_specs = {
+    "constant": long_base.replace(scheduler="constant"),
+    "step": long_base.replace(name="StepLR(3, 0.1)", scheduler="step", scheduler_kwargs=PITFALL),
 }
+pitfall = experiments.run_specs(pitfall_specs, seeds=[SEED])  # the two train at once
+pitfall = {name: res.results[0] for name, res in pitfall.items()}
 meta = pitfall["step"].meta
 N_LONG = pitfall["step"].config["epochs"]
 print(
@@ -442,13 +447,10 @@ if not (d_const < 0 and abs(d_step) < 0.1 * abs(d_const) and abs(d_acc) <= 0.01)
 # with OneCycleLR peaking at the same suggested rate
 # (:func:`~fashion_optim.experiments.full_budget_onecycle`). Same data, epochs, seeds and
 # initial weights: the two differ only in the schedule. The constant-rate runs are the
-# ones :ref:`sphx_glr_auto_gallery_plot_02_momentum_nesterov.py` trained, served from the
-# cache.
+# ones :ref:`sphx_glr_auto_gallery_plot_02_momentum_nesterov.py` trained, and the
+# OneCycleLR runs trained with the seven schedules above: both come from the cache.
 
-full = {
-    "momentum": experiments.run_seeds(MOMENTUM),
-    "onecycle": experiments.run_seeds(experiments.full_budget_onecycle(MAX_LR)),
-}
+full = experiments.run_specs({"momentum": MOMENTUM, "onecycle": FULL_ONECYCLE})  # cached
 full_labels = {"momentum": "constant rate", "onecycle": f"OneCycleLR, max_lr={MAX_LR:.3g}"}
 SCHEDULE_OF = {"momentum": "constant", "onecycle": "onecycle"}
 one_run = full["onecycle"].results[0]  # its config and sizes are every seed's
@@ -555,7 +557,7 @@ print(
 # - :func:`fashion_optim.lr.make_scheduler`, :func:`fashion_optim.lr.trace_lr` and
 #   :func:`fashion_optim.training.scheduler_interval`: the schedules by name, their
 #   traces without training, and how each one is stepped.
-# - :func:`fashion_optim.experiments.run_seeds` and
+# - :func:`fashion_optim.experiments.run_specs` and
 #   :func:`fashion_optim.experiments.run_range_test`: the cached runs behind every
 #   number on this page.
 # - :class:`torch.optim.lr_scheduler.StepLR`,
