@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 import fashion_optim
-from fashion_optim.experiments import current_profile, environment
+from fashion_optim.experiments import TRAIN_THREADS, current_profile, default_workers, environment
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -243,7 +243,8 @@ html_css_files = ["custom.css"]
 html_theme_options = {
     "announcement": (
         f"Built {BUILT} with {_profile_note} ({PROFILE.description}), torch "
-        f"{torch.__version__} on {ENV['device']} ({ENV['threads']} threads)."
+        f"{torch.__version__} on {ENV['device']}, training {TRAIN_THREADS} thread per run and "
+        f"up to {default_workers()} runs at once."
     ),
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
     # the download links render only on example pages
