@@ -651,7 +651,7 @@ plt.show()
 # unit length. Momentum and Nesterov go much further than plain SGD in the same
 # number of steps (the table: all weights, and the part of it in the plane). The
 # plane is fitted to all three paths, so it can hold most of the momentum runs'
-# distance and little of plain SGD's: compare the two columns before reading SGD's path
+# distance and less of plain SGD's: compare the two columns before reading SGD's path
 # in the left panel. Whether the two momentum paths end close to each other is printed
 # below the table.
 

@@ -163,8 +163,8 @@ plt.show()
 # The smoothing that makes the curve readable also delays it: the EWMA's average age is
 # :math:`\beta/(1-\beta)` mini-batches (:func:`fashion_optim.ewma.ewma_age`), and on a
 # geometric ramp that is a fixed factor of learning rate, larger when the ramp has fewer
-# mini-batches per decade. So ``lr_max``, the lowest point of the smoothed curve, comes
-# after the lowest raw losses: the table compares the raw loss at ``lr_max`` with the
+# mini-batches per decade. So ``lr_max``, the lowest point of the smoothed curve, can
+# come after the lowest raw losses: the table compares the raw loss at ``lr_max`` with the
 # lowest one before it, and says whether ``lr_max`` is even past the blow-up (the cross).
 
 age = ewma.ewma_age(1 - SMOOTH)
@@ -412,7 +412,7 @@ if not (adam.lr_min < sgdm.lr_min and adam.suggested_lr < sgdm.suggested_lr):
 # What the comparison shows: ten times below the suggestion, SGD with momentum learns,
 # but more slowly, and after these few epochs it is behind the suggestion on validation
 # and test accuracy. Ten times above, a seed can diverge (its loss explodes; such seeds
-# are listed under the table), survive only at chance level (10 % accuracy and a loss near
+# are listed under the table), end at chance level (10 % accuracy and a loss near
 # :math:`\ln 10 \approx 2.30` nat), or learn anyway; which happened to each seed here:
 
 spec_above, above, above_diverged = short[10.0]
@@ -422,7 +422,7 @@ learned = {r.seed: r.test_acc for r in above.results if r.test_acc >= CHANCE}
 print(
     f"lr {spec_above.lr:g} (10 x suggestion), {len(profile.seeds)} seeds: "
     f"{len(above_diverged)} diverged, {len(learned)} learned,\n"
-    f"{len(stalled)} stayed at chance level (test accuracy < {CHANCE})"
+    f"{len(stalled)} ended at chance level (test accuracy < {CHANCE})"
 )
 worst_at_suggestion = min(r.test_acc for r in short[1.0][1].results)
 for seed, acc in learned.items():
@@ -432,8 +432,8 @@ for seed, acc in learned.items():
     )
 
 # %%
-# The suggestion is the best of the three; the last printed line compares it with the
-# note's default learning rate. The range test's steepest descent is a starting point,
+# The suggestion is the best of the three; the last rows of the table above compare it
+# with the note's default learning rate. The range test's steepest descent is a starting point,
 # not an optimum: it comes from one seed and a ramp that never trains for long at any
 # one learning rate.
 #
@@ -445,11 +445,11 @@ for seed, acc in learned.items():
 #   the gradient, SGD's are :math:`\eta` times the gradient.
 # - Its suggestion (steepest descent of the smoothed loss) trained better than ten times
 #   below it and ten times above it in our short runs; ten times above, a seed may
-#   diverge, stall at chance level or learn anyway (this build's count is printed above).
+#   diverge, end at chance level or learn anyway (this build's count is printed above).
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
-#   learning rate on a geometric ramp: ``lr_max``, the smoothed minimum, comes after the
-#   raw curve's lowest losses, and can come after its blow-up (the lag table says where
-#   it lies in this build). Read the upper end from the raw curve too, or use more
+#   learning rate on a geometric ramp: ``lr_max``, the smoothed minimum, can come after
+#   the raw curve's lowest losses, even after its blow-up (the lag table says where it
+#   lies in this build). Read the upper end from the raw curve too, or use more
 #   mini-batches per decade.
 # - The test restores the model, the optimizer, the gradients, the random state and
 #   the loader bitwise, so it can run on the very objects we then train.
