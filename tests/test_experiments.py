@@ -139,6 +139,19 @@ def test_corrupted_entry_is_recomputed(tmp_cache):
         assert ex.run(TINY, seed=0, profile="quick").from_cache
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_run_many_says_each_unreadable_entry_once(tmp_cache, workers):
+    ex.run_many([(TINY, 0), (TINY, 1)], profile="quick", workers=1)
+    for entry in tmp_cache.rglob("*.npz"):
+        entry.write_bytes(entry.read_bytes()[:200])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = ex.run_many([(TINY, 0), (TINY, 1)], profile="quick", workers=workers)
+    said = [w for w in caught if "unreadable cache entry" in str(w.message)]
+    assert len(said) == 2 and not any(r.from_cache for r in again)
+    assert all(r.from_cache for r in ex.run_many([(TINY, 0), (TINY, 1)], profile="quick"))
+
+
 def test_interrupted_run_leaves_no_entry(tmp_cache, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

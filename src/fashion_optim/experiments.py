@@ -470,11 +470,11 @@ def _load_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
 
 
 def _lookup(
-    kind: str, config: Mapping[str, Any], data_checksum: str, stacklevel: int = 2
+    kind: str, key: str, stacklevel: int = 2
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
-    """The cached ``(arrays, meta)`` of a computation, or ``None`` when there is none
-    (an unreadable entry is reported with a warning and counts as none)."""
-    key = cache_key(kind, config, data_checksum)
+    """The cached ``(arrays, meta)`` under ``key`` (from :func:`cache_key`), or ``None``
+    when there is none (an unreadable entry is reported with a warning and counts as
+    none)."""
     path = cache_dir() / kind / f"{key}.npz"
     if not path.exists():
         return None
@@ -509,7 +509,7 @@ def cached(
     key = cache_key(kind, config, data_checksum)
     path = cache_dir() / kind / f"{key}.npz"
     if not fresh:
-        found = _lookup(kind, config, data_checksum, stacklevel=3)
+        found = _lookup(kind, key, stacklevel=3)
         if found is not None:
             return found
     arrays, meta = compute()
@@ -897,22 +897,24 @@ def run_many(
     todo: dict[str, list[int]] = {}  # cache key -> positions in jobs
     for i, (spec, seed) in enumerate(jobs):
         cfg = spec.resolve(prof)
-        config = _run_config(cfg, seed)
-        found = None if fresh else _lookup("run", config, checksum)
+        key = cache_key("run", _run_config(cfg, seed), checksum)
+        found = None if fresh else _lookup("run", key)
         if found is not None:
             out[i] = _as_result(cfg, seed, found[0], {**found[1], "from_cache": True})
         else:
-            todo.setdefault(cache_key("run", config, checksum), []).append(i)
+            todo.setdefault(key, []).append(i)
+    # Each pending run was just looked up and is not cached (or is unreadable, which has
+    # been said): train it with fresh=True, so that nobody looks it up, or warns, again.
     pending = [jobs[positions[0]] for positions in todo.values()]
     if min(n_workers, len(pending)) <= 1:
         trained = []
         for spec, seed in pending:
             try:
-                trained.append(_run(spec, seed, prof, fresh, progress))
+                trained.append(_run(spec, seed, prof, True, progress))
             except TrainingDivergedError as exc:
                 trained.append(exc)
     else:
-        trained = _train_in_workers(pending, prof, fresh, min(n_workers, len(pending)), progress)
+        trained = _train_in_workers(pending, prof, min(n_workers, len(pending)), progress)
     for positions, result in zip(todo.values(), trained, strict=True):
         for i in positions:
             out[i] = result
@@ -946,11 +948,11 @@ _WORKER_CODE = "from fashion_optim.experiments import _worker_main; _worker_main
 def _train_in_workers(
     pending: list[tuple[Spec, int]],
     prof: Profile,
-    fresh: bool,
     n_workers: int,
     progress: bool | None,
 ) -> list[Result | TrainingDivergedError]:
-    """Train ``pending`` in ``n_workers`` worker processes; results in the same order.
+    """Train ``pending`` (runs not in the cache) in ``n_workers`` worker processes;
+    results in the same order.
 
     A worker reads job numbers on its standard input, one per line, and answers on its
     standard output with ``step JOB N`` lines and one ``done JOB`` line per job, after
@@ -980,7 +982,7 @@ def _train_in_workers(
     with tempfile.TemporaryDirectory(prefix="fashion-optim-workers-") as tmp:
         folder = Path(tmp)
         with (folder / "jobs.pkl").open("wb") as fh:
-            pickle.dump({"profile": prof, "fresh": fresh, "jobs": pending}, fh)
+            pickle.dump({"profile": prof, "jobs": pending}, fh)
         procs: list[subprocess.Popen] = []
         logs = [folder / f"worker{k}.log" for k in range(n_workers)]
 
@@ -1107,7 +1109,6 @@ def _worker_main() -> None:
         work = pickle.load(fh)
     channel = sys.stdout
     sys.stdout = sys.stderr  # anything else printed goes to the log, not the channel
-    torch.set_num_threads(TRAIN_THREADS)
     for line in sys.stdin:
         job = int(line)
         spec, seed = work["jobs"][job]
@@ -1120,7 +1121,7 @@ def _worker_main() -> None:
             try:
                 outcome: tuple[str, Any] = (
                     "ok",
-                    _run(spec, seed, work["profile"], work["fresh"], False, [_Ticker(report)]),
+                    _run(spec, seed, work["profile"], True, False, [_Ticker(report)]),
                 )
             except TrainingDivergedError as exc:
                 outcome = ("diverged", exc)
