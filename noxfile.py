@@ -58,9 +58,12 @@ def _build_site(session: nox.Session, opts: dict) -> str:
     if opts["fresh"]:
         session.run("python", "-m", "fashion_optim", "cache", "--clear", env=env)
     out = "docs/_build/html"
-    # Sphinx never deletes pages it no longer writes (viewcode, renamed examples): start
-    # from an empty output folder so nothing stale is served.
-    shutil.rmtree(out, ignore_errors=True)
+    # Sphinx never deletes pages it no longer writes (viewcode, renamed examples), and it
+    # builds every source it finds, generated ones included: start from an empty output
+    # folder and without the generated sources of earlier builds (a renamed example's
+    # page, a removed function's API stub), as a clean checkout would.
+    for folder in (out, "docs/auto_gallery", "docs/api"):
+        shutil.rmtree(folder, ignore_errors=True)
     # -E: a fresh environment each time (the banner and the profile change);
     # no -j: forked OpenMP threads hang torch builds.
     args = ["-b", "html", "-n", "-W", "--keep-going", "-T", "-E", "docs", out]
