@@ -11,6 +11,8 @@ by :mod:`fashion_optim.experiments`) and draws them.
 - :func:`band`: mean over seeds with a ±1 standard deviation band.
 - :func:`smooth_curve`: a bias-corrected EWMA for noisy per-step curves.
 - :func:`label_lr_axis`, :func:`label_step_axis`: axis labels with their units.
+- :func:`learning_curves`: a history field per configuration, as bands over seeds.
+- :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 
 Examples
 --------
@@ -49,7 +51,10 @@ __all__ = [
     "color_for",
     "label_lr_axis",
     "label_step_axis",
+    "learning_curves",
+    "mean_std",
     "plain_log_ticks",
+    "results_table",
     "smooth_curve",
     "style_context",
     "use_style",
@@ -411,3 +416,110 @@ def label_step_axis(ax: Axes, steps_per_epoch: int | None = None) -> Axes | None
     top = ax.secondary_xaxis("top", functions=(lambda s: s / n, lambda e: e * n))
     top.set_xlabel("epoch")
     return top
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def mean_std(values: Any, digits: int = 4) -> str:
+    """``"mean ± std"`` of a ``(mean, std)`` pair (as :class:`SeedResults` gives) or of
+    the values over seeds (sample standard deviation), formatted as text.
+
+    Examples
+    --------
+    >>> mean_std((0.83081, 0.00342))
+    '0.8308 ± 0.0034'
+    >>> mean_std([1.0, 2.0, 3.0], digits=2)
+    '2.00 ± 1.00'
+    """
+    if isinstance(values, tuple) and len(values) == 2:
+        mean, std = values
+    else:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size == 0:
+            raise ValueError("mean_std needs a (mean, std) pair or at least one value.")
+        mean, std = arr.mean(), (arr.std(ddof=1) if arr.size > 1 else 0.0)
+    return f"{float(mean):.{digits}f} ± {float(std):.{digits}f}"
+
+
+def results_table(
+    runs: Any,
+    *,
+    metrics: tuple[str, ...] = ("test_acc", "test_loss"),
+    digits: int = 4,
+    index_name: str = "configuration",
+) -> Any:
+    """A :class:`pandas.DataFrame` of mean ± std over seeds, one row per configuration.
+
+    A cell's last expression renders as an HTML table in the gallery and the note.
+
+    Parameters
+    ----------
+    runs : mapping of str to SeedResults
+        Row label (e.g. the spec's name) to its results.
+    metrics : tuple of str
+        ``"test_acc"``, ``"test_loss"`` (the test set, read once per configuration) or a
+        :class:`~fashion_optim.training.History` field such as ``"val_acc"`` (its last
+        value, per seed).
+    digits : int
+
+    Examples
+    --------
+    >>> table = results_table({})  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    names = {
+        "test_acc": "test accuracy",
+        "test_loss": "test loss (nat)",
+        "val_acc": "validation accuracy",
+        "val_loss": "validation loss (nat)",
+        "train_loss": "training loss (nat)",
+        "train_acc": "training accuracy",
+    }
+    rows = {}
+    for label, res in runs.items():
+        row = {}
+        for metric in metrics:
+            pair = getattr(res, metric) if metric.startswith("test_") else res.final(metric)
+            row[names.get(metric, metric)] = mean_std(pair, digits)
+        row["seeds"] = len(res.results)
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = index_name
+    return table
+
+
+def learning_curves(
+    ax: Axes,
+    runs: Any,
+    field: str = "val_acc",
+    *,
+    labels: Any = None,
+    **line_kwargs: Any,
+) -> None:
+    """Draw a :class:`~fashion_optim.training.History` field against the epoch for
+    several configurations, each as :func:`band` (mean ± std over seeds) in its colour.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    runs : mapping of str to SeedResults
+        Key (a :data:`COLORS` name such as ``"momentum"``) to its results.
+    field : str
+        A per-epoch field: ``val_acc``, ``val_loss``, ``train_loss``, ``train_acc``.
+    labels : mapping of str to str, optional
+        Legend labels; default: each spec's name.
+    """
+    axis_labels = {
+        "val_acc": "validation accuracy (fraction)",
+        "val_loss": "validation loss (nat)",
+        "train_loss": "training loss (nat)",
+        "train_acc": "training accuracy (fraction)",
+    }
+    for key, res in runs.items():
+        stacked = res.stack(field)
+        epochs = np.arange(1, stacked.shape[1] + 1)
+        label = (labels or {}).get(key, res.spec.name)
+        band(ax, epochs, stacked, label=label, color=color_for(key), **line_kwargs)
+    ax.set(xlabel="epoch", ylabel=axis_labels.get(field, field))

@@ -1,0 +1,136 @@
+"""The command line: ``python -m fashion_optim {data,run,cache} ...``.
+
+Every error is one message on standard error and a non-zero exit status, never a
+traceback: 2 for a bad argument or setting, 1 for data that cannot be found or read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+__all__ = ["build_parser", "main"]
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from .data import load_fashion_mnist
+
+    data = load_fashion_mnist(root=args.root, download=True if args.download else False)
+    print(f"Fashion-MNIST found in {data.source}")
+    print(
+        f"  train: {tuple(data.train_images.shape)} images, test: "
+        f"{tuple(data.test_images.shape)} images, {len(data.classes)} classes"
+    )
+    print("  MD5 of the uncompressed idx files (all match the published ones):")
+    for name, digest in data.checksums.items():
+        print(f"    {digest}  {name}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from . import experiments as ex
+
+    if args.name not in ex.NAMED:
+        raise ValueError(f"unknown experiment {args.name!r}; valid choices: {sorted(ex.NAMED)}.")
+    spec = ex.NAMED[args.name]
+    prof = ex.current_profile(args.profile)
+    seeds = args.seed or list(prof.seeds)
+    print(f"{spec.name}: profile {prof.name} ({prof.description}), seeds {seeds}")
+    start = time.perf_counter()
+    runs = ex.run_seeds(spec, seeds, profile=prof, fresh=args.fresh, progress=not args.no_progress)
+    for r in runs.results:
+        where = "cache" if r.from_cache else "trained"
+        print(f"  seed {r.seed}: test acc {r.test_acc:.4f}  test loss {r.test_loss:.4f}  ({where})")
+    (am, asd), (lm, lsd) = runs.test_acc, runs.test_loss
+    print(
+        f"  mean ± std over {len(seeds)} seeds: test acc {am:.4f} ± {asd:.4f}, test loss "
+        f"{lm:.4f} ± {lsd:.4f} ({time.perf_counter() - start:.1f} s)"
+    )
+    return 0
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from .experiments import cache
+
+    if args.clear:
+        root = cache.cache_dir()
+        print(f"removed {cache.clear_cache()} entries from {root}")
+        return 0
+    info = cache.describe()
+    total = sum(info["entries"].values())
+    print(f"cache: {info['root']}")
+    print(f"  {total} entries, {info['bytes'] / 2**20:.1f} MiB")
+    for kind, count in info["entries"].items():
+        print(f"    {kind:<13}{count:>5} entries, code hash {info['code'][kind]}")
+    if not info["writable"]:
+        print(
+            f"warning: {info['root']} is not writable: results are computed but not kept; "
+            f"set {cache.ENV_CACHE} to a writable folder.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m fashion_optim",
+        description="fashion-optim: data check, named experiments and the result cache.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser(
+        "data",
+        help="locate and verify Fashion-MNIST",
+        description="Locate and verify Fashion-MNIST and print where it came from and the "
+        "checksums. Ways to provide the data: --download (needs the network), Debian's "
+        "package dataset-fashion-mnist, or a folder named by FASHION_OPTIM_DATA.",
+    )
+    p.add_argument(
+        "--root",
+        help="the only folder to use (default: FASHION_OPTIM_DATA, "
+        "then the package cache, then Debian's folder)",
+    )
+    p.add_argument(
+        "--download", action="store_true", help="download through torchvision if not found"
+    )
+    p.set_defaults(func=_cmd_data)
+
+    r = sub.add_parser("run", help="train a named experiment (or load it from the cache)")
+    r.add_argument("name", help="a named experiment, e.g. sgd, momentum, adam")
+    r.add_argument(
+        "--profile", default=None, help="full or quick (default: FASHION_OPTIM_PROFILE or full)"
+    )
+    r.add_argument(
+        "--seed", type=int, action="append", help="repeatable; default: the profile's seeds"
+    )
+    r.add_argument("--fresh", action="store_true", help="ignore and overwrite cached results")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("cache", help="show or clear the result cache")
+    c.add_argument(
+        "--clear",
+        action="store_true",
+        help="delete every cached result (only the cache's own files)",
+    )
+    c.set_defaults(func=_cmd_cache)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    from .data import DatasetCorruptError, DatasetNotFoundError
+    from .experiments import CacheError, ExecutorError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DatasetNotFoundError, DatasetCorruptError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (ValueError, CacheError, ExecutorError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: nothing half-written was kept.", file=sys.stderr)
+        return 130

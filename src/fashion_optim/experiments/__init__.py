@@ -1,0 +1,92 @@
+"""Declarative experiments: what to train, where, and a result cache on disk.
+
+A :class:`Spec` says what to train; :func:`run` trains it for one seed (or loads the
+result from the cache), :func:`run_seeds` and :func:`run_specs` do it for the profile's
+seeds, and :func:`run_many` for any batch, several runs at once. The gallery and the note
+call these, so a configuration trains once per build whichever page asks first.
+
+One job per module:
+
+- :mod:`~fashion_optim.experiments.profiles`: how big the runs are.
+- :mod:`~fashion_optim.experiments.specs`: :class:`Spec`, :class:`RunConfig`,
+  validation, the optimizer and scheduler a spec builds.
+- :mod:`~fashion_optim.experiments.train`, :mod:`~fashion_optim.experiments.rangetest`,
+  :mod:`~fashion_optim.experiments.surface`: the computations that are cached (their
+  code is part of their cache keys).
+- :mod:`~fashion_optim.experiments.cache`: keys over every dependency, atomic entries,
+  a clear that removes only the cache's own files.
+- :mod:`~fashion_optim.experiments.executors`: local processes, a Dask cluster, or any
+  :class:`concurrent.futures.Executor`.
+- :mod:`~fashion_optim.experiments.runner`: :func:`run`, :func:`run_many`, the cached
+  range test and loss surface.
+- :mod:`~fashion_optim.experiments.studies`: the note's named runs and studies.
+
+Training always runs on :data:`TRAIN_THREADS` (one) CPU thread, because the number of
+threads changes the numbers; the cores are used by training several runs at once
+(``FASHION_OPTIM_WORKERS``), or a Dask cluster (``FASHION_OPTIM_EXECUTOR``). A run gives
+the same result, bit for bit, whichever process trained it.
+"""
+
+from .cache import CacheError, cache_dir, clear_cache
+from .executors import ExecutorError, dask_executor, default_workers
+from .profiles import PROFILES, PerProfile, Profile, current_profile
+from .runner import (
+    Result,
+    SeedResults,
+    TrajectorySurface,
+    run,
+    run_many,
+    run_range_test,
+    run_seeds,
+    run_specs,
+    trajectory_surface,
+)
+from .specs import LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
+from .studies import (
+    NAMED,
+    NOTE_RECORD,
+    PROBES,
+    SHORT_BUDGET,
+    full_budget_onecycle,
+    schedule_specs,
+    snapshot_specs,
+)
+from .train import DIVERGE_THRESHOLD, TRAIN_THREADS, environment, get_splits
+
+__all__ = [
+    "DIVERGE_THRESHOLD",
+    "LR_LAMBDAS",
+    "NAMED",
+    "NOTE_RECORD",
+    "OPTIMIZERS",
+    "PROBES",
+    "PROFILES",
+    "SHORT_BUDGET",
+    "TRAIN_THREADS",
+    "CacheError",
+    "ExecutorError",
+    "PerProfile",
+    "Profile",
+    "Record",
+    "Result",
+    "RunConfig",
+    "SeedResults",
+    "Spec",
+    "TrajectorySurface",
+    "cache_dir",
+    "clear_cache",
+    "current_profile",
+    "dask_executor",
+    "default_workers",
+    "environment",
+    "full_budget_onecycle",
+    "get_splits",
+    "run",
+    "run_many",
+    "run_range_test",
+    "run_seeds",
+    "run_specs",
+    "schedule_specs",
+    "snapshot_specs",
+    "trajectory_surface",
+]

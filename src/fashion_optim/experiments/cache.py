@@ -1,0 +1,358 @@
+"""The result cache on disk: where it lives, what a key covers, atomic entries, clearing.
+
+Folder: ``FASHION_OPTIM_CACHE``, or a per-user cache folder. Layout: a ``CACHEDIR.TAG``
+(the Cache Directory Tagging convention, so backup tools skip it and :func:`clear_cache`
+knows the folder is the cache's own), then one folder per kind of computation
+(:data:`KINDS`) holding ``KEY.npz`` entries. Nothing else is ever written there, and
+:func:`clear_cache` refuses a folder that holds anything else.
+
+A key covers everything a result depends on: the kind, its configuration (for a run, the
+resolved spec and the seed), torch's version, the data's checksum, the device type, and
+the code. The code is found, not listed: each kind names the module that computes it
+(:data:`KINDS`), and its key hashes that module and every module of this package it
+imports, directly or not, without docstrings. So a change to
+:mod:`fashion_optim.landscape` re-computes the loss surfaces and nothing else, a change
+to :mod:`fashion_optim.training` every run, and a change to plotting, the gallery or the
+documentation nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Mapping
+from functools import cache
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import platformdirs
+import torch
+
+from ..training import atomic_write, resolve_device
+
+__all__ = [
+    "KINDS",
+    "CacheError",
+    "cache_dir",
+    "cache_key",
+    "cached",
+    "clear_cache",
+    "code_hash",
+    "code_modules",
+    "lookup",
+    "save_entry",
+]
+
+ENV_CACHE = "FASHION_OPTIM_CACHE"
+PACKAGE = "fashion_optim"
+
+#: Each kind of cached computation and the module whose code (with what it imports from
+#: this package) computes it.
+KINDS: dict[str, str] = {
+    "run": "fashion_optim.experiments.train",
+    "range_test": "fashion_optim.experiments.rangetest",
+    "loss_surface": "fashion_optim.experiments.surface",
+}
+
+TAG_NAME = "CACHEDIR.TAG"
+TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by fashion-optim.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+# What the cache writes inside a kind's folder: entries, and atomic_write's temporary
+# files (".NAME.XXXX.tmp"), left only by a process killed while writing.
+_ENTRY = re.compile(r"[0-9a-f]{32}\.npz")
+_TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\..+\.tmp")
+
+
+class CacheError(RuntimeError):
+    """The cache folder cannot be used, or holds files that are not the cache's."""
+
+
+def cache_dir() -> Path:
+    """Where results are kept: ``FASHION_OPTIM_CACHE`` or the user cache folder.
+
+    Raises :class:`CacheError` when that path is a file.
+    """
+    env = os.environ.get(ENV_CACHE)
+    root = (
+        Path(env).expanduser()
+        if env
+        else Path(platformdirs.user_cache_dir("fashion-optim")) / "results"
+    )
+    if root.exists() and not root.is_dir():
+        raise CacheError(
+            f"the result cache {root} is a file, not a folder"
+            + (f" ({ENV_CACHE}={env})" if env else "")
+            + f"; set {ENV_CACHE} to a folder (it is created if missing), or unset it."
+        )
+    return root
+
+
+# --------------------------------------------------------------------------- code
+
+
+def _module_path(name: str) -> Path:
+    spec = find_spec(name)
+    if spec is None or spec.origin is None:
+        raise ImportError(f"cannot find the module {name}")
+    return Path(spec.origin)
+
+
+def _imports(name: str, tree: ast.Module, is_package: bool) -> set[str]:
+    """The modules of this package that ``name``'s code imports (anywhere in it)."""
+    package = name if is_package else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parent = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{parent}.{base}" if base else parent
+            for alias in node.names:
+                # "from . import lr" imports the module lr; "from .specs import Spec" a
+                # name of the module specs
+                sub = f"{base}.{alias.name}"
+                found.add(sub if _is_module(sub) else base)
+    return {m for m in found if m.split(".")[0] == PACKAGE and _is_module(m)}
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _strip_docstrings(tree: ast.Module) -> str:
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(body, list)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_modules(root: str) -> list[str]:
+    """``root`` and every module of this package it imports, directly or not, sorted.
+
+    A package's ``__init__`` counts only when imported by name; importing one of its
+    submodules depends on that submodule alone.
+    """
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_path(name)
+        seen.add(name)
+        tree = ast.parse(path.read_text())
+        todo.extend(_imports(name, tree, path.name == "__init__.py") - seen)
+    return sorted(seen)
+
+
+@cache
+def code_hash(kind: str) -> str:
+    """SHA-256 (16 hex digits) of the code a ``kind`` of computation depends on:
+    :func:`code_modules` of its module in :data:`KINDS`, without docstrings (so a
+    comment or a docstring retrains nothing)."""
+    try:
+        root = KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown kind {kind!r}; valid choices: {sorted(KINDS)}.") from None
+    digest = hashlib.sha256()
+    for name in code_modules(root):
+        digest.update(name.encode())
+        digest.update(_strip_docstrings(ast.parse(_module_path(name).read_text())).encode())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
+    """The cache key of a computation: what, with which inputs, code, torch, data and
+    device type (a result trained on a GPU is not the CPU's result, bit for bit)."""
+    payload = json.dumps(
+        {
+            "kind": kind,
+            "config": config,
+            "code": code_hash(kind),
+            "torch": torch.__version__,
+            "data": data_checksum,
+            "device": resolve_device("auto").type,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- entries
+
+
+def _entry_path(kind: str, key: str) -> Path:
+    return cache_dir() / kind / f"{key}.npz"
+
+
+def save_entry(
+    kind: str, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Write an entry atomically (a reader sees the old file or the whole new one);
+    return its metadata. A folder that cannot be written is said in a warning: the
+    result is still used."""
+    meta = {**meta, "key": key, "kind": kind}
+    buffer = io.BytesIO()
+    payload = {f"a:{k}": np.asarray(v) for k, v in arrays.items()}
+    payload["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(buffer, **payload)
+    path = _entry_path(kind, key)
+    try:
+        _tag(path.parent.parent)
+        atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+    except OSError as exc:  # a read-only or full cache must not lose the result
+        warnings.warn(
+            f"could not write the cache entry {path} ({exc}); the result is used but not "
+            f"kept. Make {path.parent.parent} writable (or free some space there), or set "
+            f"{ENV_CACHE} to a writable folder.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    return meta
+
+
+def _tag(root: Path) -> None:
+    tag = root / TAG_NAME
+    if not tag.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        atomic_write(tag, lambda fh: fh.write(TAG.encode()))
+
+
+def lookup(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+    """The cached ``(arrays, meta)`` under ``key``, or ``None`` when there is none (an
+    unreadable entry is said in a warning and counts as none)."""
+    path = _entry_path(kind, key)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            meta = json.loads(npz["meta"].tobytes().decode())
+            arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a:")}
+        if meta.get("key") != key:
+            raise ValueError("the entry's key does not match its file name")
+        return arrays, meta
+    except Exception as exc:  # any unreadable entry is recomputed
+        warnings.warn(
+            f"ignoring unreadable cache entry {path} ({type(exc).__name__}: {exc}); "
+            "recomputing it.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
+
+
+def cached(
+    kind: str,
+    config: Mapping[str, Any],
+    compute: Callable[[], tuple[Mapping[str, np.ndarray], Mapping[str, Any]]],
+    *,
+    data_checksum: str,
+    fresh: bool = False,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """``compute()``'s ``(arrays, meta)``, from the cache when possible (``fresh=True``
+    recomputes and overwrites). Only the library's own computations call this: ``kind``
+    must be one of :data:`KINDS`, whose code the key covers."""
+    key = cache_key(kind, config, data_checksum)
+    if not fresh:
+        found = lookup(kind, key)
+        if found is not None:
+            return found
+    arrays, meta = compute()
+    meta = save_entry(kind, key, arrays, {**meta, "config": config})
+    return dict(arrays), meta
+
+
+# --------------------------------------------------------------------------- clearing
+
+
+def _cache_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """The cache's own files under ``root`` (entries and temporary files) and anything
+    else found there."""
+    own, foreign = [], []
+    for item in sorted(root.iterdir()):
+        if item.name == TAG_NAME and item.is_file():
+            continue
+        if item.is_dir() and not item.is_symlink() and item.name in KINDS:
+            for sub in sorted(item.iterdir()):
+                is_own = sub.is_file() and not sub.is_symlink()
+                if is_own and (_ENTRY.fullmatch(sub.name) or _TEMP.fullmatch(sub.name)):
+                    own.append(sub)
+                else:
+                    foreign.append(sub)
+        else:
+            foreign.append(item)
+    return own, foreign
+
+
+def clear_cache() -> int:
+    """Delete every cached result (and temporary file the cache left); return how many
+    entries were removed.
+
+    Only what the cache wrote is removed, and only in a folder laid out as the cache
+    lays it out: a folder that holds anything else raises :class:`CacheError`, naming
+    what it found, and nothing is deleted.
+    """
+    root = cache_dir()
+    if not root.exists():
+        return 0
+    own, foreign = _cache_files(root)
+    if foreign:
+        shown = ", ".join(str(p) for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise CacheError(
+            f"refusing to clear {root}: it holds {len(foreign)} item(s) that the result "
+            f"cache did not write ({shown}). Nothing was deleted. Move them away, or set "
+            f"{ENV_CACHE} to a folder used only by the cache."
+        )
+    count = sum(1 for p in own if p.suffix == ".npz")
+    for path in own:
+        path.unlink()
+    for kind in KINDS:
+        folder = root / kind
+        if folder.is_dir():
+            if not any(folder.iterdir()):
+                folder.rmdir()
+    return count
+
+
+def describe() -> dict[str, Any]:
+    """The cache's folder, entries per kind, size and whether it is writable."""
+    root = cache_dir()
+    entries = {kind: sorted((root / kind).glob("*.npz")) for kind in KINDS}
+    writable = os.access(root if root.exists() else _existing_parent(root), os.W_OK)
+    return {
+        "root": root,
+        "entries": {kind: len(paths) for kind, paths in entries.items()},
+        "bytes": sum(p.stat().st_size for paths in entries.values() for p in paths),
+        "writable": writable,
+        "code": {kind: code_hash(kind) for kind in KINDS},
+    }
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

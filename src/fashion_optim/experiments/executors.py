@@ -1,0 +1,342 @@
+"""Where runs train: here, in local worker processes, or on a Dask cluster.
+
+:func:`train_all` trains a batch of runs on any :class:`concurrent.futures.Executor`:
+
+- by default, a local :class:`~concurrent.futures.ProcessPoolExecutor` (spawn context)
+  of :func:`default_workers` processes, with one progress bar over the mini-batches of
+  every run;
+- a Dask cluster when ``FASHION_OPTIM_EXECUTOR`` names its scheduler (through
+  ``distributed.Client(address).get_executor()``), with a progress bar over runs;
+- any executor the caller passes.
+
+Workers compute and return; they never touch the cache (the caller writes it), so they
+need no shared disk. Each run trains on one thread, so it gives the same bits whichever
+process or machine of the same kind trained it.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import re
+import signal
+import sys
+import threading
+import types
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
+from functools import cache
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from ..training import Recorder, Trainer, TrainingDivergedError, resolve_device
+from .specs import RunConfig
+from .train import TRAIN_THREADS, train
+
+__all__ = [
+    "ExecutorError",
+    "dask_executor",
+    "default_workers",
+    "executor_from_env",
+    "train_all",
+]
+
+ENV_WORKERS = "FASHION_OPTIM_WORKERS"
+ENV_EXECUTOR = "FASHION_OPTIM_EXECUTOR"
+
+#: One run to train: its resolved configuration, its seed, and a label for messages.
+Job = tuple[RunConfig, int, str]
+#: What training a job gives: ``("ok", (arrays, meta))`` or ``("diverged", error)``, and
+#: the warnings the worker saw, as ``(category, message)`` pairs.
+Outcome = tuple[str, Any, list[tuple[type[Warning], str]]]
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot be used (a bad or unreachable scheduler address), or a worker
+    failed or died; the message names the run."""
+
+
+def default_workers() -> int:
+    """How many runs train at once locally: ``FASHION_OPTIM_WORKERS``, or the CPU cores
+    this process may use, at most 8 (each worker holds the data, about 1.3 GB at its
+    peak); 1 on a GPU, where the runs train one after the other."""
+    env = os.environ.get(ENV_WORKERS)
+    if env is not None:
+        try:
+            value = int(env)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise ValueError(
+                f"{ENV_WORKERS} must be an integer >= 1, got {env!r}; set it to 1 to train "
+                "one run at a time, or unset it to use every core."
+            )
+        return value
+    if resolve_device("auto").type != "cpu":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
+
+
+# --------------------------------------------------------------------------- Dask
+
+_ADDRESS = re.compile(r"([a-z]+://)?[\w.\-\[\]:]+:\d+/?")
+
+
+@cache
+def dask_executor(address: str, timeout: float = 10.0) -> cf.Executor:
+    """A :class:`concurrent.futures.Executor` on the Dask scheduler at ``address`` (e.g.
+    ``tcp://10.0.0.5:8786``), connected once per process.
+
+    Raises :class:`ExecutorError` naming the address when it is malformed or cannot be
+    reached within ``timeout`` seconds, and when ``distributed`` is not installed.
+    """
+    fix = f"correct it, or unset {ENV_EXECUTOR} to train in local processes"
+    if not _ADDRESS.fullmatch(address.strip()):
+        raise ExecutorError(
+            f"{ENV_EXECUTOR}={address!r} is not a Dask scheduler address such as "
+            f"'tcp://HOST:8786'; {fix}."
+        )
+    try:
+        import distributed
+    except ImportError:
+        raise ExecutorError(
+            f"{ENV_EXECUTOR} names a Dask scheduler ({address}), but the package "
+            "'distributed' is not installed: pip install 'fashion-optim[dask]', or unset "
+            f"{ENV_EXECUTOR}."
+        ) from None
+    try:
+        client = distributed.Client(address.strip(), timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {address!r} ({ENV_EXECUTOR}): {exc}. Start "
+            f"the scheduler there (`dask scheduler`), {fix}."
+        ) from None
+    return client.get_executor()
+
+
+def executor_from_env() -> cf.Executor | None:
+    """The Dask executor that ``FASHION_OPTIM_EXECUTOR`` names, or None when it is unset
+    or empty."""
+    address = os.environ.get(ENV_EXECUTOR, "").strip()
+    return dask_executor(address) if address else None
+
+
+# --------------------------------------------------------------------------- workers
+
+# Set in each local worker process by _init_worker: where to send progress.
+_progress_queue: Any = None
+
+
+def _init_worker(queue: Any) -> None:
+    global _progress_queue
+    _progress_queue = queue
+    import torch
+
+    torch.set_num_threads(TRAIN_THREADS)
+    # Ctrl-C is the caller's to handle: it stops the workers itself.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class _Ticker(Recorder):
+    """Sends a worker's progress (the optimizer steps taken so far) now and then."""
+
+    def __init__(self, send: Callable[[int], None], every: int = 20) -> None:
+        self.send, self.every = send, every
+
+    def after_step(self, trainer: Trainer) -> None:
+        if trainer.step % self.every == 0 or trainer.is_last_step:
+            self.send(trainer.step)
+
+
+def run_job(cfg: RunConfig, seed: int, job: int = -1) -> Outcome:
+    """Train one run in a worker (local or remote) and return its :data:`Outcome`."""
+    queue = _progress_queue
+    extra: list[Recorder] = []
+    if queue is not None:
+        queue.put(("start", job, os.getpid()))
+        extra.append(_Ticker(lambda step: queue.put(("step", job, step))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            outcome: tuple[str, Any] = (
+                "ok",
+                train(cfg, seed, progress=False, extra_recorders=extra),
+            )
+        except TrainingDivergedError as exc:
+            outcome = ("diverged", exc)
+    return (*outcome, [(w.category, str(w.message)) for w in caught])
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start worker processes without re-running the caller's script in them.
+
+    A spawned process re-imports the parent's ``__main__`` from its file; a gallery
+    script (or a reader's) has no ``if __name__ == "__main__"`` guard, so each worker
+    would run the whole chapter again. A stand-in ``__main__`` without a file, as an
+    interactive session has, is seen while the workers start.
+    """
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
+
+
+def _bar(total: int, desc: str, unit: str, progress: bool | None) -> tqdm:
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        disable=(None if progress is None else not progress),
+        file=sys.stderr,
+        leave=False,
+        dynamic_ncols=True,
+    )
+
+
+def train_all(
+    jobs: Sequence[Job],
+    *,
+    steps: Sequence[int],
+    executor: cf.Executor | None = None,
+    workers: int = 1,
+    progress: bool | None = None,
+    on_done: Callable[[int, Outcome], None],
+) -> None:
+    """Train ``jobs`` (``steps`` optimizer steps each) and call ``on_done(i, outcome)``
+    in this process as each one finishes (the caller saves it there and then).
+
+    With ``executor`` None: in local worker processes (``workers`` of them, the longest
+    runs first), or here when ``workers`` is 1. A worker that raises or dies raises
+    :class:`ExecutorError` naming the run; Ctrl-C cancels what has not started and stops
+    every local worker. Nothing is half-done: ``on_done`` is called for whole runs only.
+    """
+    order = sorted(range(len(jobs)), key=lambda i: -steps[i])  # longest first
+    if executor is None and min(workers, len(jobs)) <= 1:
+        for i in order:
+            cfg, seed, _ = jobs[i]
+            try:
+                outcome: tuple[str, Any] = ("ok", train(cfg, seed, progress=progress))
+            except TrainingDivergedError as exc:
+                outcome = ("diverged", exc)
+            on_done(i, (*outcome, []))
+        return
+    if executor is not None:
+        _on_executor(executor, jobs, order, progress, on_done)
+    else:
+        _on_local_pool(jobs, order, steps, min(workers, len(jobs)), progress, on_done)
+
+
+def _failure(job: Job, exc: BaseException, where: str) -> ExecutorError:
+    _, seed, name = job
+    return ExecutorError(
+        f"training {name!r} (seed {seed}) failed {where}: {type(exc).__name__}: {exc}"
+    )
+
+
+def _on_executor(executor, jobs, order, progress, on_done) -> None:
+    """Any executor (Dask's among them): one progress step per finished run."""
+    futures = {executor.submit(run_job, *jobs[i][:2], i): i for i in order}
+    bar = _bar(len(jobs), f"training {len(jobs)} runs", "run", progress)
+    try:
+        for future in cf.as_completed(futures):
+            i = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as exc:  # a worker's error, or a worker lost for good
+                raise _failure(jobs[i], exc, "on the executor") from exc
+            on_done(i, outcome)
+            bar.update()
+    finally:
+        for future in futures:
+            future.cancel()
+        bar.close()
+
+
+def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
+    """Local worker processes, with one bar over every run's mini-batches."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    started: dict[int, int] = {}  # job -> pid of the worker training it, until it is done
+    bar = _bar(sum(steps), f"training {len(jobs)} runs in {n_workers} processes", "batch", progress)
+    seen = [0] * len(jobs)
+    lock = threading.Lock()
+
+    def listen() -> None:
+        while (message := queue.get()) is not None:
+            kind, job, value = message
+            with lock:
+                if kind == "start":
+                    started[job] = value
+                elif job not in started:  # a late tick of a run already done
+                    pass
+                else:
+                    bar.update(value - seen[job])
+                    seen[job] = value
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    pool = cf.ProcessPoolExecutor(
+        n_workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
+    )
+    processes: dict[int, Any] = {}
+    futures: dict[cf.Future, int] = {}
+    clean = False
+    try:
+        with _main_module_hidden():
+            for i in order:
+                futures[pool.submit(run_job, *jobs[i][:2], i)] = i
+                processes.update(getattr(pool, "_processes", None) or {})
+        for future in cf.as_completed(futures):
+            i = futures[future]
+            try:
+                outcome = future.result()
+            except BrokenProcessPool as exc:
+                raise _died(jobs, started, processes) from exc
+            except Exception as exc:
+                raise _failure(jobs[i], exc, "in a worker process") from exc
+            with lock:
+                bar.update(steps[i] - seen[i])
+                seen[i] = steps[i]
+                started.pop(i, None)
+            on_done(i, outcome)
+        clean = True
+    finally:
+        if not clean:  # interrupted or failed: stop every worker now
+            for future in futures:
+                future.cancel()
+            for proc in processes.values():
+                if proc.is_alive():
+                    proc.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
+        queue.put(None)
+        listener.join(timeout=5)
+        queue.close()
+        bar.close()
+
+
+def _died(jobs: Sequence[Job], started: dict[int, int], processes: dict[int, Any]) -> ExecutorError:
+    """Name the run whose worker died (a kill, a crash, running out of memory)."""
+    codes = {pid: proc.exitcode for pid, proc in processes.items()}
+    dead = [pid for pid, code in codes.items() if code not in (None, 0, -signal.SIGTERM)]
+    for pid in dead:
+        running = [job for job, p in started.items() if p == pid]
+        if running:
+            _, seed, name = jobs[running[-1]]
+            return ExecutorError(
+                f"the worker process training {name!r} (seed {seed}) died (pid {pid}, exit "
+                f"status {codes[pid]}); the other runs of the batch were stopped. A worker "
+                f"holds about 1.3 GB: set {ENV_WORKERS}=1 if memory is short."
+            )
+    in_flight = ", ".join(f"{jobs[j][2]!r} (seed {jobs[j][1]})" for j in started)
+    return ExecutorError(
+        f"a worker process died while training one of: {in_flight or 'no run yet'}; the "
+        f"other runs of the batch were stopped. Set {ENV_WORKERS}=1 if memory is short."
+    )

@@ -1,0 +1,300 @@
+"""What to train: :class:`Spec` (a configuration, fields may differ per profile), its
+resolved and validated form :class:`RunConfig`, and the optimizer and scheduler it builds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .. import lr as lr_module
+from .. import optimizers as scratch
+from ..training import GradientRecorder, OptimizerStateRecorder, ParameterRecorder, Recorder
+from .profiles import Profile, current_profile, resolve_value
+
+__all__ = [
+    "LR_LAMBDAS",
+    "OPTIMIZERS",
+    "Record",
+    "RunConfig",
+    "Spec",
+    "build_optimizer",
+    "build_scheduler",
+]
+
+#: Torch's optimizers by name, and the package's from-scratch teaching versions
+#: (``scratch_sgd``, ``scratch_adam``).
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "rmsprop": torch.optim.RMSprop,
+    "scratch_sgd": scratch.SGD,
+    "scratch_adam": scratch.Adam,
+}
+
+
+def _linear_decay(epoch: int) -> float:
+    return max(0.0, 1.0 - epoch / 20.0)
+
+
+def _warmup_then_inverse_sqrt(epoch: int) -> float:
+    return min(1.0, (epoch + 1) / 2.0) / max(1.0, (epoch + 1) / 2.0) ** 0.5
+
+
+def _exp_095(epoch: int) -> float:
+    return 0.95**epoch
+
+
+#: Named multiplicative factors for ``LambdaLR`` (a spec must stay serialisable).
+LR_LAMBDAS: dict[str, Callable[[int], float]] = {
+    "linear_decay_20": _linear_decay,
+    "warmup_inverse_sqrt": _warmup_then_inverse_sqrt,
+    "exp_0.95": _exp_095,
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """What to record while training.
+
+    Attributes
+    ----------
+    gradients : mapping
+        Parameter name to flat indices (or None for the whole tensor): per-step gradients
+        (and the layer's gradient norm).
+    state : mapping
+        Parameter name to flat indices: per-step optimizer state (``state_keys``).
+    state_keys : tuple of str, optional
+        e.g. ``("exp_avg", "exp_avg_sq")``; default: every tensor entry.
+    snapshot_every : int or None
+        Snapshot all parameters every this many steps (for trajectories).
+    """
+
+    gradients: Mapping[str, Sequence[int] | None] = field(default_factory=dict)
+    state: Mapping[str, Sequence[int] | None] = field(default_factory=dict)
+    state_keys: tuple[str, ...] | None = None
+    snapshot_every: int | None = None
+
+    def recorders(self) -> list[Recorder]:
+        """Fresh recorders for one run."""
+        out: list[Recorder] = []
+        if self.gradients:
+            out.append(GradientRecorder(self.gradients))
+        if self.state:
+            out.append(OptimizerStateRecorder(self.state, self.state_keys))
+        if self.snapshot_every:
+            out.append(ParameterRecorder(self.snapshot_every))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain JSON-able data (part of a run's cache key)."""
+
+        def flat(v: Sequence[int] | None) -> list[int] | None:
+            return None if v is None else [int(i) for i in v]
+
+        return {
+            "gradients": {k: flat(v) for k, v in self.gradients.items()},
+            "state": {k: flat(v) for k, v in self.state.items()},
+            "state_keys": list(self.state_keys) if self.state_keys else None,
+            "snapshot_every": self.snapshot_every,
+        }
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A :class:`Spec` resolved under one profile and validated: what a run trains.
+
+    Attributes
+    ----------
+    optimizer : str
+    lr : float
+    optimizer_kwargs, scheduler_kwargs : dict
+    scheduler : str or None
+    epochs, batch_size : int
+    dropout : float
+    train_subset, val_subset : int or None
+    record : Record
+    """
+
+    optimizer: str
+    lr: float
+    optimizer_kwargs: dict[str, Any]
+    scheduler: str | None
+    scheduler_kwargs: dict[str, Any]
+    epochs: int
+    batch_size: int
+    dropout: float
+    train_subset: int | None
+    val_subset: int | None
+    record: Record
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain JSON-able data (a run's cache key is built from it)."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["optimizer_kwargs"] = dict(self.optimizer_kwargs)
+        out["scheduler_kwargs"] = dict(self.scheduler_kwargs)
+        out["record"] = self.record.to_dict()
+        return out
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One training configuration. Any field may be a
+    :class:`~fashion_optim.experiments.PerProfile`.
+
+    Attributes
+    ----------
+    name : str
+        A label (not part of the cache key: two names for one configuration share it).
+    optimizer : str
+        A key of :data:`OPTIMIZERS`.
+    lr : float
+    optimizer_kwargs : mapping
+        e.g. ``{"momentum": 0.9, "nesterov": True}``.
+    scheduler : str or None
+        A name understood by :func:`fashion_optim.lr.make_scheduler`.
+    scheduler_kwargs : mapping
+        For ``"lambda"``, ``lr_lambda`` names an entry of :data:`LR_LAMBDAS`.
+    epochs, batch_size : int
+    dropout : float
+    record : Record
+    train_subset, val_subset : int or None, optional
+        Override the profile's subsets.
+
+    Examples
+    --------
+    >>> spec = Spec("momentum", lr=0.01, optimizer_kwargs={"momentum": 0.9}, epochs=2)
+    >>> spec.resolve("quick").train_subset
+    10000
+    """
+
+    name: str
+    optimizer: str = "sgd"
+    lr: Any = 0.01
+    optimizer_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    scheduler: str | None = None
+    scheduler_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    epochs: Any = 10
+    batch_size: int = 128
+    dropout: float = 0.0
+    record: Record = field(default_factory=Record)
+    train_subset: Any = "profile"
+    val_subset: Any = "profile"
+
+    def replace(self, **changes: Any) -> Spec:
+        """A copy with ``changes`` (as :func:`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    def resolve(self, profile: Profile | str | None = None) -> RunConfig:
+        """The concrete, validated configuration under ``profile``.
+
+        Raises :class:`ValueError` naming the field, its value and what is allowed, before
+        any data is loaded.
+        """
+        profile = current_profile(profile)
+        values = {
+            f.name: resolve_value(getattr(self, f.name), profile)
+            for f in dataclasses.fields(self)
+            if f.name != "name"
+        }
+        for part in ("train_subset", "val_subset"):
+            if values[part] == "profile":
+                values[part] = getattr(profile, part)
+        values["optimizer_kwargs"] = dict(values["optimizer_kwargs"])
+        values["scheduler_kwargs"] = dict(values["scheduler_kwargs"])
+        cfg = RunConfig(**values)
+        _validate(cfg)
+        return cfg
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _validate(cfg: RunConfig) -> None:
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ValueError(
+            f"unknown optimizer {cfg.optimizer!r}; valid choices: {sorted(OPTIMIZERS)}."
+        )
+    if not (_is_number(cfg.lr) and math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {cfg.lr!r}.")
+    if not (isinstance(cfg.epochs, int) and cfg.epochs >= 1):
+        raise ValueError(f"epochs must be an integer >= 1, got {cfg.epochs!r}.")
+    if not (isinstance(cfg.batch_size, int) and cfg.batch_size >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1, got {cfg.batch_size!r}.")
+    if not (_is_number(cfg.dropout) and 0 <= cfg.dropout < 1):
+        raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}.")
+    for part in ("train_subset", "val_subset"):
+        size = getattr(cfg, part)
+        if size is not None and not (isinstance(size, int) and size >= 1):
+            raise ValueError(f"{part} must be None or an integer >= 1, got {size!r}.")
+    if cfg.scheduler is not None and cfg.scheduler.lower() not in lr_module.SCHEDULERS:
+        raise ValueError(
+            f"unknown scheduler {cfg.scheduler!r}; valid choices: {sorted(lr_module.SCHEDULERS)}."
+        )
+    lam = cfg.scheduler_kwargs.get("lr_lambda")
+    if lam is not None and lam not in LR_LAMBDAS:
+        raise ValueError(f"unknown lr_lambda {lam!r}; valid choices: {sorted(LR_LAMBDAS)}.")
+    # Build the optimizer and the scheduler on a stand-in parameter: a bad setting fails
+    # here, before any data is loaded, rather than minutes into a build.
+    optimizer = _check_optimizer(cfg)
+    if cfg.scheduler is not None:
+        try:
+            build_scheduler(cfg, optimizer, steps_per_epoch=1)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"invalid scheduler_kwargs for {cfg.scheduler!r}: {exc}") from None
+
+
+def _check_optimizer(cfg: RunConfig) -> torch.optim.Optimizer:
+    factory, kwargs = OPTIMIZERS[cfg.optimizer], cfg.optimizer_kwargs
+    accepted = [p for p in inspect.signature(factory).parameters if p not in ("params", "lr")]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"unknown optimizer_kwargs {unknown} for {cfg.optimizer!r}; valid choices: {accepted}."
+        )
+    try:
+        # The same ranges as the from-scratch optimizers, for torch's too (their own
+        # messages do not say what is allowed).
+        for key in ("momentum", "weight_decay", "eps", "alpha"):
+            if key in kwargs:
+                scratch._check_at_least(key, kwargs[key])
+        if "dampening" in kwargs:
+            scratch._check_unit_interval("dampening", kwargs["dampening"], closed=True)
+        if "betas" in kwargs:
+            betas = kwargs["betas"]
+            if not (isinstance(betas, Sequence) and len(betas) == 2):
+                raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
+            for i, beta in enumerate(betas):
+                scratch._check_unit_interval(f"betas[{i}]", beta, closed=False)
+        return factory([torch.zeros(1, requires_grad=True)], lr=cfg.lr, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"invalid optimizer_kwargs for {cfg.optimizer!r}: {exc}") from None
+
+
+def build_optimizer(cfg: RunConfig, params: Any, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer ``cfg`` names, over ``params`` (at ``lr`` instead of ``cfg.lr`` if
+    given)."""
+    return OPTIMIZERS[cfg.optimizer](
+        params, lr=cfg.lr if lr is None else lr, **cfg.optimizer_kwargs
+    )
+
+
+def build_scheduler(cfg: RunConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int):
+    """The scheduler ``cfg`` names (None for a constant rate), for ``cfg.epochs`` epochs of
+    ``steps_per_epoch`` mini-batches; see :func:`fashion_optim.lr.make_scheduler`."""
+    if cfg.scheduler is None:
+        return None
+    kwargs = dict(cfg.scheduler_kwargs)
+    if "lr_lambda" in kwargs:
+        kwargs["lr_lambda"] = LR_LAMBDAS[kwargs["lr_lambda"]]
+    return lr_module.make_scheduler(
+        cfg.scheduler, optimizer, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch, **kwargs
+    )

@@ -1,0 +1,134 @@
+"""The note's named studies: the shared runs every page reuses (:data:`NAMED`), the
+weights they record (:data:`PROBES`), the schedule comparison's specs, the full-budget
+one-cycle run, and the snapshot runs behind the loss-surface figure.
+
+A page that asks for one of these gets the run another page trained, from the cache.
+"""
+
+from __future__ import annotations
+
+from .profiles import PerProfile, Profile, current_profile, resolve_value
+from .specs import Record, Spec
+
+__all__ = [
+    "NAMED",
+    "NOTE_EPOCHS",
+    "NOTE_RECORD",
+    "PROBES",
+    "SHORT_BUDGET",
+    "SNAPSHOT_EPOCHS",
+    "SNAPSHOT_EVERY",
+    "full_budget_onecycle",
+    "schedule_specs",
+    "snapshot_specs",
+]
+
+#: The weights every note run records at each mini-batch (flat indices by parameter):
+#: the centre tap of the first 5x5 filter of the first convolution, and one weight of
+#: the first fully connected layer. Their gradients, their layer's gradient norm, and
+#: the optimizer's state for them (momentum buffer, Adam's moments) are kept.
+PROBES: dict[str, list[int]] = {"features.0.weight": [12], "classifier.1.weight": [0]}
+#: What the note's shared runs record (gradients and optimizer state of :data:`PROBES`).
+NOTE_RECORD = Record(gradients=PROBES, state=PROBES)
+#: The epochs of the note's shared runs, per profile.
+NOTE_EPOCHS = PerProfile(full=10, quick=3)
+
+#: The note's shared configurations, also for ``python -m fashion_optim run NAME``.
+NAMED: dict[str, Spec] = {
+    "sgd": Spec("SGD", lr=0.01, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
+    "momentum": Spec(
+        "SGD + momentum",
+        lr=0.01,
+        optimizer_kwargs={"momentum": 0.9},
+        epochs=NOTE_EPOCHS,
+        record=NOTE_RECORD,
+    ),
+    "nesterov": Spec(
+        "SGD + Nesterov",
+        lr=0.01,
+        optimizer_kwargs={"momentum": 0.9, "nesterov": True},
+        epochs=NOTE_EPOCHS,
+        record=NOTE_RECORD,
+    ),
+    "sgd_effective": Spec(
+        "SGD at lr / (1 - momentum)", lr=0.1, epochs=NOTE_EPOCHS, record=NOTE_RECORD
+    ),
+    "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
+}
+
+#: The budget of the learning-rate schedule comparison (SGD with momentum as in
+#: ``NAMED["momentum"]``, on a stratified subset and a few epochs, without probes).
+SHORT_BUDGET = Spec(
+    "momentum, short budget",
+    lr=0.01,
+    optimizer_kwargs={"momentum": 0.9},
+    epochs=PerProfile(full=6, quick=3),
+    train_subset=PerProfile(full=20000, quick=5000),
+)
+
+
+def full_budget_onecycle(max_lr: float) -> Spec:
+    """``NAMED["momentum"]`` with ``OneCycleLR(max_lr)``, stepped per mini-batch.
+
+    Same data, epochs, optimizer, base rate and initial weights as the note's
+    constant-rate run of SGD with momentum, so the two differ only in the schedule; no
+    probes are recorded. ``max_lr`` is the range test's suggestion.
+    """
+    if not (isinstance(max_lr, int | float) and max_lr > 0):
+        raise ValueError(f"max_lr must be a positive number, got {max_lr!r}.")
+    return NAMED["momentum"].replace(
+        name="SGD + momentum, OneCycleLR",
+        scheduler="onecycle",
+        scheduler_kwargs={"max_lr": float(max_lr)},
+        record=Record(),
+    )
+
+
+def schedule_specs(max_lr: float, profile: Profile | str | None = None) -> dict[str, Spec]:
+    """The schedules the note compares on :data:`SHORT_BUDGET`, by scheduler name.
+
+    Step sizes and milestones follow the number of epochs, so every schedule acts within
+    the budget; ``max_lr`` is OneCycleLR's peak (the range test's suggestion). Each spec's
+    name is the torch class it uses.
+    """
+    epochs = resolve_value(SHORT_BUDGET.epochs, current_profile(profile))
+    step_size = max(1, epochs // 3)
+    milestones = sorted({max(1, (epochs + 1) // 2), max(1, epochs - 1)})
+    table = {
+        "constant": ("constant", {}),
+        "step": ("StepLR", {"step_size": step_size, "gamma": 0.5}),
+        "lambda": ("LambdaLR", {"lr_lambda": "warmup_inverse_sqrt"}),
+        "multistep": ("MultiStepLR", {"milestones": milestones, "gamma": 0.1}),
+        "cosine": ("CosineAnnealingLR", {}),
+        "onecycle": ("OneCycleLR", {"max_lr": float(max_lr)}),
+        "plateau": ("ReduceLROnPlateau", {"patience": 1, "factor": 0.1}),
+    }
+    return {
+        name: SHORT_BUDGET.replace(name=label, scheduler=name, scheduler_kwargs=kwargs)
+        for name, (label, kwargs) in table.items()
+    }
+
+
+#: How often (in optimizer steps) and for how many epochs the snapshot runs keep all
+#: the weights, per profile.
+SNAPSHOT_EVERY = PerProfile(full=20, quick=10)
+SNAPSHOT_EPOCHS = PerProfile(full=3, quick=2)
+
+
+def snapshot_specs(
+    keys: tuple[str, ...] = ("sgd", "momentum", "nesterov"),
+    profile: Profile | str | None = None,
+) -> dict[str, Spec]:
+    """Shorter runs of the :data:`NAMED` specs ``keys`` that keep every weight every
+    :data:`SNAPSHOT_EVERY` steps, for trajectories on a plane
+    (:func:`~fashion_optim.experiments.trajectory_surface`). They start from the same
+    weights and see the same mini-batches as the shared runs."""
+    every = resolve_value(SNAPSHOT_EVERY, current_profile(profile))
+    return {
+        key: NAMED[key].replace(
+            name=f"{NAMED[key].name} (snapshots)",
+            record=Record(snapshot_every=every),
+            epochs=SNAPSHOT_EPOCHS,
+        )
+        for key in keys
+    }

@@ -1,0 +1,41 @@
+"""The computation behind a cached loss surface: the loss on a grid of the plane that
+holds most of some runs' trajectories (its code is part of the surface's cache key, see
+:mod:`~fashion_optim.experiments.cache`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import landscape
+from ..models import make_model
+from .train import TRAIN_THREADS, get_splits, threads
+
+__all__ = ["compute_loss_surface", "trajectory_plane"]
+
+
+def trajectory_plane(snapshots: Sequence[np.ndarray]) -> landscape.Plane:
+    """The PCA plane through the shared start of the snapshot arrays (``[T, P]`` each)."""
+    return landscape.pca_plane(list(snapshots))
+
+
+def compute_loss_surface(
+    snapshots: Sequence[np.ndarray],
+    *,
+    seed: int,
+    train_subset: int | None,
+    images: int,
+    grid: int,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The loss of the CNN on a ``grid`` x ``grid`` window of :func:`trajectory_plane`,
+    on the first shuffled batch of ``images`` training images (of ``train_subset``, in
+    the order ``seed`` gives): see :func:`fashion_optim.landscape.loss_surface`."""
+    plane = trajectory_plane(snapshots)
+    loader = get_splits().loader("train", images, seed=seed, subset=train_subset)
+    start = time.perf_counter()
+    with threads(TRAIN_THREADS):
+        surf = landscape.loss_surface(make_model("lenet"), plane, loader, n=grid)
+    return surf, {"wall_time": time.perf_counter() - start}
