@@ -27,7 +27,6 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from functools import cache
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ __all__ = [
     "code_hash",
     "code_modules",
     "lookup",
+    "read_entry",
     "save_entry",
 ]
 
@@ -100,16 +100,25 @@ def cache_dir() -> Path:
 # --------------------------------------------------------------------------- code
 
 
-def _module_path(name: str) -> Path:
-    spec = find_spec(name)
-    if spec is None or spec.origin is None:
-        raise ImportError(f"cannot find the module {name}")
-    return Path(spec.origin)
+#: The folder of the package's code (``fashion_optim/``).
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _imports(name: str, tree: ast.Module, is_package: bool) -> set[str]:
-    """The modules of this package that ``name``'s code imports (anywhere in it)."""
-    package = name if is_package else name.rpartition(".")[0]
+def _module_file(name: str, package_dir: Path) -> Path | None:
+    """The source file of the package module ``name`` under ``package_dir``, or None."""
+    parts = name.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = package_dir.joinpath(*parts[1:])
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(name: str, path: Path, tree: ast.Module, package_dir: Path) -> set[str]:
+    """The modules of this package that ``name``'s code imports, anywhere in it."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -124,15 +133,8 @@ def _imports(name: str, tree: ast.Module, is_package: bool) -> set[str]:
                 # "from . import lr" imports the module lr; "from .specs import Spec" a
                 # name of the module specs
                 sub = f"{base}.{alias.name}"
-                found.add(sub if _is_module(sub) else base)
-    return {m for m in found if m.split(".")[0] == PACKAGE and _is_module(m)}
-
-
-def _is_module(name: str) -> bool:
-    try:
-        return find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
+                found.add(sub if _module_file(sub, package_dir) else base)
+    return {m for m in found if _module_file(m, package_dir)}
 
 
 def _strip_docstrings(tree: ast.Module) -> str:
@@ -149,27 +151,28 @@ def _strip_docstrings(tree: ast.Module) -> str:
     return ast.dump(tree)
 
 
-def code_modules(root: str) -> list[str]:
+def code_modules(root: str, package_dir: Path | None = None) -> list[str]:
     """``root`` and every module of this package it imports, directly or not, sorted.
 
-    A package's ``__init__`` counts only when imported by name; importing one of its
-    submodules depends on that submodule alone.
+    Found in the source (``package_dir``, default the installed package), without
+    importing anything. A package's ``__init__`` counts only when imported by name:
+    importing one of its submodules depends on that submodule alone.
     """
+    package_dir = PACKAGE_DIR if package_dir is None else Path(package_dir)
     seen: set[str] = set()
     todo = [root]
     while todo:
         name = todo.pop()
-        if name in seen:
+        path = _module_file(name, package_dir)
+        if name in seen or path is None:
             continue
-        path = _module_path(name)
         seen.add(name)
-        tree = ast.parse(path.read_text())
-        todo.extend(_imports(name, tree, path.name == "__init__.py") - seen)
+        todo.extend(_imports(name, path, ast.parse(path.read_text()), package_dir) - seen)
     return sorted(seen)
 
 
 @cache
-def code_hash(kind: str) -> str:
+def code_hash(kind: str, package_dir: Path | None = None) -> str:
     """SHA-256 (16 hex digits) of the code a ``kind`` of computation depends on:
     :func:`code_modules` of its module in :data:`KINDS`, without docstrings (so a
     comment or a docstring retrains nothing)."""
@@ -177,10 +180,12 @@ def code_hash(kind: str) -> str:
         root = KINDS[kind]
     except KeyError:
         raise ValueError(f"unknown kind {kind!r}; valid choices: {sorted(KINDS)}.") from None
+    package_dir = PACKAGE_DIR if package_dir is None else Path(package_dir)
     digest = hashlib.sha256()
-    for name in code_modules(root):
+    for name in code_modules(root, package_dir):
+        path = _module_file(name, package_dir)
         digest.update(name.encode())
-        digest.update(_strip_docstrings(ast.parse(_module_path(name).read_text())).encode())
+        digest.update(_strip_docstrings(ast.parse(path.read_text())).encode())
     return digest.hexdigest()[:16]
 
 
@@ -242,6 +247,14 @@ def _tag(root: Path) -> None:
         atomic_write(tag, lambda fh: fh.write(TAG.encode()))
 
 
+def read_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """The ``(arrays, meta)`` of the entry file at ``path`` (raises if unreadable)."""
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(npz["meta"].tobytes().decode())
+        arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a:")}
+    return arrays, meta
+
+
 def lookup(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The cached ``(arrays, meta)`` under ``key``, or ``None`` when there is none (an
     unreadable entry is said in a warning and counts as none)."""
@@ -249,9 +262,7 @@ def lookup(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] 
     if not path.exists():
         return None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes().decode())
-            arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a:")}
+        arrays, meta = read_entry(path)
         if meta.get("key") != key:
             raise ValueError("the entry's key does not match its file name")
         return arrays, meta

@@ -12,8 +12,9 @@ from torch import nn
 
 from .. import lr as lr_module
 from ..models import make_model
+from . import train as _train
 from .specs import RunConfig, build_optimizer
-from .train import TRAIN_THREADS, get_splits, threads
+from .train import TRAIN_THREADS, threads
 
 __all__ = ["compute_range_test"]
 
@@ -30,7 +31,7 @@ def compute_range_test(
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Run :func:`fashion_optim.lr.range_test` on ``cfg``'s model and optimizer, built
     with ``seed`` as a run builds them; return the arrays and metadata of a cache entry."""
-    splits = get_splits()
+    splits = _train.get_splits()
     train = splits.loader("train", cfg.batch_size, seed=seed, subset=cfg.train_subset)
     with threads(TRAIN_THREADS):
         torch.manual_seed(seed)

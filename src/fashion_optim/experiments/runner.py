@@ -17,11 +17,12 @@ from .. import landscape
 from .. import lr as lr_module
 from ..training import History, TrainingDivergedError
 from . import cache, executors
+from . import train as _train
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .rangetest import compute_range_test
 from .specs import RunConfig, Spec
 from .surface import compute_loss_surface, trajectory_plane
-from .train import TRAIN_THREADS, get_splits
+from .train import TRAIN_THREADS
 
 __all__ = [
     "Result",
@@ -179,7 +180,7 @@ def run_many(
         raise ValueError(f"workers must be an integer >= 1 or None, got {workers!r}.")
     if executor is None:
         executor = executors.executor_from_env()  # a bad address fails before training
-    checksum = get_splits().data_checksum
+    checksum = _train.get_splits().data_checksum
     out: list[Any] = [None] * len(jobs)
     todo: dict[str, list[int]] = {}  # cache key -> positions in jobs
     configs = [spec.resolve(prof) for spec, _ in jobs]
@@ -224,7 +225,7 @@ def run_many(
 
 
 def _steps(cfg: RunConfig, seed: int) -> int:
-    train = get_splits().loader("train", cfg.batch_size, seed=seed, subset=cfg.train_subset)
+    train = _train.get_splits().loader("train", cfg.batch_size, seed=seed, subset=cfg.train_subset)
     return cfg.epochs * len(train)
 
 
@@ -352,7 +353,7 @@ def run_range_test(
         "range_test",
         config,
         lambda: compute_range_test(cfg, seed, progress=progress, **settings),
-        data_checksum=get_splits().data_checksum,
+        data_checksum=_train.get_splits().data_checksum,
         fresh=fresh,
     )
     return lr_module.RangeTestResult(
@@ -431,7 +432,7 @@ def trajectory_surface(
         "loss_surface",
         config,
         lambda: compute_loss_surface(snapshots, **settings),
-        data_checksum=get_splits().data_checksum,
+        data_checksum=_train.get_splits().data_checksum,
         fresh=fresh,
     )
     return TrajectorySurface(

@@ -12,7 +12,8 @@ import numpy as np
 
 from .. import landscape
 from ..models import make_model
-from .train import TRAIN_THREADS, get_splits, threads
+from . import train as _train
+from .train import TRAIN_THREADS, threads
 
 __all__ = ["compute_loss_surface", "trajectory_plane"]
 
@@ -34,7 +35,7 @@ def compute_loss_surface(
     on the first shuffled batch of ``images`` training images (of ``train_subset``, in
     the order ``seed`` gives): see :func:`fashion_optim.landscape.loss_surface`."""
     plane = trajectory_plane(snapshots)
-    loader = get_splits().loader("train", images, seed=seed, subset=train_subset)
+    loader = _train.get_splits().loader("train", images, seed=seed, subset=train_subset)
     start = time.perf_counter()
     with threads(TRAIN_THREADS):
         surf = landscape.loss_surface(make_model("lenet"), plane, loader, n=grid)
