@@ -34,20 +34,29 @@ nox -s docs [-- OPTIONS]
   --quick            quick profile (small runs; what CI builds)
   --fresh            empty the result cache first, so every figure is retrained
   --example PATTERN  run only the gallery examples whose path matches PATTERN (a regex)
+  --executor ADDRESS train on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)
+                     instead of local processes (sets FASHION_OPTIM_EXECUTOR)
   --no-plot          build the pages without running any example
   --serve            serve the built HTML on http://localhost:8000 afterwards
 """
 
 
 def _docs_options(posargs: list[str]) -> dict:
-    opts = {"quick": False, "fresh": False, "example": None, "no_plot": False, "serve": False}
+    opts = {
+        "quick": False,
+        "fresh": False,
+        "example": None,
+        "executor": None,
+        "no_plot": False,
+        "serve": False,
+    }
     args = list(posargs)
     while args:
         arg = args.pop(0)
         if arg in ("--quick", "--fresh", "--no-plot", "--serve"):
             opts[arg[2:].replace("-", "_")] = True
-        elif arg == "--example" and args:
-            opts["example"] = args.pop(0)
+        elif arg in ("--example", "--executor") and args:
+            opts[arg[2:]] = args.pop(0)
         else:
             raise SystemExit(f"unknown docs option {arg!r}.\n{DOCS_USAGE}")
     return opts
@@ -55,6 +64,8 @@ def _docs_options(posargs: list[str]) -> dict:
 
 def _build_site(session: nox.Session, opts: dict) -> str:
     env = {"FASHION_OPTIM_PROFILE": "quick" if opts["quick"] else "full"}
+    if opts["executor"]:
+        env["FASHION_OPTIM_EXECUTOR"] = opts["executor"]
     if opts["fresh"]:
         session.run("python", "-m", "fashion_optim", "cache", "--clear", env=env)
     out = "docs/_build/html"
@@ -83,7 +94,7 @@ def docs(session: nox.Session) -> None:
         session.log(DOCS_USAGE)
         return
     opts = _docs_options(session.posargs)
-    session.install("-e", ".[docs]")
+    session.install("-e", ".[docs,dask]" if opts["executor"] else ".[docs]")
     out = _build_site(session, opts)
     if opts["serve"]:
         session.run("python", "-m", "http.server", "--directory", out, "8000")

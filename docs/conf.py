@@ -15,6 +15,7 @@ import torch
 
 import fashion_optim
 from fashion_optim.experiments import TRAIN_THREADS, current_profile, default_workers, environment
+from fashion_optim.experiments.executors import ENV_EXECUTOR, executor_from_env
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -30,6 +31,10 @@ release = version = fashion_optim.__version__
 
 PROFILE = current_profile()
 ENV = environment()
+# A Dask scheduler named by FASHION_OPTIM_EXECUTOR (nox -s docs -- --executor ADDRESS) is
+# reached now: a bad address stops the build before any page trains.
+EXECUTOR = os.environ.get(ENV_EXECUTOR, "").strip()
+executor_from_env()
 BUILT = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 # -- Extensions ----------------------------------------------------------------------
@@ -243,8 +248,12 @@ html_css_files = ["custom.css"]
 html_theme_options = {
     "announcement": (
         f"Built {BUILT} with {_profile_note} ({PROFILE.description}), torch "
-        f"{torch.__version__} on {ENV['device']}, training {TRAIN_THREADS} thread per run and "
-        f"up to {default_workers()} runs at once."
+        f"{torch.__version__} on {ENV['device']}, training {TRAIN_THREADS} thread per run "
+        + (
+            f"on the Dask cluster at {EXECUTOR}."
+            if EXECUTOR
+            else f"and up to {default_workers()} runs at once."
+        )
     ),
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
     # the download links render only on example pages

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import warnings
 
 import numpy as np
@@ -10,7 +9,9 @@ import pytest
 import torch
 
 from fashion_optim import experiments as ex
-from fashion_optim.experiments import PerProfile, Record, Spec
+from fashion_optim.experiments import PerProfile, Record, Spec, cache, executors
+from fashion_optim.experiments.train import train
+from fashion_optim.training import Recorder, Trainer, TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +39,10 @@ TINY = Spec(
 
 def test_profiles_resolve_sizes():
     full, quick = TINY.resolve("full"), TINY.resolve("quick")
-    assert full["epochs"] == 2 and quick["epochs"] == 1
+    assert full.epochs == 2 and quick.epochs == 1
     spec = Spec("x")
-    assert spec.resolve("quick")["train_subset"] == ex.PROFILES["quick"].train_subset
-    assert spec.resolve("full")["train_subset"] is None
+    assert spec.resolve("quick").train_subset == ex.PROFILES["quick"].train_subset
+    assert spec.resolve("full").train_subset is None
     assert len(ex.PROFILES["full"].seeds) >= 3
 
 
@@ -55,7 +56,9 @@ def test_unknown_profile_lists_choices(monkeypatch):
     ("changes", "message"),
     [
         ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid choices"),
-        ({"lr": -0.1}, "lr must be a number > 0"),
+        ({"lr": -0.1}, "lr must be a finite number > 0, got -0.1"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0, got inf"),
+        ({"lr": float("nan")}, "lr must be a finite number > 0, got nan"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"scheduler": "warmup"}, "unknown scheduler 'warmup'; valid choices"),
         ({"scheduler": "lambda", "scheduler_kwargs": {"lr_lambda": "nope"}}, "unknown lr_lambda"),
@@ -100,31 +103,10 @@ def test_same_spec_and_seed_are_bitwise_identical():
     assert a.history.same_as(b.history) and a.test_loss == b.test_loss
 
 
-def test_source_change_invalidates(monkeypatch):
+def test_code_change_invalidates(monkeypatch):
     ex.run(TINY, seed=0, profile="quick")
-    monkeypatch.setattr(ex, "source_hash", lambda: "another-version")
+    monkeypatch.setattr(cache, "code_hash", lambda kind: "another-version")
     assert not ex.run(TINY, seed=0, profile="quick").from_cache
-
-
-def test_source_hash_follows_training_sources(tmp_path, monkeypatch):
-    pkg = tmp_path / "pkg"
-    shutil.copytree(ex.Path(ex.__file__).parent, pkg)
-    monkeypatch.setattr(ex, "__file__", str(pkg / "experiments.py"))
-    ex.source_hash.cache_clear()
-    try:
-        before = ex.source_hash()
-        ex.source_hash.cache_clear()
-        (pkg / "plotting.py").write_text("# plotting does not change results\n")
-        assert ex.source_hash() == before
-        ex.source_hash.cache_clear()
-        text = (pkg / "training.py").read_text()
-        (pkg / "training.py").write_text(text.replace('"""', '"""Edited. ', 1) + "\n# note\n")
-        assert ex.source_hash() == before  # docstrings and comments do not count
-        ex.source_hash.cache_clear()
-        (pkg / "training.py").write_text(text + "\nEDITED = 1\n")
-        assert ex.source_hash() != before
-    finally:
-        ex.source_hash.cache_clear()
 
 
 def test_corrupted_entry_is_recomputed(tmp_cache):
@@ -156,18 +138,20 @@ def test_interrupted_run_leaves_no_entry(tmp_cache, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ex.Trainer, "fit", interrupted)
+    monkeypatch.setattr(Trainer, "fit", interrupted)
     with pytest.raises(KeyboardInterrupt):
         ex.run(TINY, seed=0, profile="quick")
-    assert not list(tmp_cache.rglob("*")) or not list(tmp_cache.rglob("*.npz"))
+    # nothing at all: no entry, no temporary file, not even the folder's tag
+    assert not tmp_cache.exists() or sorted(tmp_cache.rglob("*")) == []
 
 
 def test_quick_and_full_use_the_same_code(monkeypatch):
     # A profile only changes sizes: with the same sizes, the quick and the full profile
     # resolve to one configuration, hence one code path and one cache entry.
     calls = []
-    real = ex._train
-    monkeypatch.setattr(ex, "_train", lambda *a: (calls.append(a[0]), real(*a))[1])
+    monkeypatch.setattr(
+        executors, "train", lambda cfg, *a, **k: (calls.append(cfg), train(cfg, *a, **k))[1]
+    )
     quick = ex.run(TINY, seed=0, profile="quick")
     full = ex.run(TINY.replace(epochs=1), seed=0, profile="full")
     assert len(calls) == 1 and full.from_cache
@@ -181,11 +165,16 @@ def test_run_seeds_mean_std():
     mean, std = res.test_acc
     assert mean == pytest.approx(np.mean(accs)) and std == pytest.approx(np.std(accs, ddof=1))
     assert res.stack("val_acc").shape == (len(accs), 1)
-    assert "±" in res.summary()
+    vals = [r.history.val_acc[-1] for r in res.results]
+    assert res.final("val_acc") == (
+        pytest.approx(np.mean(vals)),
+        pytest.approx(np.std(vals, ddof=1)),
+    )
+    assert res.config == res.results[0].config
 
 
 def test_cli_run_and_cache(capsys, tmp_cache, monkeypatch):
-    from fashion_optim.__main__ import main
+    from fashion_optim.cli import main
 
     monkeypatch.setitem(ex.NAMED, "tiny", TINY)
     assert main(["run", "tiny", "--profile", "quick", "--seed", "0", "--no-progress"]) == 0
@@ -197,6 +186,9 @@ def test_cli_run_and_cache(capsys, tmp_cache, monkeypatch):
     assert main(["cache", "--clear"]) == 0
     assert not list(tmp_cache.rglob("*.npz"))
     assert main(["run", "nope"]) == 2
+    assert capsys.readouterr().err == (
+        f"error: unknown experiment 'nope'; valid choices: {sorted(ex.NAMED)}.\n"
+    )
 
 
 def test_range_test_is_cached_and_matches_direct_call(tmp_cache):
@@ -214,8 +206,8 @@ def test_range_test_is_cached_and_matches_direct_call(tmp_cache):
 def test_full_budget_onecycle_differs_from_momentum_only_in_schedule(profile):
     cfg = ex.full_budget_onecycle(0.03).resolve(profile)
     base = ex.NAMED["momentum"].resolve(profile)
-    assert cfg["scheduler"] == "onecycle" and cfg["scheduler_kwargs"] == {"max_lr": 0.03}
-    assert base["scheduler"] in (None, "constant")
+    assert cfg.scheduler == "onecycle" and cfg.scheduler_kwargs == {"max_lr": 0.03}
+    assert base.scheduler in (None, "constant")
     keep = (
         "lr",
         "optimizer",
@@ -226,7 +218,7 @@ def test_full_budget_onecycle_differs_from_momentum_only_in_schedule(profile):
         "val_subset",
         "dropout",
     )
-    assert {k: cfg[k] for k in keep} == {k: base[k] for k in keep}
+    assert {k: getattr(cfg, k) for k in keep} == {k: getattr(base, k) for k in keep}
     with pytest.raises(ValueError, match="max_lr must be a positive number"):
         ex.full_budget_onecycle(0)
 
@@ -243,14 +235,15 @@ def test_schedule_specs_act_within_the_budget(profile):
         "onecycle",
         "plateau",
     }
-    epochs = specs["step"].resolve(profile)["epochs"]
-    assert specs["onecycle"].resolve(profile)["scheduler_kwargs"]["max_lr"] == 0.2
-    assert specs["step"].resolve(profile)["scheduler_kwargs"]["step_size"] < epochs
-    assert max(specs["multistep"].resolve(profile)["scheduler_kwargs"]["milestones"]) < epochs
+    epochs = specs["step"].resolve(profile).epochs
+    assert specs["onecycle"].resolve(profile).scheduler_kwargs["max_lr"] == 0.2
+    assert specs["step"].resolve(profile).scheduler_kwargs["step_size"] < epochs
+    assert max(specs["multistep"].resolve(profile).scheduler_kwargs["milestones"]) < epochs
     # one budget: the schedules differ in nothing but the schedule
-    base = {k: v for k, v in ex.SHORT_BUDGET.resolve(profile).items() if "scheduler" not in k}
+    budget = ex.SHORT_BUDGET.resolve(profile).to_dict()
+    base = {k: v for k, v in budget.items() if "scheduler" not in k}
     for spec in specs.values():
-        cfg = spec.resolve(profile)
+        cfg = spec.resolve(profile).to_dict()
         assert {k: v for k, v in cfg.items() if "scheduler" not in k} == base
 
 
@@ -283,7 +276,7 @@ def test_workers_give_the_in_process_results_bit_for_bit(tmp_path, monkeypatch):
     here = ex.run_many(jobs, profile="quick", workers=1, return_exceptions=True)
     assert [type(r) for r in pooled] == [type(r) for r in here]
     for a, b in zip(pooled, here, strict=True):
-        if isinstance(a, ex.TrainingDivergedError):
+        if isinstance(a, TrainingDivergedError):
             assert (a.epoch, a.step, a.loss, a.lr, a.limit) == (
                 b.epoch,
                 b.step,
@@ -305,9 +298,7 @@ def test_workers_give_the_in_process_results_bit_for_bit(tmp_path, monkeypatch):
 
 
 def test_run_many_raises_a_divergence_after_caching_the_rest(tmp_cache):
-    with pytest.raises(
-        ex.TrainingDivergedError, match=r"training diverged: .*\(learning rate 50\)"
-    ):
+    with pytest.raises(TrainingDivergedError, match=r"training diverged: .*\(learning rate 50\)"):
         ex.run_many([(DIVERGES, 0), (TINY, 0)], profile="quick", workers=2)
     assert ex.run(TINY, 0, profile="quick").from_cache
 
@@ -317,11 +308,17 @@ def test_run_specs_groups_by_key_and_seed():
     out = ex.run_specs(specs, seeds=[1, 0], profile="quick", workers=2)
     assert list(out) == ["a", "b"]
     assert out["b"].seeds == [1, 0] and out["b"].spec is specs["b"]
-    assert out["b"].results[0].config["lr"] == 0.01
+    assert out["b"].results[0].config.lr == 0.01
     _same_result(out["a"].results[1], ex.run(TINY, 0, profile="quick"))
     assert ex.run_seeds(TINY, profile="quick").seeds == list(ex.PROFILES["quick"].seeds)
-    with pytest.raises(ValueError, match="seeds is empty"):
+    with pytest.raises(ValueError, match="seeds of 'a' is empty"):
         ex.run_specs(specs, seeds=[], profile="quick")
+    # seeds per spec: the others take the profile's
+    mixed = ex.run_specs(specs, seeds={"b": [1]}, profile="quick")
+    assert mixed["a"].seeds == list(ex.PROFILES["quick"].seeds) and mixed["b"].seeds == [1]
+    _same_result(mixed["b"].results[0], out["b"].results[0])
+    with pytest.raises(ValueError, match=r"seeds names specs that are not given: \['c'\]"):
+        ex.run_specs(specs, seeds={"c": [0]}, profile="quick")
 
 
 def test_worker_failure_names_the_run_and_the_cause(tmp_path, monkeypatch):
@@ -364,7 +361,7 @@ def test_run_many_rejects_bad_input(jobs, workers, error, message):
         ex.run_many(jobs, profile="quick", workers=workers)
 
 
-@pytest.mark.parametrize("value", ["0", "two", "-1"])
+@pytest.mark.parametrize("value", ["0", "two", "-1", "", " "])
 def test_bad_worker_count_in_the_environment(monkeypatch, value):
     monkeypatch.setenv("FASHION_OPTIM_WORKERS", value)
     with pytest.raises(
@@ -383,13 +380,13 @@ def test_default_workers(monkeypatch):
 def test_training_runs_on_the_pinned_thread_count():
     seen = []
 
-    class Threads(ex.Recorder):
+    class Threads(Recorder):
         def after_step(self, trainer):
             seen.append(torch.get_num_threads())
 
     before = torch.get_num_threads()
     cfg = TINY.resolve("quick")
-    ex._train(cfg, 0, TINY, False, [Threads()])
+    train(cfg, 0, progress=False, extra_recorders=[Threads()])
     assert set(seen) == {ex.TRAIN_THREADS}
     assert torch.get_num_threads() == before
     assert ex.run(TINY, 0, profile="quick").meta["environment"]["threads"] == ex.TRAIN_THREADS

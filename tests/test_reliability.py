@@ -51,7 +51,8 @@ from fashion_optim.data import (
     DatasetNotFoundError,
     load_fashion_mnist,
 )
-from fashion_optim.experiments import Record, Spec
+from fashion_optim.experiments import Record, Spec, cache
+from fashion_optim.experiments import train as train_module
 from fashion_optim.models import LeNet
 from fashion_optim.training import Trainer, TrainingDivergedError
 
@@ -89,7 +90,7 @@ def small_test_set(monkeypatch):
     small = dataclasses.replace(
         full, test_images=full.test_images[:TEST_IMAGES], test_labels=full.test_labels[:TEST_IMAGES]
     )
-    monkeypatch.setattr(ex, "get_splits", lambda: small)
+    monkeypatch.setattr(train_module, "get_splits", lambda: small)
 
 
 def listing(folder: Path) -> list[str]:
@@ -451,6 +452,15 @@ def test_data_env_at_a_file_is_refused_without_download(tmp_path, monkeypatch, o
 KIND = "reliability"
 
 
+@pytest.fixture(autouse=True)
+def reliability_kind(monkeypatch):
+    """A kind of computation of these tests' own, keyed on the run's code."""
+    monkeypatch.setitem(cache.KINDS, KIND, cache.KINDS["run"])
+    cache.code_hash.cache_clear()
+    yield
+    cache.code_hash.cache_clear()
+
+
 def cached(value: float, calls: list, config=None, **kwargs):
     """``experiments.cached`` with a computation that counts its calls."""
 
@@ -458,7 +468,7 @@ def cached(value: float, calls: list, config=None, **kwargs):
         calls.append(value)
         return {"x": np.arange(4.0) * value}, {"value": value}
 
-    return ex.cached(KIND, config or {"v": 1}, compute, data_checksum="data", **kwargs)
+    return cache.cached(KIND, config or {"v": 1}, compute, data_checksum="data", **kwargs)
 
 
 def entries(cache: Path) -> list[Path]:
@@ -502,7 +512,7 @@ def test_entry_of_another_library_version_is_not_used(tmp_cache, monkeypatch):
     calls = []
     cached(1.0, calls)
     with monkeypatch.context() as mp:
-        mp.setattr(ex, "source_hash", lambda: "another-version")
+        mp.setattr(cache, "code_hash", lambda kind: "another-version")
         _, meta = cached(2.0, calls)  # the new code computes 2.0, not the old 1.0
         assert meta["value"] == 2.0 and calls == [1.0, 2.0]
     assert len(entries(tmp_cache)) == 2  # the old version's entry is kept for it
@@ -513,7 +523,7 @@ def test_entry_whose_key_does_not_match_its_name_is_recomputed(tmp_cache):
     calls = []
     cached(1.0, calls, config={"v": 1})
     cached(2.0, calls, config={"v": 2})
-    one, two = (ex.cache_key(KIND, {"v": v}, "data") for v in (1, 2))
+    one, two = (cache.cache_key(KIND, {"v": v}, "data") for v in (1, 2))
     path = tmp_cache / KIND
     shutil.copyfile(path / f"{one}.npz", path / f"{two}.npz")  # v=1's result under v=2's key
     with pytest.warns(RuntimeWarning, match=r"does not match its file name\); recomputing"):
@@ -570,7 +580,8 @@ _CHILD = textwrap.dedent(
     spec = Spec("tiny", lr=0.05, optimizer_kwargs={"momentum": 0.9}, epochs=1,
                 batch_size=16, train_subset=600, val_subset=200)
     splits = Splits(**torch.load(data))  # the parent's, cut to what the spec uses
-    ex.get_splits = lambda: splits
+    from fashion_optim.experiments import train
+    train.get_splits = lambda: splits
     Path(ready).touch()
     while not Path(go).exists():
         time.sleep(0.005)
@@ -612,7 +623,7 @@ def test_two_processes_writing_the_same_entry(tmp_path, tmp_cache):
         reads = 0
         while any(p.poll() is None for p in procs):  # read while they train and write
             for entry in entries(tmp_cache):
-                arrays, meta = ex._load_entry(entry)  # complete, or not there at all
+                arrays, meta = cache.read_entry(entry)  # complete, or not there at all
                 assert meta["key"] == entry.stem
                 reads += 1
             time.sleep(0.002)
@@ -625,7 +636,7 @@ def test_two_processes_writing_the_same_entry(tmp_path, tmp_cache):
     a, b = (json.loads(out.strip().splitlines()[-1]) for out, _ in outs)
     assert a == b
     (entry,) = entries(tmp_cache)
-    arrays, meta = ex._load_entry(entry)
+    arrays, meta = cache.read_entry(entry)
     assert entry.stem == a["key"] and arrays["history/batch_loss"].tolist() == a["loss"]
     assert meta["test_loss"] == a["test_loss"] and leftovers(tmp_cache) == []
 
@@ -650,7 +661,7 @@ def test_cache_folder_deleted_between_compute_and_save(tmp_cache):
         shutil.rmtree(tmp_cache)  # `python -m fashion_optim cache --clear` meanwhile
         return {"x": np.arange(4.0) * 2}, {"value": 2.0}
 
-    arrays, meta = ex.cached(KIND, {"v": 2}, compute_then_clear, data_checksum="data")
+    arrays, meta = cache.cached(KIND, {"v": 2}, compute_then_clear, data_checksum="data")
     assert meta["value"] == 2.0 and len(entries(tmp_cache)) == 1  # saved anew
     # ... and replaced by a file: the result is still returned, with a warning
     shutil.rmtree(tmp_cache)
@@ -663,7 +674,7 @@ def test_cache_folder_deleted_between_compute_and_save(tmp_cache):
 
 def test_cache_folder_deleted_while_saving(tmp_cache, monkeypatch):
     calls = []
-    real = ex.atomic_write
+    real = cache.atomic_write
 
     def write_then_clear(path, write):
         def clearing(fh):
@@ -673,7 +684,7 @@ def test_cache_folder_deleted_while_saving(tmp_cache, monkeypatch):
         real(path, clearing)
 
     with monkeypatch.context() as mp:
-        mp.setattr(ex, "atomic_write", write_then_clear)
+        mp.setattr(cache, "atomic_write", write_then_clear)
         with pytest.warns(RuntimeWarning, match="could not write the cache entry"):
             _, meta = cached(1.0, calls)
     assert meta["value"] == 1.0 and listing(tmp_cache) == []
@@ -796,17 +807,19 @@ def test_unknown_profile_lists_the_choices(call):
 
 
 def test_unknown_profile_on_the_command_line(capsys):
-    with pytest.raises(SystemExit):
-        main(["run", "sgd", "--profile", "fast"])
-    assert "invalid choice: 'fast'" in capsys.readouterr().err
+    assert main(["run", "sgd", "--profile", "fast"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: unknown profile 'fast' (from the argument); valid choices")
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"optimizer": "Adam"}, r"unknown optimizer 'Adam'; valid choices: \['adam', "),
-        ({"lr": float("nan")}, r"lr must be a number > 0, got nan"),
-        ({"lr": "0.1"}, r"lr must be a number > 0, got '0\.1'"),
+        ({"lr": float("nan")}, r"lr must be a finite number > 0, got nan"),
+        ({"lr": float("inf")}, r"lr must be a finite number > 0, got inf"),
+        ({"lr": "0.1"}, r"lr must be a finite number > 0, got '0\.1'"),
         ({"batch_size": 0}, r"batch_size must be an integer >= 1, got 0"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1\.0"),
         ({"train_subset": 0}, r"train_subset must be None or an integer >= 1, got 0"),
@@ -846,7 +859,7 @@ def test_invalid_settings_fail_before_any_data_is_loaded(changes, message, monke
     def no_data():
         raise AssertionError("a bad spec must fail before the data is loaded")
 
-    monkeypatch.setattr(ex, "get_splits", no_data)
+    monkeypatch.setattr(train_module, "get_splits", no_data)
     spec = TINY.replace(**changes)
     with pytest.raises(ValueError, match=message):
         spec.resolve("quick")
@@ -854,29 +867,81 @@ def test_invalid_settings_fail_before_any_data_is_loaded(changes, message, monke
         ex.run(spec, seed=0, profile="quick")
 
 
-def test_valid_settings_still_resolve():
-    for spec in [
-        TINY.replace(optimizer="adam", optimizer_kwargs={"betas": (0.0, 0.999), "eps": 0.0}),
-        TINY.replace(optimizer_kwargs={"momentum": 0.9, "nesterov": True, "dampening": 0}),
-        TINY.replace(optimizer="rmsprop", optimizer_kwargs={"alpha": 0.9}),
-        TINY.replace(scheduler="onecycle", scheduler_kwargs={"max_lr": 0.1}),
-        TINY.replace(scheduler="lambda", scheduler_kwargs={"lr_lambda": "exp_0.95"}),
-        TINY.replace(dropout=0.0, train_subset=None, val_subset=None),
-    ]:
-        assert spec.resolve("quick")["optimizer"] == spec.optimizer
+@pytest.mark.parametrize(
+    ("changes", "optimizer", "scheduler"),
+    [
+        (
+            {"optimizer": "adam", "optimizer_kwargs": {"betas": (0.0, 0.999), "eps": 0.0}},
+            torch.optim.Adam,
+            None,
+        ),
+        (
+            {"optimizer_kwargs": {"momentum": 0.9, "nesterov": True, "dampening": 0}},
+            torch.optim.SGD,
+            None,
+        ),
+        ({"optimizer": "rmsprop", "optimizer_kwargs": {"alpha": 0.9}}, torch.optim.RMSprop, None),
+        (
+            {"scheduler": "onecycle", "scheduler_kwargs": {"max_lr": 0.1}},
+            torch.optim.SGD,
+            torch.optim.lr_scheduler.OneCycleLR,
+        ),
+        (
+            {"scheduler": "lambda", "scheduler_kwargs": {"lr_lambda": "exp_0.95"}},
+            torch.optim.SGD,
+            torch.optim.lr_scheduler.LambdaLR,
+        ),
+    ],
+)
+def test_valid_settings_build_what_they_say(changes, optimizer, scheduler):
+    from fashion_optim.experiments.specs import build_optimizer, build_scheduler
+
+    cfg = TINY.replace(**changes).resolve("quick")
+    opt = build_optimizer(cfg, [torch.nn.Parameter(torch.zeros(2))])
+    assert type(opt) is optimizer and opt.param_groups[0]["lr"] == cfg.lr
+    for key, value in cfg.optimizer_kwargs.items():
+        assert opt.param_groups[0][key] == value, key
+    sched = build_scheduler(cfg, opt, steps_per_epoch=3)
+    assert (sched is None) if scheduler is None else type(sched) is scheduler
+    if cfg.scheduler == "lambda":  # the named factor, not a copy: 0.95 per epoch
+        opt.step()
+        sched.step()
+        assert opt.param_groups[0]["lr"] == pytest.approx(cfg.lr * 0.95)
+
+
+def test_a_none_subset_overrides_the_profiles():
+    cfg = TINY.replace(train_subset=None, val_subset=None).resolve("quick")
+    assert cfg.train_subset is None and cfg.val_subset is None
+    assert TINY.replace(train_subset="profile").resolve("quick").train_subset == 10000
 
 
 # --------------------------------------------------------------------------- determinism
 
-#: Every chapter's runs, at a reduced size: two fresh runs of each must match bit for
-#: bit. The note's shared runs are all of :data:`experiments.NAMED`; a chapter with specs
-#: of its own adds them to EXTRA_SPECS as "chapter/name": spec.
+#: Every spec a chapter or a note page trains, at a reduced size: two fresh runs of each
+#: must match bit for bit. The shared runs (:data:`experiments.NAMED`), the schedules of
+#: chapter 5 and the results page (their StepLR pitfall pair and chapter 4's short runs
+#: are these specs at other rates and lengths), the full-budget one-cycle run and the
+#: snapshot runs behind chapter 2's loss surface.
 REDUCED = {"train_subset": 1000, "val_subset": 500, "epochs": 1}
-EXTRA_SPECS: dict[str, Spec] = {}
+EXTRA_SPECS: dict[str, Spec] = {
+    **{f"schedules/{name}": spec for name, spec in ex.schedule_specs(0.05).items()},
+    "results/onecycle_full": ex.full_budget_onecycle(0.05),
+    **{f"ch2/snapshots_{key}": spec for key, spec in ex.snapshot_specs().items()},
+}
 CHAPTER_SPECS: dict[str, Spec] = {
     **{f"note/{name}": spec for name, spec in ex.NAMED.items()},
     **EXTRA_SPECS,
 }
+
+
+@pytest.mark.parametrize("key", ["momentum", "adam"])
+def test_range_tests_are_bitwise_identical(key, small_test_set):
+    spec = ex.NAMED[key].replace(**REDUCED)
+    ramp = {"num_iter": 30, "profile": "quick", "fresh": True, "progress": False}
+    a = ex.run_range_test(spec, 1, **ramp)
+    b = ex.run_range_test(spec, 1, **ramp)
+    np.testing.assert_array_equal(a.losses, b.losses)
+    assert (a.suggested_lr, a.lr_min, a.lr_max) == (b.suggested_lr, b.lr_min, b.lr_max)
 
 
 @pytest.mark.parametrize("name", list(CHAPTER_SPECS))

@@ -178,12 +178,12 @@ def run_many(
     n_workers = executors.default_workers() if workers is None else workers
     if not (isinstance(n_workers, int) and n_workers >= 1):
         raise ValueError(f"workers must be an integer >= 1 or None, got {workers!r}.")
+    configs = [spec.resolve(prof) for spec, _ in jobs]  # a bad spec fails before the data
     if executor is None:
         executor = executors.executor_from_env()  # a bad address fails before training
     checksum = _train.get_splits().data_checksum
     out: list[Any] = [None] * len(jobs)
     todo: dict[str, list[int]] = {}  # cache key -> positions in jobs
-    configs = [spec.resolve(prof) for spec, _ in jobs]
     for i, ((_, seed), cfg) in enumerate(zip(jobs, configs, strict=True)):
         key = cache.cache_key("run", _run_config(cfg, seed), checksum)
         found = None if fresh else cache.lookup("run", key)

@@ -1,0 +1,217 @@
+"""The result cache: what a key depends on, clearing that never deletes a user's file,
+and the errors and messages of a cache folder that cannot be used."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_optim.cli import main
+from fashion_optim.experiments import cache
+
+PACKAGE = Path(cache.__file__).resolve().parents[1]
+
+#: Which computations each module of the package decides, written out by hand: a change
+#: in the module must change exactly these kinds' keys. (Everything a run imports also
+#: decides the range test and the loss surface, which are built from the same model,
+#: optimizer and data code.)
+ALL = {"run", "range_test", "loss_surface"}
+DEPENDS: dict[str, set[str]] = {
+    "data.py": ALL,
+    "models.py": ALL,
+    "training.py": ALL,
+    "optimizers.py": ALL,
+    "lr.py": ALL,
+    "experiments/profiles.py": ALL,
+    "experiments/specs.py": ALL,
+    "experiments/train.py": ALL,
+    "experiments/rangetest.py": {"range_test"},
+    "experiments/surface.py": {"loss_surface"},
+    "landscape.py": {"loss_surface"},
+    "plotting.py": set(),
+    "ewma.py": set(),
+    "cli.py": set(),
+    "__main__.py": set(),
+    "__init__.py": set(),
+    "experiments/__init__.py": set(),
+    "experiments/cache.py": set(),
+    "experiments/executors.py": set(),
+    "experiments/runner.py": set(),
+    "experiments/studies.py": set(),
+}
+
+
+def _hashes(package_dir: Path) -> dict[str, str]:
+    cache.code_hash.cache_clear()
+    try:
+        return {kind: cache.code_hash(kind, package_dir) for kind in cache.KINDS}
+    finally:
+        cache.code_hash.cache_clear()
+
+
+def test_every_module_of_the_package_is_listed():
+    modules = {str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")}
+    assert modules == set(DEPENDS), "add the new module to DEPENDS with what it decides"
+
+
+@pytest.fixture(scope="module")
+def package_copy(tmp_path_factory):
+    copy = tmp_path_factory.mktemp("pkg") / "fashion_optim"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+@pytest.mark.parametrize("module", sorted(DEPENDS))
+def test_editing_a_module_changes_the_keys_of_exactly_what_depends_on_it(module, package_copy):
+    before = _hashes(package_copy)
+    assert before == _hashes(PACKAGE)  # the copy hashes as the package does
+    path = package_copy / module
+    text = path.read_text()
+    try:
+        path.write_text(text + "\nEDITED_FOR_A_TEST = 1\n")
+        after = _hashes(package_copy)
+    finally:
+        path.write_text(text)
+    changed = {kind for kind in cache.KINDS if after[kind] != before[kind]}
+    assert changed == DEPENDS[module]
+
+
+def test_comments_and_docstrings_change_no_key(package_copy):
+    before = _hashes(package_copy)
+    path = package_copy / "training.py"
+    text = path.read_text()
+    try:
+        path.write_text(text.replace('"""', '"""Edited. ', 1) + "\n# a comment\n")
+        assert _hashes(package_copy) == before
+    finally:
+        path.write_text(text)
+
+
+def test_a_new_import_joins_the_keys_of_its_importer(package_copy):
+    # plotting decides nothing; once the run's code imports it, a change to it retrains.
+    path, plotting = package_copy / "experiments" / "train.py", package_copy / "plotting.py"
+    text, plot_text = path.read_text(), plotting.read_text()
+    try:
+        path.write_text(text + "\nfrom .. import plotting  # noqa\n")
+        before = _hashes(package_copy)
+        plotting.write_text(plot_text + "\nEDITED = 1\n")
+        assert _hashes(package_copy)["run"] != before["run"]
+    finally:
+        path.write_text(text)
+        plotting.write_text(plot_text)
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match=r"unknown kind 'nope'; valid choices: \['loss_surface'"):
+        cache.code_hash("nope")
+
+
+# --------------------------------------------------------------------------- clearing
+
+
+@pytest.fixture
+def tmp_cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(root))
+    return root
+
+
+def _entry(kind: str, value: float) -> Path:
+    key = cache.cache_key(kind, {"v": value}, "data")
+    cache.save_entry(kind, key, {"x": np.arange(3.0) * value}, {"value": value})
+    return cache.cache_dir() / kind / f"{key}.npz"
+
+
+def test_entries_are_written_under_a_cache_tag(tmp_cache):
+    entry = _entry("run", 1.0)
+    assert (
+        (tmp_cache / "CACHEDIR.TAG")
+        .read_text()
+        .startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    )
+    arrays, meta = cache.read_entry(entry)
+    assert meta["value"] == 1.0 and meta["kind"] == "run" and meta["key"] == entry.stem
+    np.testing.assert_array_equal(arrays["x"], [0.0, 1.0, 2.0])
+
+
+def test_clear_removes_the_entries_and_temporary_files_only(tmp_cache):
+    entries = [_entry("run", 1.0), _entry("run", 2.0), _entry("loss_surface", 3.0)]
+    temp = entries[0].parent / f".{entries[0].name}.abc123.tmp"  # left by a killed writer
+    temp.write_bytes(b"partial")
+    assert cache.clear_cache() == 3
+    assert not any(p.exists() for p in [*entries, temp])
+    assert sorted(p.name for p in tmp_cache.iterdir()) == ["CACHEDIR.TAG"]
+    assert cache.clear_cache() == 0
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["top", "kind folder", "unknown folder"],
+)
+def test_clear_refuses_a_folder_holding_a_users_file_and_deletes_nothing(where, tmp_cache):
+    entries = [_entry("run", 1.0), _entry("range_test", 2.0)]
+    mine = {
+        "top": tmp_cache / "thesis.tex",
+        "kind folder": tmp_cache / "run" / "notes.txt",
+        "unknown folder": tmp_cache / "photos" / "holiday.jpg",
+    }[where]
+    mine.parent.mkdir(exist_ok=True)
+    mine.write_text("a user's file")
+    before = sorted(tmp_cache.rglob("*"))
+    with pytest.raises(cache.CacheError) as info:
+        cache.clear_cache()
+    message = str(info.value)
+    assert f"refusing to clear {tmp_cache}" in message and "Nothing was deleted" in message
+    assert str(mine if where != "unknown folder" else mine.parent) in message
+    assert sorted(tmp_cache.rglob("*")) == before
+    assert mine.read_text() == "a user's file" and all(p.exists() for p in entries)
+
+
+def test_clear_on_the_command_line_refuses_with_one_line(tmp_cache, capsys):
+    _entry("run", 1.0)
+    (tmp_cache / "keep.txt").write_text("mine")
+    assert main(["cache", "--clear"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: refusing to clear") and err.count("\n") == 1
+    assert (tmp_cache / "keep.txt").read_text() == "mine"
+
+
+def test_a_cache_of_an_earlier_version_without_a_tag_is_still_cleared(tmp_cache):
+    entry = _entry("run", 1.0)
+    (tmp_cache / "CACHEDIR.TAG").unlink()
+    assert cache.clear_cache() == 1 and not entry.exists()
+
+
+def test_cache_path_that_is_a_file(tmp_path, monkeypatch, capsys):
+    afile = tmp_path / "results"
+    afile.write_text("not a folder")
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(afile))
+    with pytest.raises(cache.CacheError, match=r"is a file, not a folder.*set FASHION_OPTIM_CACHE"):
+        cache.cache_dir()
+    for argv in (["cache"], ["cache", "--clear"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: the result cache {afile} is a file") and err.count("\n") == 1
+    assert afile.read_text() == "not a folder"
+
+
+def test_unwritable_cache_folder_is_said(tmp_cache, monkeypatch, capsys):
+    _entry("run", 1.0)
+    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)
+    assert main(["cache"]) == 0
+    captured = capsys.readouterr()
+    assert "1 entries" in captured.out
+    assert f"warning: {tmp_cache} is not writable" in captured.err
+
+
+def test_bad_profile_in_the_environment_is_one_line_on_the_command_line(monkeypatch, capsys):
+    monkeypatch.setenv("FASHION_OPTIM_PROFILE", "fast")
+    assert main(["run", "sgd", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: unknown profile 'fast' (from FASHION_OPTIM_PROFILE); valid choices: "
+        "['full', 'quick']. Set FASHION_OPTIM_PROFILE to one of them, or unset it for 'full'.\n"
+    )

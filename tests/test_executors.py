@@ -1,0 +1,243 @@
+"""Where runs train: a Dask cluster on localhost gives the local results bit for bit; a
+killed worker, Ctrl-C and a bad scheduler address end cleanly, naming the run, and leave
+no partial cache entry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_optim import experiments as ex
+from fashion_optim.experiments import Record, Spec, cache
+
+distributed = pytest.importorskip("distributed")
+
+#: Quick runs, each a few seconds.
+TINY = Spec(
+    "tiny",
+    lr=0.05,
+    optimizer_kwargs={"momentum": 0.9},
+    epochs=1,
+    batch_size=32,
+    train_subset=1000,
+    val_subset=300,
+    record=Record(state={"features.0.weight": [0]}),
+)
+JOBS = [
+    (TINY, 0),
+    (TINY.replace(name="tiny adam", optimizer="adam", lr=1e-3, optimizer_kwargs={}), 1),
+]
+#: Long enough to be stopped in the middle (about 20 s on one core).
+SLOW = TINY.replace(name="slow", epochs=4, train_subset=10000, record=Record())
+
+
+@pytest.fixture(autouse=True)
+def tmp_cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(root))
+    monkeypatch.delenv("FASHION_OPTIM_EXECUTOR", raising=False)
+    return root
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(p.name for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def _assert_whole_entries_only(root: Path) -> None:
+    """Every file under the cache is its tag or a complete, readable entry."""
+    for path in root.rglob("*") if root.exists() else []:
+        if path.is_file() and path.name != "CACHEDIR.TAG":
+            assert path.suffix == ".npz", f"a partial file was left: {path}"
+            _, meta = cache.read_entry(path)
+            assert meta["key"] == path.stem
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Dask cluster on localhost: 2 worker processes of 1 thread, started and closed
+    here."""
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            silence_logs="error",
+        ) as local,
+        distributed.Client(local) as client,
+    ):
+        yield local, client
+
+
+def test_a_dask_cluster_gives_the_local_results_bit_for_bit(cluster, tmp_path, monkeypatch):
+    local, client = cluster
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "here"))
+    here = ex.run_many(JOBS, profile="quick", workers=1)
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "dask"))
+    remote = ex.run_many(JOBS, profile="quick", executor=client.get_executor())
+    for a, b in zip(here, remote, strict=True):
+        assert not b.from_cache and a.meta["key"] == b.meta["key"]
+        assert a.history.same_as(b.history) and (a.test_acc, a.test_loss) == (
+            b.test_acc,
+            b.test_loss,
+        )
+        for key, value in a.records.items():
+            np.testing.assert_array_equal(b.records[key], value)
+    # the caller wrote the entries (the workers have no disk in common with it)
+    assert _files(tmp_path / "here") == _files(tmp_path / "dask")
+    # FASHION_OPTIM_EXECUTOR names the same scheduler: the cache serves, nothing trains
+    monkeypatch.setenv("FASHION_OPTIM_EXECUTOR", local.scheduler_address)
+    assert all(r.from_cache for r in ex.run_many(JOBS, profile="quick"))
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "env"))
+    by_env = ex.run_many(JOBS[:1], profile="quick")
+    assert not by_env[0].from_cache and by_env[0].history.same_as(here[0].history)
+
+
+def test_a_lost_dask_worker_is_retried(cluster, tmp_path):
+    _, client = cluster
+    pids = client.run(os.getpid)  # worker address -> pid
+    killed = []
+
+    def kill_the_busy_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            for address, tasks in client.processing().items():
+                if tasks and address in pids:
+                    time.sleep(3)  # mid-run
+                    os.kill(pids[address], signal.SIGKILL)
+                    killed.append(address)
+                    return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_the_busy_worker, daemon=True)
+    killer.start()
+    (remote,) = ex.run_many([(SLOW, 0)], profile="quick", executor=client.get_executor())
+    killer.join()
+    assert killed, "no worker was busy"
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it for the next test
+    here = ex.run(SLOW, 0, profile="quick", fresh=True)
+    assert remote.history.same_as(here.history)
+    _assert_whole_entries_only(Path(os.environ["FASHION_OPTIM_CACHE"]))
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("tcp://127.0.0.1:1", r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'"),
+        ("not an address", r"FASHION_OPTIM_EXECUTOR='not an address' is not a Dask scheduler"),
+    ],
+)
+def test_a_bad_scheduler_address_fails_before_anything_trains(
+    address, message, tmp_cache, monkeypatch
+):
+    monkeypatch.setenv("FASHION_OPTIM_EXECUTOR", address)
+    monkeypatch.setattr(ex.executors, "train", lambda *a, **k: pytest.fail("nothing may train"))
+    start = time.monotonic()
+    with pytest.raises(ex.ExecutorError, match=message) as info:
+        ex.run_many(JOBS, profile="quick")
+    assert "unset FASHION_OPTIM_EXECUTOR" in str(info.value)
+    assert time.monotonic() - start < 30 and _files(tmp_cache) == []
+
+
+def _pool_worker(process) -> bool:
+    return process.name.startswith("SpawnProcess")  # not the Dask cluster's processes
+
+
+def test_a_killed_local_worker_is_named_and_stops_the_batch(tmp_cache):
+    import multiprocessing
+
+    jobs = [(SLOW, 0), (SLOW.replace(name="slow too", lr=0.02), 1)]
+    killed = []
+
+    def kill_a_worker():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            workers = [p for p in multiprocessing.active_children() if _pool_worker(p)]
+            if len(workers) == 2:
+                time.sleep(8)  # both have loaded the data and are training
+                os.kill(workers[0].pid, signal.SIGKILL)
+                killed.append(workers[0].pid)
+                return
+            time.sleep(0.1)
+
+    killer = threading.Thread(target=kill_a_worker, daemon=True)
+    killer.start()
+    with pytest.raises(ex.ExecutorError) as info:
+        ex.run_many(jobs, profile="quick", workers=2)
+    killer.join()
+    assert killed
+    message = str(info.value)
+    assert "died" in message and "set FASHION_OPTIM_WORKERS=1" in message
+    assert "'slow' (seed 0)" in message or "'slow too' (seed 1)" in message
+    assert f"pid {killed[0]}" in message
+    _assert_whole_entries_only(tmp_cache)
+    assert not [p for p in multiprocessing.active_children() if _pool_worker(p)]
+
+
+_INTERRUPTED = textwrap.dedent(
+    """
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Record, Spec
+    slow = Spec("slow", lr=0.05, optimizer_kwargs={"momentum": 0.9}, epochs=4, batch_size=32,
+                train_subset=10000, val_subset=300)
+    ex.run_many([(slow, 0), (slow.replace(lr=0.02), 1), (slow.replace(lr=0.03), 2)],
+                profile="quick", workers=2, progress=False)
+    """
+)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
+def test_ctrl_c_stops_every_worker_and_leaves_no_partial_entry(tmp_cache):
+    env = {**os.environ, "FASHION_OPTIM_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(proc.pid)) < 2:  # the two workers (and a resource tracker)
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        time.sleep(8)  # mid-run
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "a worker outlived Ctrl-C"
+    _assert_whole_entries_only(tmp_cache)
