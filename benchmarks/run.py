@@ -380,8 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         "--patch",
         action="append",
         default=[],
-        help="apply a candidate from candidates.PATCHES to the library first (in this "
-        "process only: the memory and site subprocesses are not patched)",
+        help="turn on a hook from candidates.HOOKS first (in this process only: the "
+        "memory and site subprocesses are not patched)",
     )
     p.add_argument("--site-timeout", type=float, default=3600.0, help="seconds per build")
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
@@ -391,12 +391,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         CHILD_ENV["OMP_NUM_THREADS"] = str(args.threads)
     if args.patch:
-        from candidates import PATCHES
+        from candidates import HOOKS, install
 
         for name in args.patch:
-            if name not in PATCHES:
-                p.error(f"unknown patch {name!r}; valid choices: {sorted(PATCHES)}")
-            PATCHES[name]()
+            if name not in HOOKS:
+                p.error(f"unknown patch {name!r}; valid choices: {sorted(HOOKS)}")
+            install(name)
     rounds = args.rounds or (2 if args.quick else 5)
     images = args.images or (2000 if args.quick else 10_000)
     site = None if args.skip_site else (args.site or ("quick" if args.quick else "all"))
