@@ -125,6 +125,7 @@ def browser(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks (not tests): throughput ratios, the float32 ceiling, site build times."""
-    session.install("-e", ".[docs]")
+    """Benchmarks (not tests): throughput ratios, the float32 ceiling, the executors'
+    overhead and scaling (the dask extra), site build times."""
+    session.install("-e", ".[docs,dask]")
     session.run("python", "benchmarks/run.py", *session.posargs)

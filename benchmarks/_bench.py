@@ -12,8 +12,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 
 from fashion_optim import data as fdata
 from fashion_optim.experiments import NOTE_RECORD
+from fashion_optim.experiments.train import threads
 from fashion_optim.models import LeNet
 from fashion_optim.training import Trainer
 
@@ -56,18 +56,6 @@ def interleave(
 def paired_ratios(a: Sequence[float], b: Sequence[float]) -> list[float]:
     """Per-round ratios a/b (the two were measured side by side in each round)."""
     return [x / y for x, y in zip(a, b, strict=True)]
-
-
-@contextmanager
-def num_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``torch.set_num_threads(n)`` (None: leave it as it is)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # --------------------------------------------------------------------------- FLOPs
@@ -161,9 +149,9 @@ def ceiling_gflops(n: int = 2048, repeats: int = 3) -> dict[str, float]:
     """The machine's float32 ceiling: the matmul rate with every core and with one
     thread (on a busy machine one thread can win); ``ceiling`` is the larger."""
     cores = os.cpu_count() or 1
-    with num_threads(cores):
+    with threads(cores):
         all_cores = matmul_gflops(n, repeats)
-    with num_threads(1):
+    with threads(1):
         one = matmul_gflops(n, repeats)
     return {"all_cores": all_cores, "one_thread": one, "ceiling": max(all_cores, one)}
 
@@ -171,11 +159,13 @@ def ceiling_gflops(n: int = 2048, repeats: int = 3) -> dict[str, float]:
 # --------------------------------------------------------------------------- training
 
 
-def make_trainer(record: bool = False, seed: int = 0) -> Trainer:
-    """The note's model and optimizer (SGD + momentum, lr 0.01), no progress bar."""
+def make_trainer(record: bool = False, seed: int = 0, foreach: bool | None = None) -> Trainer:
+    """The note's model and optimizer (SGD + momentum, lr 0.01), no progress bar.
+
+    ``foreach`` is passed to ``torch.optim.SGD`` (None: torch's default)."""
     torch.manual_seed(seed)
     model = LeNet()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, foreach=foreach)
     recorders = NOTE_RECORD.recorders() if record else ()
     return Trainer(
         model, nn.CrossEntropyLoss(), opt, device="cpu", seed=seed, recorders=recorders,
@@ -184,12 +174,18 @@ def make_trainer(record: bool = False, seed: int = 0) -> Trainer:
 
 
 def trainer_images_per_s(
-    splits: fdata.Splits, batch_size: int, images: int, *, record: bool = False, seed: int = 0
+    splits: fdata.Splits,
+    batch_size: int,
+    images: int,
+    *,
+    record: bool = False,
+    seed: int = 0,
+    foreach: bool | None = None,
 ) -> float:
     """Images/s of one epoch of :meth:`Trainer.fit` over a stratified subset of
     ``images`` training images (loader built outside the timed part)."""
     loader = splits.loader("train", batch_size, seed=seed, subset=images)
-    trainer = make_trainer(record=record, seed=seed)
+    trainer = make_trainer(record=record, seed=seed, foreach=foreach)
     t0 = time.perf_counter()
     trainer.fit(loader, epochs=1)
     return loader.dataset_size / (time.perf_counter() - t0)

@@ -4,7 +4,8 @@
         python benchmarks/profile_fit.py --batch-size 64
     python benchmarks/profile_fit.py --torch-profiler   # operator table
 
-Options choose the batch size, the number of images, the threads and the recorders.
+Options choose the batch size, the number of images, the threads, the recorders and
+candidate hooks (``--patch NAME``, from ``candidates.HOOKS``).
 """
 
 from __future__ import annotations
@@ -31,20 +32,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--record", action="store_true", help="the note's recorders")
     p.add_argument(
-        "--channels-last", action="store_true", help="the candidate patch (candidates.py)"
+        "--patch",
+        action="append",
+        default=[],
+        help="turn on a hook from candidates.HOOKS first (repeatable)",
     )
     p.add_argument("--torch-profiler", action="store_true", help="print torch's op table")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.patch:
+        from candidates import HOOKS, install
+
+        for name in args.patch:
+            if name not in HOOKS:
+                p.error(f"unknown patch {name!r}; valid choices: {sorted(HOOKS)}")
+            install(name)
     splits = make_splits()
     loader = splits.loader("train", args.batch_size, subset=args.images)
     trainer = make_trainer(record=args.record)
-    if args.channels_last:
-        from candidates import ChannelsLastLoader, channels_last
-
-        channels_last(trainer)
-        loader = ChannelsLastLoader(loader)
     trainer.fit(splits.loader("train", args.batch_size, subset=2000), epochs=1)  # warm-up
     t0 = time.perf_counter()
     if args.torch_profiler:
@@ -58,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     dt = time.perf_counter() - t0
     print(f"{args.epochs * loader.dataset_size / dt:,.0f} images/s "
           f"(batch {args.batch_size}, {torch.get_num_threads()} threads, "
-          f"channels_last {args.channels_last})")  # fmt: skip
+          f"patches {args.patch or 'none'})")  # fmt: skip
     return 0
 
 

@@ -1,8 +1,9 @@
-"""fashion-optim benchmarks: training throughput, the float32 ceiling, evaluation, memory
-and site build times. Run by ``nox -s bench``; not part of the tests.
+"""fashion-optim benchmarks: training throughput, the float32 ceiling, evaluation, memory,
+the executors' overhead and scaling, and site build times. Run by ``nox -s bench``; not part
+of the tests.
 
     python benchmarks/run.py                 # everything (the full site build is slow)
-    python benchmarks/run.py --skip-site     # throughput, ceiling, evaluation, memory
+    python benchmarks/run.py --skip-site     # all but the site builds
     python benchmarks/run.py --quick --skip-site   # a short smoke run of each part
     python benchmarks/run.py --site quick --dry-run   # print the site build commands
 
@@ -314,6 +315,18 @@ def print_table(results: dict[str, Any]) -> None:
         rows.append(("float32 matmul ceiling", f"{m['matmul_gflops']:.1f} GFLOP/s", "", ""))
         f = thr["flops_per_image"]
         rows.append(("training FLOPs per image", f"{f['used'] / 1e6:.2f} MFLOP", "", ""))
+    ex = results.get("executors")
+    if ex:
+        w = ex["median_wall_s"]
+        batch = f"{ex['jobs']} runs"
+        rows.append((f"{batch}, run_many(workers=1)", f"{w['local_1']:.1f} s", "", ""))
+        rows.append((f"{batch}, run_many(workers=2)", f"{w['local_2']:.1f} s", "", ""))
+        rows.append((f"{batch}, Dask LocalCluster of 2 (warm)", f"{w['dask_2']:.1f} s", "", ""))
+        r = ex["ratios"]
+        rows.append(("wall, 2 local workers / 1", f"{r['local_2_vs_local_1']['median']:.2f}",
+                     "", ""))  # fmt: skip
+        rows.append(("wall, Dask / 2 local workers", f"{r['dask_2_vs_local_2']['median']:.2f}",
+                     "", ""))  # fmt: skip
     labels = {
         "trainer_vs_reference_b64": ("Trainer / reference, batch 64", "{:.2f}x"),
         "ceiling_fraction_b128": ("fraction of the ceiling, batch 128", "{:.1%}"),
@@ -366,6 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-memory", action="store_true", help="no peak-memory experiment")
     p.add_argument("--skip-throughput", action="store_true", help="no throughput rounds")
     p.add_argument(
+        "--skip-executors",
+        action="store_true",
+        help="no executor batch (run_many on 1 and 2 local workers and a Dask LocalCluster)",
+    )
+    p.add_argument(
         "--dry-run",
         action="store_true",
         help="print the site-build and memory commands (and check the sources copy) "
@@ -380,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         "--patch",
         action="append",
         default=[],
-        help="apply a candidate from candidates.PATCHES to the library first (in this "
-        "process only: the memory and site subprocesses are not patched)",
+        help="turn on a hook from candidates.HOOKS first (in this process only: the "
+        "memory and site subprocesses are not patched, and the executor batch is left out)",
     )
     p.add_argument("--site-timeout", type=float, default=3600.0, help="seconds per build")
     p.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
@@ -391,12 +409,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
         CHILD_ENV["OMP_NUM_THREADS"] = str(args.threads)
     if args.patch:
-        from candidates import PATCHES
+        from candidates import HOOKS, install
 
         for name in args.patch:
-            if name not in PATCHES:
-                p.error(f"unknown patch {name!r}; valid choices: {sorted(PATCHES)}")
-            PATCHES[name]()
+            if name not in HOOKS:
+                p.error(f"unknown patch {name!r}; valid choices: {sorted(HOOKS)}")
+            install(name)
     rounds = args.rounds or (2 if args.quick else 5)
     images = args.images or (2000 if args.quick else 10_000)
     site = None if args.skip_site else (args.site or ("quick" if args.quick else "all"))
@@ -431,6 +449,16 @@ def main(argv: list[str] | None = None) -> int:
         profile = "quick" if args.quick else "full"
         print(f"memory: one {profile}-profile experiment in a subprocess...", flush=True)
         results["memory"] = measure_memory(profile, dry_run=False)
+    if args.patch and not args.skip_executors:
+        # workers=1 trains here (patched), the workers do not: they would differ.
+        print("executors: left out with --patch (the worker processes are not patched)")
+    elif not args.skip_executors:
+        from executors import measure_executors
+
+        print(
+            "executors: one batch on 1 and 2 local workers and a Dask LocalCluster...", flush=True
+        )
+        results["executors"] = measure_executors()
     if site:
         print(f"site builds ({site})...", flush=True)
         results["site"] = measure_site(site, dry_run=False, timeout=args.site_timeout)
