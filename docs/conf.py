@@ -21,6 +21,7 @@ HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE / "_ext"))
 
 from offline_inventories import write_all
+from site_wheel import build_wheel, project_urls
 
 # -- Project -------------------------------------------------------------------------
 
@@ -28,6 +29,13 @@ project = "fashion-optim"
 author = "the fashion-optim developers"
 copyright = f"{_dt.date.today().year}, {author}"
 release = version = fashion_optim.__version__
+
+# The library's wheel, built from the checkout now and published with the site, so that
+# a reader who downloads a chapter can install what it imports (docs/_ext/site_wheel.py).
+site_wheel = str(build_wheel(HERE.parent, HERE / "_build" / "wheel"))
+WHEEL = Path(site_wheel).name
+# The project's addresses, from pyproject.toml's [project.urls]: none yet.
+PROJECT_URLS = project_urls(site_wheel)
 
 PROFILE = current_profile()
 ENV = environment()
@@ -50,6 +58,7 @@ extensions = [
     "sphinx_design",
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
+    "site_wheel",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -183,9 +192,14 @@ mathjax_path = "mathjax/tex-mml-chtml.js"
 
 # -- sphinx-gallery ------------------------------------------------------------------
 
-# The first cell of every downloadable notebook (tests/test_gallery.py reads it too).
+# The first cell of every downloadable notebook (tests/test_gallery.py reads it too);
+# {wheel} stands for the wheel's file name. No %pip line runs: a notebook executed
+# offline, or with the library already installed, must not reach for the network.
 FIRST_NOTEBOOK_CELL = (
-    "# Needs the fashion-optim package: pip install -e . in a checkout of the repository\n"
+    "# This notebook needs the fashion-optim library. Install the wheel offered beside it\n"
+    "# on the site (saved into the folder of this notebook), e.g. from a cell:\n"
+    "#     %pip install {wheel}\n"
+    "# or, once fashion-optim is published on a package index: %pip install fashion-optim\n"
     "%matplotlib inline"
 )
 
@@ -212,7 +226,7 @@ sphinx_gallery_conf = {
     "write_computation_times": False,
     "matplotlib_animations": False,
     "reset_modules": ("matplotlib",),
-    "first_notebook_cell": FIRST_NOTEBOOK_CELL,
+    "first_notebook_cell": FIRST_NOTEBOOK_CELL.replace("{wheel}", WHEEL),
 }
 
 # -- myst-nb -------------------------------------------------------------------------
@@ -256,6 +270,15 @@ html_theme_options = {
         )
     ),
     "navbar_end": ["theme-switcher", "navbar-icon-links"],
+    # the project's addresses in the header, once pyproject.toml lists them
+    "icon_links": [
+        {
+            "name": label,
+            "url": url,
+            "icon": "fa-brands fa-github" if "github.com" in url else "fa-solid fa-link",
+        }
+        for label, url in PROJECT_URLS.items()
+    ],
     # the download links render only on example pages
     "secondary_sidebar_items": ["page-toc", "sg_download_links"],
     "show_toc_level": 2,

@@ -1,3 +1,6 @@
+# Needs the fashion-optim library: pip install the wheel offered beside this script on the
+# site (fashion_optim-<version>-py3-none-any.whl), or, once it is on a package index,
+# pip install fashion-optim.
 r"""
 =============================
 The learning-rate range test

@@ -27,7 +27,9 @@ def _first_notebook_cell() -> str:
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == (
             "FIRST_NOTEBOOK_CELL"
         ):
-            return ast.literal_eval(node.value)
+            # conf.py puts the name of the wheel it built in place of {wheel}
+            cell = ast.literal_eval(node.value)
+            return cell.replace("{wheel}", "fashion_optim-<version>-py3-none-any.whl")
     raise AssertionError("docs/conf.py defines no FIRST_NOTEBOOK_CELL")
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import posixpath
 import re
+import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
@@ -141,6 +142,59 @@ def test_example_offers_py_and_ipynb_downloads(visit, context, page):
             else:
                 notebook = json.loads(body)
                 assert notebook["nbformat"] == 4 and len(notebook["cells"]) > 1
+
+
+def _wheel_links(links) -> set[str]:
+    return {u for u in links if urlsplit(u).path.endswith(".whl")}
+
+
+def _zip_names(body: bytes) -> dict[str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+@pytest.mark.parametrize("page", EXAMPLES)
+def test_example_offers_the_library_wheel(visit, context, page):
+    # A reader who downloads the chapter gets the library that it imports from the same
+    # page (docs/_ext/site_wheel.py): in the download box and in the sidebar's links.
+    links = visit(page).links
+    wheels = _wheel_links(links)
+    assert len(wheels) == 1, f"{page} offers no single library wheel: {sorted(wheels)}"
+    url = wheels.pop()
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    response = context.request.get(url)
+    wheel = response.body()
+    assert response.status == 200 and wheel, f"{url}: HTTP {response.status}, {len(wheel)} B"
+    held = _zip_names(wheel)
+    assert "fashion_optim/__init__.py" in held, f"{url} holds no fashion_optim package"
+    assert any(n.endswith(".dist-info/METADATA") for n in held), f"{url} is not a wheel"
+    # the notebook's first cell names this wheel, and the example's zip holds it
+    stem = page.rsplit("/", 1)[-1].removesuffix(".html")
+    for url in {u for u in links if "/_downloads/" in urlsplit(u).path}:
+        path = urlsplit(url).path
+        if path.endswith(f"/{stem}.ipynb"):
+            first = "".join(json.loads(context.request.get(url).body())["cells"][0]["source"])
+            assert name in first, f"the notebook's first cell does not name {name}:\n{first}"
+        elif path.endswith(f"/{stem}.zip"):
+            assert _zip_names(context.request.get(url).body()).get(name) == wheel, (
+                f"{url} does not hold {name}"
+            )
+
+
+def test_download_all_archives_hold_the_wheel(visit, context):
+    links = visit("auto_gallery/index.html").links
+    wheels = _wheel_links(links)
+    assert len(wheels) == 1, f"the gallery offers no single library wheel: {sorted(wheels)}"
+    url = wheels.pop()
+    name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+    wheel = context.request.get(url).body()
+    archives = {u for u in links if urlsplit(u).path.endswith(".zip")}
+    assert archives, "the gallery offers no 'download all examples' archive"
+    for archive in archives:
+        response = context.request.get(archive)
+        assert response.status == 200, f"{archive}: HTTP {response.status}"
+        held = _zip_names(response.body())
+        assert held.get(name) == wheel, f"{archive} does not hold {name}: {sorted(held)}"
 
 
 @pytest.mark.parametrize("page", EXAMPLES)
