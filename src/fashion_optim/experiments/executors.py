@@ -288,6 +288,7 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
     )
     processes: dict[int, Any] = {}
     futures: dict[cf.Future, int] = {}
+    finished: set[int] = set()
     clean = False
     try:
         with _main_module_hidden():
@@ -299,7 +300,8 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
             try:
                 outcome = future.result()
             except BrokenProcessPool as exc:
-                raise _died(jobs, started, processes) from exc
+                unfinished = set(futures.values()) - finished
+                raise _died(jobs, started, unfinished, processes) from exc
             except Exception as exc:
                 raise _failure(jobs[i], exc, "in a worker process") from exc
             with lock:
@@ -307,6 +309,7 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
                 seen[i] = steps[i]
                 started.pop(i, None)
             on_done(i, outcome)
+            finished.add(i)
         clean = True
     finally:
         if not clean:  # interrupted or failed: stop every worker now
@@ -322,21 +325,24 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
         bar.close()
 
 
-def _died(jobs: Sequence[Job], started: dict[int, int], processes: dict[int, Any]) -> ExecutorError:
+def _died(
+    jobs: Sequence[Job], started: dict[int, int], unfinished: set[int], processes: dict[int, Any]
+) -> ExecutorError:
     """Name the run whose worker died (a kill, a crash, running out of memory)."""
     codes = {pid: proc.exitcode for pid, proc in processes.items()}
     dead = [pid for pid, code in codes.items() if code not in (None, 0, -signal.SIGTERM)]
+    advice = f"the other runs of the batch were stopped. Set {ENV_WORKERS}=1 if memory is short."
     for pid in dead:
         running = [job for job, p in started.items() if p == pid]
         if running:
             _, seed, name = jobs[running[-1]]
             return ExecutorError(
                 f"the worker process training {name!r} (seed {seed}) died (pid {pid}, exit "
-                f"status {codes[pid]}); the other runs of the batch were stopped. A worker "
-                f"holds about 1.3 GB: set {ENV_WORKERS}=1 if memory is short."
+                f"status {codes[pid]}); {advice}"
             )
-    in_flight = ", ".join(f"{jobs[j][2]!r} (seed {jobs[j][1]})" for j in started)
+    which = f" (pid {dead[0]}, exit status {codes[dead[0]]})" if dead else ""
+    names = ", ".join(f"{jobs[j][2]!r} (seed {jobs[j][1]})" for j in sorted(unfinished))
     return ExecutorError(
-        f"a worker process died while training one of: {in_flight or 'no run yet'}; the "
-        f"other runs of the batch were stopped. Set {ENV_WORKERS}=1 if memory is short."
+        f"a worker process died{which} before it said which run it was training; the runs "
+        f"not finished: {names}; {advice}"
     )
