@@ -11,6 +11,8 @@ weighted moving average (EWMA) of it. We record real per-mini-batch gradients of
 LeNet-like CNN training on Fashion-MNIST, smooth them with EWMAs of two :math:`\beta`,
 and look at the two properties that decide how an EWMA behaves: its bias towards zero
 at the start, which Adam's correction divides out, and its *age*, how far back it looks.
+In the figures, look at the first steps (the bias) and at the lag behind the raw series
+(the age).
 
 .. math::
 
@@ -22,13 +24,14 @@ at the start, which Adam's correction divides out, and its *age*, how far back i
 # Setup
 # -----
 # Everything below runs on the real data through :func:`fashion_optim.experiments.run`,
-# which trains once and caches the result. The profile (``FASHION_OPTIM_PROFILE``)
-# decides how much data and how many epochs; the seed fixes the initial weights and
-# the order of the mini-batches.
+# which trains once and caches the result. The seed fixes the initial weights and the
+# order of the mini-batches. The published site trains on all 50,000 training images
+# for 10 epochs; the quick profile (``FASHION_OPTIM_PROFILE=quick``) on 10,000 for 3.
 
 # sphinx_gallery_thumbnail_number = 2
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 from matplotlib.lines import Line2D
 
 from fashion_optim import ewma, experiments, plotting
@@ -41,6 +44,7 @@ plotting.use_style()
 BETAS = (0.9, 0.99)
 BETA_COLORS = {0.9: plotting.OKABE_ITO["reddish_purple"], 0.99: plotting.OKABE_ITO["black"]}
 SMA_COLOR = plotting.OKABE_ITO["blue"]
+BETA_INDEX = pd.Index([str(beta) for beta in BETAS], name="β")  # table rows
 print(f"profile {profile.name!r} ({profile.description})")
 print(f"seed {SEED}, device {device}")
 
@@ -51,35 +55,36 @@ print(f"seed {SEED}, device {device}")
 # the gradient for us: each value is what one mini-batch says. A
 # :class:`~fashion_optim.training.GradientRecorder` keeps, at every step, the gradient
 # of one weight (the centre tap of the first 5x5 filter of the first convolution) and
-# the L2 norm of that layer's whole gradient. The table gives the data size and epochs.
+# the L2 norm of that layer's whole gradient. The table gives this build's data size,
+# epochs and steps.
 
 LAYER = "features.0.weight"  # first convolution, 6 filters of shape 1x5x5
-print(f"recorded weights: {experiments.PROBES}")  # flat index 12: the first filter's centre
-spec = experiments.NAMED["sgd"]  # the same run chapter 2 compares with momentum
-result = experiments.run(spec, seed=SEED)
-
+result = experiments.run(experiments.NAMED["sgd"], seed=SEED)  # chapter 2's plain SGD
 grad = result.records[f"grad/{LAYER}"][:, 0].astype(np.float64)
 grad_norm = result.records[f"grad_norm/{LAYER}"].astype(np.float64)
 steps = np.arange(1, len(grad) + 1)
 steps_per_epoch = int(result.meta["steps_per_epoch"])
 cfg = result.config
-print(f"{'optimizer':<18}{cfg['optimizer']}, lr {cfg['lr']}, batch {cfg['batch_size']}")
-print(f"{'training images':<18}{result.meta['train_size']:,}")
-print(f"{'epochs':<18}{cfg['epochs']}")
-print(f"{'steps':<18}{len(steps):,} ({steps_per_epoch} per epoch)")
-print(f"{'test accuracy':<18}{result.test_acc:.3f}")
 source = "cache" if result.from_cache else "trained now"
-print(f"{'training time':<18}{result.meta['wall_time']:.1f} s ({source})")
+facts = {
+    "optimizer": f"{cfg.optimizer}, lr {cfg.lr:g}, batch {cfg.batch_size}",
+    "training images": f"{result.meta['train_size']:,}",
+    "epochs": f"{cfg.epochs}",
+    "steps": f"{len(steps):,} ({steps_per_epoch} per epoch)",
+    "recorded weight": f"{LAYER}, flat index {experiments.PROBES[LAYER][0]}",
+    "test accuracy": f"{result.test_acc:.3f}",
+    "training time": f"{result.meta['wall_time']:.1f} s ({source})",
+}
+pd.Series(facts, name=f"plain SGD, seed {SEED}").to_frame()
 
 # %%
 # Raw gradients and their EWMAs
 # -----------------------------
-# The single weight's gradient is mostly noise: from one mini-batch to the next it
-# swings far more than its average moves. The layer's gradient norm is steadier. With
-# :func:`fashion_optim.ewma.ewma`, :math:`\beta = 0.9` follows the changes of the
-# average; :math:`\beta = 0.99` is smoother and lags behind. Look at the start: both
-# begin near zero, the larger :math:`\beta` for longer. That is the bias of the next
-# section.
+# With :func:`fashion_optim.ewma.ewma`, :math:`\beta = 0.9` follows the changes of the
+# average; :math:`\beta = 0.99` is smoother and lags behind. Compare how far the single
+# weight's gradient swings from one mini-batch to the next with how far its averages
+# move, and look at the start: both EWMAs begin near zero, the larger :math:`\beta` for
+# longer. That is the bias of the next section.
 
 fig, axes = plt.subplots(2, 1, figsize=(7.0, 6.0), sharex=True, layout="constrained")
 GRAD_LABEL = r"$\partial L / \partial w$ (nat per unit $w$)"
@@ -99,17 +104,23 @@ fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", nco
 plt.show()
 
 # %%
+# The single weight's gradient over the whole run: its mean against its spread from
+# one mini-batch to the next.
+
+spread = grad.std() / abs(grad.mean())
+print(f"mean {grad.mean():.2e}, std {grad.std():.2e}: the std is {spread:.1f} x |mean|")
+
+# %%
 # Bias correction on the first steps
 # ----------------------------------
 # Started from :math:`m_0 = 0`, the EWMA of a constant :math:`c` is
 # :math:`c\,(1 - \beta^t)`: its weights sum to :math:`1 - \beta^t`, not to one.
 # :func:`fashion_optim.ewma.bias_corrected` divides by that sum, as Adam does
 # :cite:p:`kingma2015adam`. Left: the first steps of the real gradient norm. Right: a
-# constant series, closed forms as lines and the values the library computes as dots.
+# constant series, closed forms as lines and the two averages of it as dots.
 
 n_first = min(50, len(steps))
 t = steps[:n_first]
-constant = np.ones(n_first)
 fig, (ax_real, ax_const) = plt.subplots(1, 2, figsize=(8.0, 4.4), layout="constrained")
 ax_real.plot(t, grad_norm[:n_first], "o", ms=3, color=plotting.NEUTRAL)
 for i, beta in enumerate(BETAS):
@@ -117,8 +128,8 @@ for i, beta in enumerate(BETAS):
     ax_real.plot(t, ewma.ewma(grad_norm, beta)[:n_first], "--", color=color)
     ax_real.plot(t, ewma.bias_corrected(grad_norm, beta)[:n_first], color=color)
     ax_const.plot(t, 1 - beta**t, "--", color=color)
-    ax_const.plot(t[dots], ewma.ewma(constant, beta)[dots], "o", ms=4, color=color)
-    ax_const.plot(t[dots], ewma.bias_corrected(constant, beta)[dots], "o", ms=4, color=color)
+    for average in (ewma.ewma, ewma.bias_corrected):
+        ax_const.plot(t[dots], average(np.ones(n_first), beta)[dots], "o", ms=4, color=color)
 ax_const.axhline(1.0, color=plotting.NEUTRAL, zorder=1)
 ax_real.set(ylabel=NORM_LABEL, ylim=(0, None), title="Real gradient norm")
 ax_const.set(ylabel="EWMA of the constant 1 (no unit)", ylim=(0, 1.1), title="Constant series")
@@ -134,17 +145,18 @@ fig.legend(handles=key, loc="outside lower center", ncols=6, handlelength=1.6, c
 plt.show()
 
 # %%
-# The table prints the first steps of the real series. At step 1 the uncorrected EWMA
-# is :math:`(1 - \beta)\,g_1`, a tenth or a hundredth of the value; the corrected one
-# is :math:`g_1` itself, for any :math:`\beta`.
+# The first steps of the real series, in nat per unit of weight. At step 1 the
+# uncorrected EWMA is :math:`(1 - \beta)\,g_1`, a tenth or a hundredth of the value;
+# the corrected one is :math:`g_1` itself, for any :math:`\beta`.
 
-m = {b: ewma.ewma(grad_norm, b) for b in BETAS}
-m_hat = {b: ewma.bias_corrected(grad_norm, b) for b in BETAS}
-header = "".join(f" {f'm ({b})':>10} {f'm̂ ({b})':>10}" for b in BETAS)
-print(f"{'step':>5} {'‖g‖':>9}{header}")
-for step in [s for s in (1, 2, 3, 5, 10, 20, 50) if s <= len(steps)]:
-    row = "".join(f" {m[b][step - 1]:10.5f} {m_hat[b][step - 1]:10.5f}" for b in BETAS)
-    print(f"{step:>5} {grad_norm[step - 1]:9.5f}{row}")
+rows = np.array([s for s in (1, 2, 3, 5, 10, 20, 50) if s <= len(steps)])
+columns = {"‖g‖": grad_norm}
+for beta in BETAS:
+    columns[f"m, β = {beta}"] = ewma.ewma(grad_norm, beta)
+    columns[f"m̂, β = {beta}"] = ewma.bias_corrected(grad_norm, beta)
+first_steps = pd.DataFrame({name: values[rows - 1] for name, values in columns.items()})
+first_steps.index = pd.Index(rows, name="step")
+first_steps.round(5)
 
 # %%
 # The age of an EWMA
@@ -154,32 +166,33 @@ for step in [s for s in (1, 2, 3, 5, 10, 20, 50) if s <= len(steps)]:
 # age is :math:`\beta / (1 - \beta)` steps (:func:`fashion_optim.ewma.ewma_age`); a
 # simple moving average (SMA) of :math:`n = (1 + \beta)/(1 - \beta)` values has the
 # same average age (:func:`fashion_optim.ewma.sma_window_for_age`)
-# :cite:p:`godoy2022deep`. Both sets of weights have area one. The table also prints
-# :math:`1/(1-\beta)`, the rule-of-thumb "number of values averaged" often quoted for an
-# EWMA: it is the age plus one, since the current value has age zero.
+# :cite:p:`godoy2022deep`. Both sets of weights have area one: look at how the EWMA's
+# weights spread beyond the SMA's window while their average age is the same.
 
 fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.8), layout="constrained")
-age_table = []
 for ax, beta in zip(axes, BETAS, strict=True):
     age, window = ewma.ewma_age(beta), round(ewma.sma_window_for_age(beta))
     horizon = 4 * window
     w = ewma.ewma_weights(beta, horizon)[::-1]  # w[k] is the weight of the value k back
-    k = np.arange(horizon)
-    ax.bar(k, w, width=1.0, color=BETA_COLORS[beta], alpha=0.55, label=f"EWMA β = {beta}")
-    sma_weights = [1 / window, 1 / window, 0]
-    ax.step([0, window, window], sma_weights, color=SMA_COLOR, label=f"SMA, window {window}")
-    ax.axvline(age, color=plotting.OKABE_ITO["vermillion"], ls=":", label=f"average age {age:.0f}")
+    bars = ax.bar(np.arange(horizon), w, width=1.0, color=BETA_COLORS[beta], alpha=0.55)
+    (sma,) = ax.step([0, window, window], [1 / window, 1 / window, 0], color=SMA_COLOR)
+    mean_age = ax.axvline(age, color=plotting.OKABE_ITO["vermillion"], ls=":")
     ax.set(xlabel="age k (steps back)", ylabel="weight (fraction of the average)")
-    handles, labels = ax.get_legend_handles_labels()
-    ax.legend(handles[-1:] + handles[:-1], labels[-1:] + labels[:-1])  # the EWMA first
-    long = ewma.ewma_weights(beta, 50 * window)[::-1]  # long enough that the tail is ~0
-    measured = (long * np.arange(long.size)).sum() / long.sum()
-    age_table.append((beta, age, 1 / (1 - beta), window, measured))
+    labels = [f"EWMA β = {beta}", f"SMA, window {window}", f"average age {age:.0f}"]
+    ax.legend([bars, sma, mean_age], labels)
 plt.show()
 
-print(f"{'β':>5} {'age β/(1-β)':>12} {'1/(1-β)':>8} {'SMA window':>11} {'age from weights':>17}")
-for beta, age, memory, window, measured in age_table:
-    print(f"{beta:>5} {age:12.1f} {memory:8.1f} {window:11d} {measured:17.2f}")
+# %%
+# The table adds :math:`1/(1-\beta)`, the rule-of-thumb "number of values averaged"
+# often quoted for an EWMA: it is the age plus one, since the current value has age
+# zero.
+
+ages = {
+    "average age β/(1−β) (steps)": [ewma.ewma_age(b) for b in BETAS],
+    "1/(1−β) (steps)": [1 / (1 - b) for b in BETAS],
+    "SMA window (1+β)/(1−β) (steps)": [ewma.sma_window_for_age(b) for b in BETAS],
+}
+pd.DataFrame(ages, index=BETA_INDEX).round(1)
 
 # %%
 # EWMA against the SMA of the same age
@@ -187,14 +200,12 @@ for beta, age, memory, window, measured in age_table:
 # Both averages now run on the real gradient of the single weight, the EWMA
 # bias-corrected, the SMA with the window of the same age, over the first steps of
 # training. On average they lag the raw series equally; the SMA drops a value at once
-# after :math:`n` steps, the EWMA lets it fade. The table compares how far each stays
-# from the raw series.
+# after :math:`n` steps, the EWMA lets it fade.
 
 n_zoom = min(400, len(steps))
 x = steps[:n_zoom]
 fig, axes = plt.subplots(len(BETAS), 1, figsize=(7.0, 6.0), sharex=True, layout="constrained")
 lo, hi = np.quantile(grad[:n_zoom], [0.01, 0.99])
-residuals = []
 for ax, beta in zip(axes, BETAS, strict=True):
     window = round(ewma.sma_window_for_age(beta))
     smooth_e, smooth_s = ewma.bias_corrected(grad, beta), ewma.sma(grad, window)
@@ -203,47 +214,45 @@ for ax, beta in zip(axes, BETAS, strict=True):
     ax.plot(x, smooth_s[:n_zoom], "--", color=SMA_COLOR, label=f"SMA, window {window}")
     ax.set(ylabel=GRAD_LABEL, ylim=(lo - 0.1 * (hi - lo), hi + 0.45 * (hi - lo)))
     ax.legend(loc="upper right", ncols=3)
-    residuals.append((beta, window, np.std(grad - smooth_e), np.std(grad - smooth_s)))
 plotting.label_step_axis(axes[-1])
 plt.show()
 
-print(f"{'β':>5} {'window':>7} {'std(raw - EWMA)':>16} {'std(raw - SMA)':>15}  (all steps)")
-for beta, window, res_e, res_s in residuals:
-    print(f"{beta:>5} {window:7d} {res_e:16.2e} {res_s:15.2e}")
+# %%
+# How far each average stays from the raw series: the standard deviation of
+# raw − average over all steps of the run, in nat per unit of weight.
+
+residuals = {}
+for beta in BETAS:
+    window = round(ewma.sma_window_for_age(beta))
+    residuals[str(beta)] = {
+        "SMA window (steps)": window,
+        "std(raw − EWMA)": f"{np.std(grad - ewma.bias_corrected(grad, beta)):.2e}",
+        "std(raw − SMA)": f"{np.std(grad - ewma.sma(grad, window)):.2e}",
+    }
+pd.DataFrame.from_dict(residuals, orient="index").rename_axis("β")
 
 # %%
-# Numbers for the takeaways
-# -------------------------
-# How many steps the bias takes to fall under 1 %, and how much of the average the
-# uncorrected EWMA of the gradient norm still misses at the last recorded step.
+# How long the bias lasts
+# -----------------------
+# The bias :math:`\beta^t` falls under 1 % after :math:`\lceil \ln 0.01 / \ln\beta
+# \rceil` steps. The last column is :math:`1 - \beta^T = m_T / \hat m_T` at this run's
+# last step :math:`T`: how much of the average the uncorrected EWMA still gives.
 
 last = len(steps)
-print(f"{'β':>5} {'age':>6} {'steps to bias < 1 %':>20} {f'm_T / m̂_T at T = {last}':>24}")
-for beta in BETAS:
-    steps_to_1pct = int(np.ceil(np.log(0.01) / np.log(beta)))
-    ratio = ewma.ewma(grad_norm, beta)[-1] / ewma.bias_corrected(grad_norm, beta)[-1]
-    print(f"{beta:>5} {ewma.ewma_age(beta):6.0f} {steps_to_1pct:20d} {ratio:24.4f}")
-
-# sphinx_gallery_start_ignore
-# Sanity checks, hidden on the site: the corrected EWMA of a constant is the constant,
-# the weights sum to 1 - beta^t, and weighting the real series gives the recursion's value.
-for beta in BETAS:
-    np.testing.assert_allclose(ewma.bias_corrected(np.full(500, 3.7), beta), 3.7, rtol=1e-12)
-    for t_check in (1, 10, last):
-        weights = ewma.ewma_weights(beta, t_check)
-        np.testing.assert_allclose(weights.sum(), 1 - beta**t_check, rtol=1e-12)
-        expected = ewma.ewma(grad_norm, beta)[t_check - 1]
-        np.testing.assert_allclose(weights @ grad_norm[:t_check], expected, rtol=1e-10)
-# sphinx_gallery_end_ignore
+bias = {
+    "steps to bias < 1 %": [int(np.ceil(np.log(0.01) / np.log(b))) for b in BETAS],
+    f"m_T / m̂_T at T = {last}": [round(1 - b**last, 4) for b in BETAS],
+}
+pd.DataFrame(bias, index=BETA_INDEX)
 
 # %%
 # Takeaways
 # ---------
 # - An EWMA with :math:`\beta` averages values whose average age is
-#   :math:`\beta/(1-\beta)` steps (the ``age`` column): the larger :math:`\beta`, the
+#   :math:`\beta/(1-\beta)` steps (the age table): the larger :math:`\beta`, the
 #   smoother and the later it reacts.
 # - Started from zero, it underestimates by the factor :math:`1 - \beta^t`. The bias
-#   lasts for the number of steps in the table, ten times longer with
+#   lasts for the number of steps in the last table, ten times longer with
 #   :math:`\beta = 0.99`; a run shorter than that never sheds it (the last column shows
 #   what is left of it at this run's last step).
 # - Dividing by :math:`1 - \beta^t` removes it exactly: on a constant series the
@@ -271,3 +280,5 @@ for beta in BETAS:
 #   EWMAs, of the gradient and of its square.
 # - :class:`torch.optim.SGD`: its momentum buffer is an EWMA without the
 #   :math:`1 - \beta` factor and without bias correction.
+# - :ref:`sphx_glr_auto_gallery_plot_03_adam_adapted_gradients.py`: both EWMAs at work
+#   inside Adam.

@@ -1,12 +1,15 @@
-"""The from-scratch optimizers against torch.optim on a small real network."""
+"""The from-scratch optimizers against torch.optim on a small real network, and torch's
+Adam against the EWMAs of :mod:`fashion_optim.ewma`."""
 
 import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from fashion_optim import ewma
 from fashion_optim.optimizers import SGD, Adam
 
 N_STEPS = 120
@@ -299,3 +302,36 @@ def test_sparse_gradients_rejected(cls):
     emb(torch.tensor([1, 2])).sum().backward()
     with pytest.raises(RuntimeError, match="does not support sparse gradients"):
         opt.step()
+
+
+def test_torch_adam_moments_are_the_ewmas_of_its_gradients():
+    """torch's exp_avg and exp_avg_sq are ewma.ewma of g and g**2, and each step is
+    -lr * m_hat / (sqrt(v_hat) + eps) with ewma.bias_corrected: the equations of
+    gallery chapter 3, which rebuilds Adam's recorded state from recorded gradients."""
+    lr, (beta1, beta2), eps = 1e-2, (0.8, 0.95), 1e-6
+    net = make_net()
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(beta1, beta2), eps=eps)
+    grads, moves = [], []
+    for batch in make_batches() * 4:
+        before = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        opt.zero_grad()
+        loss_fn(net, batch).backward()
+        grads.append(torch.cat([p.grad.reshape(-1) for p in net.parameters()]).numpy())
+        opt.step()
+        after = torch.cat([p.detach().reshape(-1) for p in net.parameters()])
+        moves.append((after - before).numpy())
+    g = np.stack(grads)
+    m_hat, v_hat = ewma.bias_corrected(g, beta1), ewma.bias_corrected(g**2, beta2)
+    np.testing.assert_allclose(np.stack(moves), -lr * m_hat / (np.sqrt(v_hat) + eps), atol=1e-12)
+    state = [opt.state[p] for p in net.parameters()]
+    for key, rebuilt in (("exp_avg", ewma.ewma(g, beta1)), ("exp_avg_sq", ewma.ewma(g**2, beta2))):
+        recorded = torch.cat([s[key].reshape(-1) for s in state]).numpy()
+        np.testing.assert_allclose(recorded, rebuilt[-1], rtol=1e-12, atol=1e-15)
+
+
+def test_torch_adam_first_step_is_lr_times_sign():
+    w = nn.Parameter(torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64))
+    opt = torch.optim.Adam([w], lr=0.1, eps=0.0)
+    (torch.tensor([50.0, -0.01, 3.0], dtype=torch.float64) * w).sum().backward()
+    opt.step()
+    torch.testing.assert_close(w.detach(), torch.tensor([0.9, -1.9, 2.9], dtype=torch.float64))
