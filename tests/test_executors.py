@@ -186,6 +186,7 @@ def test_a_killed_local_worker_is_named_and_stops_the_batch(tmp_cache):
     killer.join()
     assert killed
     message = str(info.value)
+    # (named by its run, or, killed before its first message arrived, with the runs left)
     assert f"died (pid {killed[0]}, exit status -9)" in message
     assert "'slow' (seed 0)" in message or "'slow too' (seed 1)" in message
     assert "Set FASHION_OPTIM_WORKERS=1" in message

@@ -329,6 +329,9 @@ def _died(
     jobs: Sequence[Job], started: dict[int, int], unfinished: set[int], processes: dict[int, Any]
 ) -> ExecutorError:
     """Name the run whose worker died (a kill, a crash, running out of memory)."""
+    for proc in processes.values():  # the pool reaps them: wait for their exit status
+        if not proc.is_alive():
+            proc.join(timeout=5)
     codes = {pid: proc.exitcode for pid, proc in processes.items()}
     dead = [pid for pid, code in codes.items() if code not in (None, 0, -signal.SIGTERM)]
     advice = f"the other runs of the batch were stopped. Set {ENV_WORKERS}=1 if memory is short."
@@ -341,6 +344,7 @@ def _died(
                 f"status {codes[pid]}); {advice}"
             )
     which = f" (pid {dead[0]}, exit status {codes[dead[0]]})" if dead else ""
+    # it died before its first message reached this process
     names = ", ".join(f"{jobs[j][2]!r} (seed {jobs[j][1]})" for j in sorted(unfinished))
     return ExecutorError(
         f"a worker process died{which} before it said which run it was training; the runs "
