@@ -422,8 +422,9 @@ def label_step_axis(ax: Axes, steps_per_epoch: int | None = None) -> Axes | None
 
 
 def mean_std(values: Any, digits: int = 4) -> str:
-    """``"mean ± std"`` of a ``(mean, std)`` pair (as :class:`SeedResults` gives) or of
-    the values over seeds (sample standard deviation), formatted as text.
+    """``"mean ± std"`` of a ``(mean, std)`` pair (as
+    :class:`~fashion_optim.experiments.SeedResults` gives) or of the values over seeds
+    (sample standard deviation), formatted as text.
 
     Examples
     --------
@@ -449,13 +450,13 @@ def results_table(
     digits: int = 4,
     index_name: str = "configuration",
 ) -> Any:
-    """A :class:`pandas.DataFrame` of mean ± std over seeds, one row per configuration.
+    """A ``pandas.DataFrame`` of mean ± std over seeds, one row per configuration.
 
     A cell's last expression renders as an HTML table in the gallery and the note.
 
     Parameters
     ----------
-    runs : mapping of str to SeedResults
+    runs : mapping of str to ~fashion_optim.experiments.SeedResults
         Row label (e.g. the spec's name) to its results.
     metrics : tuple of str
         ``"test_acc"``, ``"test_loss"`` (the test set, read once per configuration) or a
@@ -504,7 +505,7 @@ def learning_curves(
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    runs : mapping of str to SeedResults
+    runs : mapping of str to ~fashion_optim.experiments.SeedResults
         Key (a :data:`COLORS` name such as ``"momentum"``) to its results.
     field : str
         A per-epoch field: ``val_acc``, ``val_loss``, ``train_loss``, ``train_acc``.
