@@ -162,14 +162,13 @@ grad = mom_run.records[f"grad/{LAYER}"][:, 0].astype(np.float64)
 scaled = (1 - MU) * mom_run.records[f"state/momentum_buffer/{LAYER}"][:, 0].astype(np.float64)
 m = ewma.ewma(grad, MU)
 fig, (ax_all, ax_zoom) = plt.subplots(2, 1, figsize=(7.5, 6.0), layout="constrained")
-for ax, t in ((ax_all, steps), (ax_zoom, steps[:150])):
+for ax, t, per_epoch in ((ax_all, steps, steps_per_epoch), (ax_zoom, steps[:150], None)):
     ax.plot(t, grad[: len(t)], color=plotting.NEUTRAL, lw=0.7, label="raw gradient $g_t$")
     ax.plot(t, scaled[: len(t)], color=plotting.color_for("momentum"), label=r"$(1-\mu)\,b_t$")
     ax.plot(t, m[: len(t)], ":", color="black", lw=1.4, label=r"EWMA $m_t$, $\beta = \mu$")
     ax.set(ylabel=r"$\partial L / \partial w$ (nat per unit $w$)", title=f"{len(t)} steps")
+    plotting.label_step_axis(ax, per_epoch)
 ax_all.set_ylim(np.quantile(grad, [0.005, 0.995]))
-plotting.label_step_axis(ax_all, steps_per_epoch)
-plotting.label_step_axis(ax_zoom)
 fig.legend(*ax_zoom.get_legend_handles_labels(), loc="outside lower center", ncols=3)
 plt.show()
 
@@ -194,9 +193,6 @@ say(
 # heavy ball's step :math:`t+1`, by :math:`\mu^2/(1-\mu)`). The noise: SGD at
 # :math:`\eta/(1-\mu)` steps by :math:`\eta\, g_t/(1-\mu)`, momentum by the EWMA
 # :math:`\eta\, b_t`. The figure: the first mini-batches (mean of the seeds, smoothed).
-# The table: the step where each curve first falls below a threshold, its delay behind
-# SGD at :math:`\eta/(1-\mu)`, and the constant-gradient delay (real gradients are not
-# constant: the order of magnitude only). The noise is that of the recorded weight's step.
 
 THRESHOLD = 1.5  # nat, well below the initial plateau at ln 10 = 2.3
 n_first = min(3 * steps_per_epoch, 300, len(steps))
@@ -212,6 +208,11 @@ plotting.plain_log_ticks(ax)
 plotting.label_step_axis(ax)
 ax.legend()
 plt.show()
+
+# %%
+# The table: the step where each curve first falls below the threshold, its delay behind
+# SGD at :math:`\eta/(1-\mu)`, and the constant-gradient delay (real gradients are not
+# constant: the order of magnitude only). The noise is that of the recorded weight's step.
 
 below = {k: np.flatnonzero(early[k] < THRESHOLD) for k in FOUR}
 cross = {k: below[k][0] + 1 if below[k].size else np.inf for k in FOUR}
@@ -249,8 +250,7 @@ fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.8), layout="constrained")
 for ax, (name, (lr_toy, n_steps)) in zip(axes, TOY.items(), strict=True):
     surface, paths = landscape.SURFACES[name], {}
     for key in FOUR:
-        cfg = runs[key].config
-        lr = lr_toy * cfg.lr / runs["sgd"].config.lr
+        cfg, lr = runs[key].config, lr_toy * runs[key].config.lr / runs["sgd"].config.lr
         make = functools.partial(torch.optim.SGD, lr=lr, **cfg.optimizer_kwargs)
         paths[key] = landscape.optimize_path(surface, make, n_steps)
         values[name, key] = surface.fn(torch.from_numpy(paths[key])).detach().numpy()
