@@ -112,9 +112,8 @@ plt.show()
 final = {key: runs[key].final("train_loss")[0] for key in THREE}
 rel = {k: "below" if final[k] < final["sgd"] else "above" for k in THREE}
 say(
-    f"Last epoch's mean training loss: SGD {final['sgd']:.3f} nat; momentum "
-    f"{final['momentum']:.3f} ({rel['momentum']} SGD's), Nesterov {final['nesterov']:.3f} "
-    f"({rel['nesterov']})."
+    f"Last epoch's mean training loss: momentum {final['momentum']:.3f} nat ({rel['momentum']} "
+    f"SGD's {final['sgd']:.3f}), Nesterov {final['nesterov']:.3f} ({rel['nesterov']} it)."
 )
 
 # %%
@@ -235,13 +234,12 @@ shown.style.format(lambda v: f"{v:g}" if np.isfinite(v) else "–")
 # %%
 # Paths on toy surfaces
 # ---------------------
-# Two functions of two parameters (:data:`~fashion_optim.landscape.SURFACES`), the four
-# optimizers run by :func:`~fashion_optim.landscape.optimize_path`. The ill-conditioned
-# quadratic :math:`\tfrac12 (x^2 + 20 y^2)` has curvatures 1 and 20: plain SGD is stable
-# below :math:`\eta = 2/20`, momentum below :math:`2(1+\mu)/20`. At :math:`\eta = 0.01`,
-# SGD at :math:`\eta/(1-\mu)` sits on its edge of stability, momentum at :math:`\eta`
-# well inside its own. On Rosenbrock's valley (:math:`\eta = 10^{-3}`) momentum swings
-# from wall to wall; Nesterov's gradient, taken where the velocity is heading, brakes.
+# Two surfaces (:data:`~fashion_optim.landscape.SURFACES`), the four optimizers run by
+# :func:`~fashion_optim.landscape.optimize_path`. The quadratic :math:`\tfrac12 (x^2 + 20 y^2)`
+# has curvatures 1 and 20: SGD is stable below :math:`\eta = 2/20`, momentum below
+# :math:`2(1+\mu)/20`; at :math:`\eta = 0.01`, SGD at :math:`\eta/(1-\mu)` sits on its edge
+# of stability, momentum at :math:`\eta` well inside its own. On Rosenbrock's valley, at
+# :math:`\eta = 10^{-3}`, momentum swings from wall to wall; Nesterov, looking ahead, brakes.
 
 TOY = {"quadratic": (0.01, 100), "rosenbrock": (1e-3, 300)}  # learning rate, steps
 STYLES = {"sgd": {"lw": 1.0, "zorder": 4}, "sgd_effective": {"ls": "--", "lw": 0.8, "alpha": 0.45}}
@@ -290,9 +288,8 @@ surf = experiments.trajectory_surface([snaps[key] for key in THREE])
 plane, evr = surf.plane, surf.plane.explained_variance_ratio
 snap_steps = snaps["sgd"].records["param_steps"]
 say(
-    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run, seed {SEED}; "
-    f"the plane holds {evr[0]:.1%} + {evr[1]:.1%} of the trajectories' variance. The "
-    f"{surf.grid} x {surf.grid} grid on {surf.images:,} images took {surf.wall_time:.0f} s."
+    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run, seed {SEED}; the plane "
+    f"holds {evr[0]:.1%} + {evr[1]:.1%} of the variance ({surf.grid}² grid, {surf.images} images)."
 )
 fig, (ax_plane, ax_dist) = plt.subplots(2, 1, figsize=(8.0, 8.5), height_ratios=(1.3, 1))
 filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
