@@ -663,13 +663,22 @@ def test_cache_folder_deleted_between_compute_and_save(tmp_cache):
 
     arrays, meta = cache.cached(KIND, {"v": 2}, compute_then_clear, data_checksum="data")
     assert meta["value"] == 2.0 and len(entries(tmp_cache)) == 1  # saved anew
-    # ... and replaced by a file: the result is still returned, with a warning
-    shutil.rmtree(tmp_cache)
-    tmp_cache.write_text("not a folder")
+
+    # ... and replaced by a file while a result is computed: the result is still returned,
+    # with a warning
+    def compute_then_block():
+        shutil.rmtree(tmp_cache)
+        tmp_cache.write_text("not a folder")
+        return {"x": np.arange(4.0) * 3}, {"value": 3.0}
+
     with pytest.warns(RuntimeWarning, match="could not write the cache entry.*FASHION_OPTIM_CACHE"):
-        arrays, meta = cached(3.0, calls, config={"v": 3})
-    assert meta["value"] == 3.0
+        arrays, meta = cache.cached(KIND, {"v": 3}, compute_then_block, data_checksum="data")
+    assert meta["value"] == 3.0 and tmp_cache.read_text() == "not a folder"
     np.testing.assert_array_equal(arrays["x"], np.arange(4.0) * 3)
+    # the next look-up says what is wrong, before computing anything
+    with pytest.raises(cache.CacheError, match=r"is a file, not a folder .*FASHION_OPTIM_CACHE="):
+        cached(4.0, calls, config={"v": 4})
+    assert calls == [1.0]
 
 
 def test_cache_folder_deleted_while_saving(tmp_cache, monkeypatch):

@@ -77,18 +77,21 @@ class CacheError(RuntimeError):
     """The cache folder cannot be used, or holds files that are not the cache's."""
 
 
+def _root() -> Path:
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("fashion-optim")) / "results"
+
+
 def cache_dir() -> Path:
     """Where results are kept: ``FASHION_OPTIM_CACHE`` or the user cache folder.
 
     Raises :class:`CacheError` when that path is a file.
     """
-    env = os.environ.get(ENV_CACHE)
-    root = (
-        Path(env).expanduser()
-        if env
-        else Path(platformdirs.user_cache_dir("fashion-optim")) / "results"
-    )
+    root = _root()
     if root.exists() and not root.is_dir():
+        env = os.environ.get(ENV_CACHE)
         raise CacheError(
             f"the result cache {root} is a file, not a folder"
             + (f" ({ENV_CACHE}={env})" if env else "")
@@ -225,14 +228,15 @@ def save_entry(
     payload = {f"a:{k}": np.asarray(v) for k, v in arrays.items()}
     payload["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
     np.savez(buffer, **payload)
-    path = _entry_path(kind, key)
+    root = _root()
+    path = root / kind / f"{key}.npz"
     try:
-        _tag(path.parent.parent)
+        _tag(cache_dir())  # (raises CacheError if the folder became a file meanwhile)
         atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
-    except OSError as exc:  # a read-only or full cache must not lose the result
+    except (OSError, CacheError) as exc:  # a read-only or full cache must not lose the result
         warnings.warn(
             f"could not write the cache entry {path} ({exc}); the result is used but not "
-            f"kept. Make {path.parent.parent} writable (or free some space there), or set "
+            f"kept. Make {root} writable (or free some space there), or set "
             f"{ENV_CACHE} to a writable folder.",
             RuntimeWarning,
             stacklevel=3,
