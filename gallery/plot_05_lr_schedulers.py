@@ -80,14 +80,13 @@ long_base = BASE.replace(
     train_subset=experiments.PerProfile(full=5000, quick=2000),
     val_subset=experiments.PerProfile(full=2000, quick=1000),
 )
-later = {
+pitfall_specs = {
     "pitfall constant": long_base.replace(scheduler="constant"),
     "pitfall step": long_base.replace(scheduler="step", scheduler_kwargs=PITFALL),
-    "full constant": MOMENTUM,  # shared with chapters 2 and 3
-    "full onecycle": experiments.full_budget_onecycle(MAX_LR),
 }
-seeds = {"pitfall constant": [SEED], "pitfall step": [SEED]}
-every = experiments.run_specs({**specs, **later}, seeds=seeds)
+full_specs = {"full constant": MOMENTUM, "full onecycle": experiments.full_budget_onecycle(MAX_LR)}
+seeds = {key: [SEED] for key in pitfall_specs}  # the others: the profile's seeds
+every = experiments.run_specs({**specs, **pitfall_specs, **full_specs}, seeds=seeds)
 results = {name: every[name] for name in specs}
 first = {name: res.results[0] for name, res in results.items()}  # the first seed's runs
 SPE = int(first["constant"].meta["steps_per_epoch"])
@@ -101,13 +100,11 @@ print(f"{first['constant'].meta['val_size']:,} images after each epoch")
 dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR0, momentum=0.9)
 rows = {}
 for name, spec in specs.items():
-    kwargs = dict(spec.scheduler_kwargs)
-    shown = ", ".join(
-        f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in kwargs.items()
-    )
-    if "lr_lambda" in kwargs:  # a spec names its LambdaLR factor; torch needs the function
-        kwargs["lr_lambda"] = experiments.LR_LAMBDAS[kwargs["lr_lambda"]]
-    sched = lr.make_scheduler(name, dummy, epochs=EPOCHS, steps_per_epoch=SPE, **kwargs)
+    kw = dict(spec.scheduler_kwargs)
+    shown = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in kw.items())
+    if "lr_lambda" in kw:  # a spec names its LambdaLR factor; torch needs the function
+        kw["lr_lambda"] = experiments.LR_LAMBDAS[kw["lr_lambda"]]
+    sched = lr.make_scheduler(name, dummy, epochs=EPOCHS, steps_per_epoch=SPE, **kw)
     rates = np.asarray(first[name].history.batch_lr)
     rows[spec.name] = {
         "stepped per": scheduler_interval(sched),

@@ -540,6 +540,17 @@ def rate_drops(rates: ArrayLike) -> int:
     For ``History.lr`` of a ReduceLROnPlateau run, the number of times it lowered the
     rate (a drop decided after the last epoch changes no epoch, and is not counted).
 
+    Parameters
+    ----------
+    rates : array_like, shape (T,)
+        Learning rates in the order they were used, e.g. ``History.lr`` or
+        ``History.batch_lr``.
+
+    Returns
+    -------
+    int
+        The number of ``i`` with ``rates[i + 1] < rates[i]``.
+
     Examples
     --------
     >>> rate_drops([0.01, 0.01, 0.001, 0.001, 0.0001])
@@ -630,9 +641,10 @@ def range_test_panel(
 
     Returns
     -------
-    dict of str to matplotlib artist
-        ``raw``, ``clipped``, ``smoothed``, ``clip`` and ``blow_up``; ``range`` and
-        ``suggestion`` where the result has them; ``default`` with ``default_lr``.
+    dict
+        The artists drawn, by role: ``raw``, ``clipped``, ``smoothed``, ``clip`` and
+        ``blow_up``; ``range`` and ``suggestion`` where the result has them; ``default``
+        with ``default_lr``.
 
     Examples
     --------
