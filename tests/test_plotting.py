@@ -244,9 +244,11 @@ def test_range_test_panel_without_blow_up_or_clipping_keeps_its_legend():
     res = synthetic_range_test()
     res.losses[30] = 1.4
     res.losses[40:] = 0.45
-    _, ax = plt.subplots()
+    fig, (_, ax) = plt.subplots(1, 2, layout="constrained")  # a panel away from the origin
     drawn = plotting.range_test_panel(ax, res)
     assert len(drawn["blow_up"].get_xdata()) == 0 and len(drawn["clipped"].get_xdata()) == 0
+    fig.canvas.draw()  # the empty marker must not collapse a constrained layout
+    assert ax.get_position().width > 0.3
     assert "default" not in drawn
     labels = ax.get_legend_handles_labels()[1]
     assert "raw, clipped" in labels and "blow-up: raw stays above start" in labels

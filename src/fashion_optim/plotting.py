@@ -690,9 +690,11 @@ def range_test_panel(
     drawn["clip"] = ax.axhline(top, color=NEUTRAL, lw=0.6, ls=(0, (1, 3)))
     i = range_test_blow_up(result, blow_up_run)
     where = [] if i is None else [lrs[i]]
-    # On the bottom edge (axes coordinates), where it hides neither triangles nor lines.
+    # On the bottom edge (axes coordinates), where it hides neither triangles nor lines;
+    # unclipped only when there is a point (an empty unclipped line would put the figure's
+    # origin in the axes' layout box and collapse a constrained layout).
     (drawn["blow_up"],) = ax.plot(
-        where, [0.04] * len(where), "X", color="black", ms=8, zorder=5, clip_on=False,
+        where, [0.04] * len(where), "X", color="black", ms=8, zorder=5, clip_on=not where,
         transform=ax.get_xaxis_transform(), label="blow-up: raw stays above start",
     )  # fmt: skip
     ax.set_ylim(0.9 * losses.min(), 1.08 * top)
