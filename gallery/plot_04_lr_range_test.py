@@ -143,9 +143,9 @@ print(f"smoothing β = {1 - SMOOTH:g}: average age {age:.0f} mini-batches")
 def reading(rise, past):
     """What the ratio of the raw loss at lr_max to its low says about the upper end."""
     if past:
-        return "past the blow-up: read the upper end from the raw curve"
+        return "past the blow-up: read the raw curve"
     if rise > 1.2:
-        return "already climbing: the smoothed minimum lags the raw one"
+        return "climbing: the smoothed minimum lags"
     return "slightly above its low" if rise > 1.02 else "at its low: no visible lag"
 
 
@@ -268,7 +268,7 @@ print(f"suggestion / note's default = {suggested / base.lr:.1f}")
 #
 # Takeaways
 # ---------
-# - A range test costs a few hundred mini-batches (less than an epoch, printed above
+# - A range test costs one ramp of mini-batches (about an epoch's worth: printed above
 #   the first training figure) and maps where the loss falls and where it blows up.
 #   Adam's range is on another scale than SGD with momentum's: its steps have size
 #   about :math:`\eta` whatever the gradient.

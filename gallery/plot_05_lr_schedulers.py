@@ -58,10 +58,9 @@ print(f"profile {profile.name!r}, seeds {list(profile.seeds)}, device {device}")
 MOMENTUM, BASE = experiments.NAMED["momentum"], experiments.SHORT_BUDGET
 cfg = BASE.resolve(profile)
 EPOCHS, LR0 = cfg.epochs, cfg.lr
-range_test = experiments.run_range_test(MOMENTUM, seed=SEED)
-MAX_LR = float(range_test.suggested_lr)
-print(f"{cfg.optimizer_kwargs}, lr {LR0}, {cfg.train_subset:,} images, {EPOCHS} epochs")
-print(f"range test ({len(range_test.lrs)} mini-batches): max_lr {MAX_LR:.3g}")
+MAX_LR = float(experiments.run_range_test(MOMENTUM, seed=SEED).suggested_lr)
+print(f"base lr {LR0}, {cfg.train_subset:,} training images, {EPOCHS} epochs")
+print(f"the range test's suggestion, OneCycleLR's max_lr: {MAX_LR:.3g}")
 
 # %%
 # Seven schedules, and every run of the page
@@ -106,11 +105,12 @@ for name, spec in specs.items():
         kw["lr_lambda"] = experiments.LR_LAMBDAS[kw["lr_lambda"]]
     sched = lr.make_scheduler(name, dummy, epochs=EPOCHS, steps_per_epoch=SPE, **kw)
     rates = np.asarray(first[name].history.batch_lr)
+    ends = {"first rate": rates[0], "highest": rates.max(), "last": rates[-1]}
     rows[spec.name] = {
         "stepped per": scheduler_interval(sched),
         "arguments": shown or "-",
         "distinct rates": np.unique(rates).size,
-        "first, highest, last rate": f"{rates[0]:.1e}, {rates.max():.1e}, {rates[-1]:.1e}",
+        **{k: f"{v:.2g}" for k, v in ends.items()},
     }
 pd.DataFrame.from_dict(rows, orient="index").rename_axis("schedule")
 
@@ -269,13 +269,13 @@ span = f"epochs {frozen + 1}-{N_LONG}"
 changes = pd.DataFrame(
     {
         LABELS[name]: {
-            f"train loss change, {span}": h.train_loss[-1] - h.train_loss[frozen - 1],
-            f"val acc change, {span}": h.val_acc[-1] - h.val_acc[frozen - 1],
-            "test acc (end)": pitfall[name].test_acc,
+            f"train loss change, {span}": f"{h.train_loss[-1] - h.train_loss[frozen - 1]:+.4f}",
+            f"val acc change, {span}": f"{h.val_acc[-1] - h.val_acc[frozen - 1]:+.4f}",
+            "test acc (end)": f"{pitfall[name].test_acc:.4f}",
         }
         for name, h in hist.items()
     }
-).T.round(4)
+).T
 FLAT = 0.005
 step_val = np.asarray(hist["step"].val_acc)
 moving = np.flatnonzero(np.abs(step_val - step_val[-1]) > FLAT)

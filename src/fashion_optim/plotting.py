@@ -695,7 +695,7 @@ def range_test_panel(
     # origin in the axes' layout box and collapse a constrained layout).
     (drawn["blow_up"],) = ax.plot(
         where, [0.04] * len(where), "X", color="black", ms=8, zorder=5, clip_on=not where,
-        transform=ax.get_xaxis_transform(), label="blow-up: raw stays above start",
+        transform=ax.get_xaxis_transform(), label="blow-up",
     )  # fmt: skip
     ax.set_ylim(0.9 * losses.min(), 1.08 * top)
     ax.set_ylabel("training loss (nat)")
