@@ -93,8 +93,9 @@ print(f"{SPE} mini-batches per epoch; validation on", end=" ")
 print(f"{first['constant'].meta['val_size']:,} images after each epoch")
 
 # %%
-# How each schedule is stepped (:func:`fashion_optim.training.scheduler_interval`), its
-# arguments, and the rates it gave the first seed's run, read from ``History.batch_lr``.
+# Each schedule's arguments, when it is stepped (per epoch or mini-batch, from
+# :func:`~fashion_optim.training.scheduler_interval`) and the rates of the first seed's
+# run (``History.batch_lr``): how many distinct ones, first, highest (max) and last.
 
 dummy = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=LR0, momentum=0.9)
 rows = {}
@@ -105,11 +106,11 @@ for name, spec in specs.items():
         kw["lr_lambda"] = experiments.LR_LAMBDAS[kw["lr_lambda"]]
     sched = lr.make_scheduler(name, dummy, epochs=EPOCHS, steps_per_epoch=SPE, **kw)
     rates = np.asarray(first[name].history.batch_lr)
-    ends = {"first rate": rates[0], "highest": rates.max(), "last": rates[-1]}
+    ends = {"first": rates[0], "max": rates.max(), "last": rates[-1]}
     rows[spec.name] = {
-        "stepped per": scheduler_interval(sched),
         "arguments": shown or "-",
-        "distinct rates": np.unique(rates).size,
+        "per": scheduler_interval(sched),
+        "rates": np.unique(rates).size,
         **{k: f"{v:.2g}" for k, v in ends.items()},
     }
 pd.DataFrame.from_dict(rows, orient="index").rename_axis("schedule")
@@ -196,13 +197,12 @@ table.rename_axis("schedule")
 # %%
 # Did ReduceLROnPlateau trigger?
 # ------------------------------
-# ReduceLROnPlateau lowers the rate only after more than ``patience`` epochs in a row
-# without a better validation loss (better by a relative ``threshold``). Fed a
-# validation loss that never improves, :func:`fashion_optim.lr.trace_lr` gives the
-# earliest epoch that can train at a lower rate, with torch's default patience and with
-# the eager one used here. The table gives each seed's validation losses and the drops
-# in its ``History.lr`` (:func:`fashion_optim.plotting.rate_drops`); a run in which it
-# never triggers is, bit for bit, the constant run of the same seed (last column).
+# ReduceLROnPlateau lowers the rate after more than ``patience`` epochs in a row without a
+# better validation loss. Fed one that never improves, :func:`fashion_optim.lr.trace_lr`
+# gives the earliest epoch at a lower rate, with torch's default patience and the eager
+# one. The table gives each seed's validation losses and the drops in its ``History.lr``
+# (:func:`fashion_optim.plotting.rate_drops`): without drops, a run is bit for bit the
+# constant run of the same seed (last column).
 
 default = torch.optim.lr_scheduler.ReduceLROnPlateau(dummy)
 print(f"torch's defaults: patience {default.patience}, threshold {default.threshold}")
