@@ -199,8 +199,8 @@ for factor, spec in specs.items():
 default = experiments.SeedResults(base, [next(outcomes) for _ in profile.seeds])
 n_epochs, meta = SHORT_EPOCHS(profile), default.results[0].meta
 print(f"suggestion {suggested:g}; {n_epochs} epochs on {meta['train_size']:,} images")
-print(f"the range test's {len(sgdm.lrs)} mini-batches were", end=" ")
-print(f"{len(sgdm.lrs) / meta['steps_per_epoch']:.2f} epochs' worth")
+print(f"the range test's ramp of {NUM_ITER(profile)} mini-batches is", end=" ")
+print(f"{NUM_ITER(profile) / meta['steps_per_epoch']:.2f} epochs' worth")
 
 # %%
 # The validation accuracy after each epoch, one line per seed that did not diverge (the
