@@ -169,13 +169,13 @@ pd.DataFrame.from_dict(rows, orient="index").rename_axis("optimizer")
 # Train at, below and above the suggestion
 # ----------------------------------------
 # Is the suggestion a good learning rate? We train SGD with momentum from scratch,
-# briefly (three epochs in the full profile, two in the quick one), at the suggestion
-# rounded to two significant digits, ten times below it and ten times above it, over the
-# profile's seeds. A run whose loss becomes NaN or infinite, or exceeds
-# :data:`~fashion_optim.experiments.DIVERGE_THRESHOLD` times its first value, stops with
-# :class:`~fashion_optim.training.TrainingDivergedError`: that is a result, and comes back
-# in place of the run. The note's default runs (``NAMED["momentum"]``, shared with
-# chapters 2 and 3) train in the same batch.
+# briefly (three epochs on the 50,000 training images in the full profile, two epochs on
+# 10,000 in the quick one), at the suggestion rounded to two significant digits, ten
+# times below it and ten times above it, over the profile's seeds. A run whose loss
+# becomes NaN or infinite, or exceeds :data:`~fashion_optim.experiments.DIVERGE_THRESHOLD`
+# times its first value, stops with :class:`~fashion_optim.training.TrainingDivergedError`:
+# that is a result, and comes back in place of the run. The note's default runs
+# (``NAMED["momentum"]``, shared with chapters 2 and 3) train in the same batch.
 
 SHORT_EPOCHS = PerProfile(full=3, quick=2)
 FACTORS = (0.1, 1.0, 10.0)
