@@ -113,6 +113,24 @@ def _write_api_pages() -> None:
 
 _write_api_pages()
 
+
+def _reexported_doc_comment(app, what, name, obj, options, lines):
+    """The ``#:`` comment of a constant that fashion_optim.experiments re-exports from
+    one of its modules (autodoc looks for it in the package, and would show the docstring
+    of ``dict`` or ``int`` instead)."""
+    package = "fashion_optim.experiments"
+    if what not in ("data", "attribute") or name.rpartition(".")[0] != package:
+        return
+    from sphinx.pycode import ModuleAnalyzer
+
+    short = name.rpartition(".")[2]
+    for sub in ("profiles", "specs", "train", "studies", "runner", "cache", "executors"):
+        docs = ModuleAnalyzer.for_module(f"{package}.{sub}").find_attr_docs()
+        if ("", short) in docs:
+            lines[:] = [line for line in docs[("", short)] if line is not None]
+            return
+
+
 autosummary_generate = True
 autosummary_imported_members = False
 autodoc_default_options = {"members": True, "show-inheritance": True}
@@ -150,6 +168,8 @@ nitpick_ignore_regex = [
     ("py:class", r"fashion_optim\.\w+\._\w+|_\w+"),
     ("py:obj", r"fashion_optim\.\w+\._\w+"),
     ("py:.*", r"typing\..*|collections\.abc\..*"),
+    # not in the offline inventories
+    ("py:class", r"concurrent\.futures\..*|pandas\..*"),
 ]
 
 # -- Intersphinx: published inventories first, local ones when offline ----------------
@@ -290,3 +310,7 @@ html_show_sourcelink = False
 
 # Used by the note pages: which profile built them.
 os.environ.setdefault("FASHION_OPTIM_PROFILE", PROFILE.name)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _reexported_doc_comment)

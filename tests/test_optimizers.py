@@ -1,5 +1,6 @@
-"""The from-scratch optimizers against torch.optim on a small real network, and torch's
-Adam against the EWMAs of :mod:`fashion_optim.ewma`."""
+"""The from-scratch optimizers against torch.optim on a small real network, both against
+the momentum rules written out by hand, and torch's Adam against the EWMAs of
+:mod:`fashion_optim.ewma`."""
 
 import copy
 import math
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from fashion_optim import ewma
+from fashion_optim import ewma, landscape
 from fashion_optim.optimizers import SGD, Adam
 
 N_STEPS = 120
@@ -250,6 +251,53 @@ def test_sgd_momentum_first_two_steps_by_hand():
     # step 1: g = 2, b = 2, w = 0.8; step 2: g = 1.6, b = 1.8 + 0.8 = 2.6, w = 0.54
     torch.testing.assert_close(opt.state[w]["momentum_buffer"].item(), 2.6)
     torch.testing.assert_close(w.item(), 0.54)
+
+
+@pytest.mark.parametrize("cls", [SGD, torch.optim.SGD], ids=["ours", "torch"])
+@pytest.mark.parametrize("dampening", [0.0, 0.9])
+def test_momentum_buffer_is_a_scaled_ewma_of_the_gradients(cls, dampening):
+    # Unrolled, b_t = sum_i mu^(t-i) g_i = m_t / (1 - mu), m the EWMA started from zero.
+    # The first buffer is g_1 whatever the dampening, so dampening = mu gives
+    # b_t = m_t + mu^t g_1: an EWMA biased towards the first gradient, not towards zero.
+    mu = 0.9
+    grads = np.random.default_rng(0).normal(size=60)
+    w = nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = cls([w], lr=0.1, momentum=mu, dampening=dampening)
+    buffers = []
+    for g in grads:
+        w.grad = torch.tensor([g], dtype=torch.float64)
+        opt.step()
+        buffers.append(opt.state[w]["momentum_buffer"].item())
+    m = ewma.ewma(grads, mu)
+    t = np.arange(1, len(grads) + 1)
+    expected = m / (1 - mu) if dampening == 0 else m + mu**t * grads[0]
+    np.testing.assert_allclose(buffers, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [SGD, torch.optim.SGD], ids=["ours", "torch"])
+@pytest.mark.parametrize("nesterov", [False, True], ids=["heavy_ball", "nesterov"])
+@pytest.mark.parametrize(
+    ("surface", "lr", "steps"), [("quadratic", 0.01, 100), ("rosenbrock", 1e-3, 300)]
+)
+def test_momentum_paths_follow_the_rule_written_out(cls, nesterov, surface, lr, steps):
+    # Chapter 2's rule: b_t = mu b_(t-1) + g_t; the step is eta b_t (heavy ball) or
+    # eta (g_t + mu b_t) (Nesterov, the look-ahead in torch's variables).
+    mu = 0.9
+    surf = landscape.SURFACES[surface]
+    path = landscape.optimize_path(
+        surf, lambda p: cls(p, lr=lr, momentum=mu, nesterov=nesterov), steps
+    )
+    theta = torch.tensor(surf.start, dtype=torch.float64)
+    buf = torch.zeros(2, dtype=torch.float64)
+    manual = [theta.numpy().copy()]
+    for _ in range(steps):
+        point = theta.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(surf.fn(point), point)
+        buf = mu * buf + g
+        theta = theta - lr * ((g + mu * buf) if nesterov else buf)
+        manual.append(theta.numpy().copy())
+    assert np.isfinite(path).all() and np.abs(path[-1] - path[0]).max() > 0.1
+    np.testing.assert_allclose(path, np.array(manual), rtol=1e-9, atol=1e-12)
 
 
 def params():

@@ -184,6 +184,63 @@ def test_plain_log_ticks_label_1_2_3_5_per_decade():
         plotting.plain_log_ticks(ax, "z")
 
 
+def test_toy_paths_draws_each_path_in_its_colour_and_cuts_a_diverging_one():
+    from fashion_optim import landscape
+
+    surface = landscape.SURFACES["quadratic"]
+    start = np.array(surface.start)
+    inside = start * np.linspace(1.0, 0.0, 11)[:, None]  # straight to the minimum
+    away = start * np.array([1.0, 1.1, 40.0, np.inf, np.nan])[:, None]  # leaves at point 2
+    _, ax = plt.subplots()
+    lines = plotting.toy_paths(
+        ax, "quadratic", {"momentum": inside, "sgd_effective": away},
+        labels={"momentum": "SGD + momentum"}, styles={"sgd_effective": {"ls": "--"}},
+    )  # fmt: skip
+    np.testing.assert_array_equal(lines["momentum"].get_xydata(), inside)
+    np.testing.assert_array_equal(lines["sgd_effective"].get_xydata(), away[:3])  # one past
+    assert to_rgba(lines["momentum"].get_color()) == to_rgba(plotting.COLORS["momentum"])
+    assert lines["sgd_effective"].get_linestyle() == "--"
+    assert ax.get_legend_handles_labels()[1] == [
+        "SGD + momentum",
+        "sgd_effective",
+        "start",
+        "end",
+        "minimum",
+    ]
+    # a hollow end marker only for the path that ends inside the window
+    ends = [ln for ln in ax.lines if ln.get_markerfacecolor() == "white" and len(ln.get_xdata())]
+    assert len(ends) == 1 and tuple(ends[0].get_xydata()[0]) == (0.0, 0.0)
+    assert (ax.get_xlim(), ax.get_ylim()) == (surface.xlim, surface.ylim)
+
+
+def test_plane_paths_draws_the_plane_coordinates_over_log_contours():
+    from matplotlib.colors import LogNorm
+
+    from fashion_optim import experiments, landscape
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=30)
+    runs = [start + np.cumsum(rng.normal(size=(8, 30)), axis=0) for _ in range(2)]
+    plane = landscape.pca_plane([np.vstack([start, r]) for r in runs])
+    alphas, betas = np.linspace(-5, 5, 7), np.linspace(-4, 4, 5)
+    loss = 0.5 + np.add.outer(betas**2, alphas**2)
+    surface = {"alphas": alphas, "betas": betas, "loss": loss, "accuracy": 0 * loss}
+    traj = experiments.TrajectorySurface(plane, surface, images=10, grid=7, wall_time=0.0)
+    _, ax = plt.subplots()
+    filled = plotting.plane_paths(ax, traj, ["sgd", "nesterov"], labels={"sgd": "SGD"})
+    assert isinstance(filled.norm, LogNorm)
+    np.testing.assert_allclose(filled.levels[[0, -1]], [loss.min(), loss.max()])
+    paths = [ln for ln in ax.lines if ln.get_label() in ("SGD", "nesterov")]
+    for line, coords, key in zip(paths, plane.coords, ["sgd", "nesterov"], strict=True):
+        np.testing.assert_array_equal(line.get_xydata(), coords)
+        assert to_rgba(line.get_color()) == to_rgba(plotting.COLORS[key])
+    assert ax.get_legend_handles_labels()[1] == ["SGD", "nesterov", "start", "end"]
+    assert f"{plane.explained_variance_ratio[0]:.0%} of variance" in ax.get_xlabel()
+    assert ax.get_aspect() == 1.0
+    with pytest.raises(ValueError, match="keys must name each of the 2 runs"):
+        plotting.plane_paths(ax, traj, ["sgd"])
+
+
 # --------------------------------------------------------------------------- learning rates
 
 

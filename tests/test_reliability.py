@@ -955,3 +955,23 @@ def test_same_spec_and_seed_give_bitwise_identical_runs(name, small_test_set):
     assert a.records.keys() == b.records.keys()
     for key, value in a.records.items():
         np.testing.assert_array_equal(b.records[key], value, err_msg=key)
+
+
+def test_snapshot_runs_retrace_the_shared_runs(small_test_set):
+    # The loss-surface figure draws the shared runs' paths from shorter runs that keep
+    # snapshots: they must start from the same weights and see the same mini-batches, so
+    # take the same steps bit for bit; and the three optimizers start alike.
+    snaps = {f"{key} snapshots": spec for key, spec in ex.snapshot_specs(profile="quick").items()}
+    shared = {key: ex.NAMED[key] for key in ex.snapshot_specs(profile="quick")}
+    specs = {k: s.replace(train_subset=500, val_subset=200) for k, s in {**shared, **snaps}.items()}
+    runs = ex.run_specs(specs, seeds=[1], profile="quick", fresh=True, progress=False)
+    for key in shared:
+        short, long = runs[f"{key} snapshots"].results[0], runs[key].results[0]
+        assert 0 < short.history.epochs < long.history.epochs
+        n = len(short.history.batch_loss)
+        assert short.history.batch_loss == long.history.batch_loss[:n], key
+        assert short.records["param_steps"][0] == 0
+        np.testing.assert_array_equal(
+            short.records["params"][0], runs["sgd snapshots"].results[0].records["params"][0]
+        )
+    assert len({runs[key].results[0].history.batch_loss[0] for key in specs}) == 1

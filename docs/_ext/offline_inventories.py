@@ -143,6 +143,10 @@ def _matplotlib(path: Path) -> None:
         "py:class",
         "api/collections_api.html#matplotlib.collections.PolyCollection",
     )
+    entries["matplotlib.contour.QuadContourSet"] = (
+        "py:class",
+        "api/contour_api.html#matplotlib.contour.QuadContourSet",
+    )
     _write(path, "Matplotlib", matplotlib.__version__, entries)
 
 

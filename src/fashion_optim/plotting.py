@@ -13,6 +13,8 @@ by :mod:`fashion_optim.experiments`) and draws them.
 - :func:`label_lr_axis`, :func:`label_step_axis`: axis labels with their units.
 - :func:`learning_curves`: a history field per configuration, as bands over seeds.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
+- :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
+  toy surface, or of the loss on the PCA plane of a network's trajectories.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
@@ -57,12 +59,14 @@ __all__ = [
     "learning_curves",
     "mean_std",
     "plain_log_ticks",
+    "plane_paths",
     "range_test_blow_up",
     "range_test_panel",
     "rate_drops",
     "results_table",
     "smooth_curve",
     "style_context",
+    "toy_paths",
     "use_style",
 ]
 
@@ -428,8 +432,9 @@ def label_step_axis(ax: Axes, steps_per_epoch: int | None = None) -> Axes | None
 
 
 def mean_std(values: Any, digits: int = 4) -> str:
-    """``"mean ± std"`` of a ``(mean, std)`` pair (as :class:`SeedResults` gives) or of
-    the values over seeds (sample standard deviation), formatted as text.
+    """``"mean ± std"`` of a ``(mean, std)`` pair (as
+    :class:`~fashion_optim.experiments.SeedResults` gives) or of the values over seeds
+    (sample standard deviation), formatted as text.
 
     Examples
     --------
@@ -455,13 +460,13 @@ def results_table(
     digits: int = 4,
     index_name: str = "configuration",
 ) -> Any:
-    """A :class:`pandas.DataFrame` of mean ± std over seeds, one row per configuration.
+    """A ``pandas.DataFrame`` of mean ± std over seeds, one row per configuration.
 
     A cell's last expression renders as an HTML table in the gallery and the note.
 
     Parameters
     ----------
-    runs : mapping of str to SeedResults
+    runs : mapping of str to ~fashion_optim.experiments.SeedResults
         Row label (e.g. the spec's name) to its results.
     metrics : tuple of str
         ``"test_acc"``, ``"test_loss"`` (the test set, read once per configuration) or a
@@ -510,7 +515,7 @@ def learning_curves(
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    runs : mapping of str to SeedResults
+    runs : mapping of str to ~fashion_optim.experiments.SeedResults
         Key (a :data:`COLORS` name such as ``"momentum"``) to its results.
     field : str
         A per-epoch field: ``val_acc``, ``val_loss``, ``train_loss``, ``train_acc``.
@@ -529,6 +534,158 @@ def learning_curves(
         label = (labels or {}).get(key, res.spec.name)
         band(ax, epochs, stacked, label=label, color=color_for(key), **line_kwargs)
     ax.set(xlabel="epoch", ylabel=axis_labels.get(field, field))
+
+
+# --------------------------------------------------------------------------- trajectories
+
+
+def toy_paths(
+    ax: Axes,
+    surface: Any,
+    paths: Any,
+    *,
+    labels: Any = None,
+    styles: Any = None,
+    levels: int = 14,
+) -> dict[str, Line2D]:
+    """Draw optimizers' paths on a toy surface over its contours, one colour per key.
+
+    The contours are at log-spaced levels of the surface over its window. Each path is a
+    line with a dot per point and, when it ends inside the window, a hollow circle at its
+    end; a path that leaves the window (or diverges to infinity or NaN) is drawn up to
+    one point past the edge. The start (black square), the ends (a black hollow circle)
+    and the minimum (black star) are labelled for a legend.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    surface : fashion_optim.landscape.Surface or str
+        A surface or a name in :data:`fashion_optim.landscape.SURFACES`.
+    paths : mapping of str to array_like, shape (points, 2)
+        Key (a :data:`COLORS` name) to the points visited, e.g. from
+        :func:`fashion_optim.landscape.optimize_path`; all from the surface's start.
+    labels : mapping of str to str, optional
+        Legend labels of the paths; default: the keys.
+    styles : mapping of str to dict, optional
+        Extra :class:`~matplotlib.lines.Line2D` settings per key (``ls``, ``lw``,
+        ``alpha``, ``zorder``), e.g. to keep a path that others hide visible.
+    levels : int
+        Number of contour levels.
+
+    Returns
+    -------
+    dict of str to matplotlib.lines.Line2D
+        The line of each path.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> import torch
+    >>> from fashion_optim import landscape
+    >>> path = landscape.optimize_path("quadratic", lambda p: torch.optim.SGD(p, lr=0.05), 50)
+    >>> fig, ax = plt.subplots()
+    >>> lines = toy_paths(ax, "quadratic", {"sgd": path})
+    >>> lines["sgd"].get_color()
+    '#0072B2'
+    """
+    from . import landscape  # torch: imported only by the pages that draw surfaces
+
+    surf = landscape.SURFACES[surface] if isinstance(surface, str) else surface
+    X, Y, Z = landscape.surface_grid(surf, n=300)
+    heights = np.geomspace(max(Z.min(), 1e-2), Z.max(), levels)
+    ax.contour(X, Y, Z, levels=heights, colors=NEUTRAL, linewidths=0.6)
+    (x0, x1), (y0, y1) = surf.xlim, surf.ylim
+    lines = {}
+    for key, path in paths.items():
+        pts = np.asarray(path, dtype=np.float64)
+        inside = np.isfinite(pts).all(axis=1)
+        inside &= (pts[:, 0] >= x0) & (pts[:, 0] <= x1) & (pts[:, 1] >= y0) & (pts[:, 1] <= y1)
+        n = len(pts) if inside.all() else int(np.argmin(inside)) + 1
+        style = {"lw": 1.5, "zorder": 2, **(styles or {}).get(key, {})}
+        label = (labels or {}).get(key, key)
+        (lines[key],) = ax.plot(
+            *pts[:n].T, marker="o", ms=2.2, color=color_for(key), label=label, **style
+        )
+        if inside.all():
+            ax.plot(*pts[-1], "o", ms=7, mfc="white", mec=color_for(key), mew=1.8, zorder=6)
+    ax.plot(*surf.start, "s", ms=6, color="black", zorder=5, ls="", label="start")
+    ax.plot([], [], "o", ms=7, mfc="white", mec="black", mew=1.8, ls="", label="end")
+    ax.plot(*surf.minimum, "*", ms=14, color="black", zorder=5, ls="", label="minimum")
+    ax.set(xlim=surf.xlim, ylim=surf.ylim, xlabel="x (no unit)", ylabel="y (no unit)")
+    return lines
+
+
+def plane_paths(
+    ax: Axes,
+    trajectory: Any,
+    keys: Any,
+    *,
+    labels: Any = None,
+    levels: int = 16,
+) -> Any:
+    """Draw runs' paths on the PCA plane of their trajectories, over the loss there.
+
+    The loss is drawn as filled grey contours at log-spaced levels; each run's path is a
+    line with a dot per snapshot and a hollow circle at its end, in its key's colour; the
+    shared start, the plane's origin, is a black square (both labelled for a legend). The
+    axes are the plane's two directions, in weight units (they have unit length), to scale.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    trajectory : fashion_optim.experiments.TrajectorySurface
+        From :func:`fashion_optim.experiments.trajectory_surface`.
+    keys : sequence of str
+        A :data:`COLORS` name per run, in the order the runs were given.
+    labels : mapping of str to str, optional
+        Legend labels of the paths; default: the keys.
+    levels : int
+        Number of contour levels.
+
+    Returns
+    -------
+    matplotlib.contour.QuadContourSet
+        The filled contours, for a colour bar.
+
+    Examples
+    --------
+    >>> surface = trajectory_surface([momentum_run, sgd_run])  # doctest: +SKIP
+    >>> filled = plane_paths(ax, surface, ["momentum", "sgd"])  # doctest: +SKIP
+    >>> fig.colorbar(filled, ax=ax, label="training loss (nat)")  # doctest: +SKIP
+    """
+    from matplotlib.colors import LogNorm
+
+    plane, grid = trajectory.plane, trajectory.surface
+    keys = list(keys)
+    if len(keys) != len(plane.coords):
+        raise ValueError(
+            f"keys must name each of the {len(plane.coords)} runs of the plane, got "
+            f"{len(keys)}: {keys!r}."
+        )
+    heights = np.geomspace(grid["loss"].min(), grid["loss"].max(), levels)
+    filled = ax.contourf(
+        grid["alphas"],
+        grid["betas"],
+        grid["loss"],
+        levels=heights,
+        cmap="Greys_r",
+        alpha=0.7,
+        norm=LogNorm(),
+    )
+    ax.contour(filled, colors="0.35", linewidths=0.4)
+    for coords, key in zip(plane.coords, keys, strict=True):
+        label = (labels or {}).get(key, key)
+        ax.plot(*coords.T, "-o", ms=2.5, lw=1.5, color=color_for(key), label=label)
+        ax.plot(*coords[-1], "o", ms=8, mfc="white", mec=color_for(key), mew=2)
+    ax.plot(0, 0, "s", ms=7, color="black", zorder=5, ls="", label="start")
+    ax.plot([], [], "o", ms=8, mfc="white", mec="black", mew=2, ls="", label="end")
+    evr = plane.explained_variance_ratio
+    ax.set(
+        xlabel=f"direction 1, {evr[0]:.0%} of variance (weight units)",
+        ylabel=f"direction 2, {evr[1]:.0%} (weight units)",
+        aspect="equal",
+    )
+    return filled
 
 
 # --------------------------------------------------------------------------- learning rates

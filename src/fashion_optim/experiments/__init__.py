@@ -7,19 +7,19 @@ call these, so a configuration trains once per build whichever page asks first.
 
 One job per module:
 
-- :mod:`~fashion_optim.experiments.profiles`: how big the runs are.
-- :mod:`~fashion_optim.experiments.specs`: :class:`Spec`, :class:`RunConfig`,
+- ``profiles``: how big the runs are.
+- ``specs``: :class:`Spec`, :class:`RunConfig`,
   validation, the optimizer and scheduler a spec builds.
-- :mod:`~fashion_optim.experiments.train`, :mod:`~fashion_optim.experiments.rangetest`,
-  :mod:`~fashion_optim.experiments.surface`: the computations that are cached (their
+- ``train``, ``rangetest``,
+  ``surface``: the computations that are cached (their
   code is part of their cache keys).
-- :mod:`~fashion_optim.experiments.cache`: keys over every dependency, atomic entries,
+- ``cache``: keys over every dependency, atomic entries,
   a clear that removes only the cache's own files.
-- :mod:`~fashion_optim.experiments.executors`: local processes, a Dask cluster, or any
-  :class:`concurrent.futures.Executor`.
-- :mod:`~fashion_optim.experiments.runner`: :func:`run`, :func:`run_many`, the cached
+- ``executors``: local processes, a Dask cluster, or any
+  ``concurrent.futures.Executor``.
+- ``runner``: :func:`run`, :func:`run_many`, the cached
   range test and loss surface.
-- :mod:`~fashion_optim.experiments.studies`: the note's named runs and studies.
+- ``studies``: the note's named runs and studies.
 
 Training always runs on :data:`TRAIN_THREADS` (one) CPU thread, because the number of
 threads changes the numbers; the cores are used by training several runs at once

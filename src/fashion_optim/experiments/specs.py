@@ -189,7 +189,7 @@ class Spec:
     val_subset: Any = "profile"
 
     def replace(self, **changes: Any) -> Spec:
-        """A copy with ``changes`` (as :func:`dataclasses.replace`)."""
+        """A copy with ``changes`` (as ``dataclasses.replace``)."""
         return dataclasses.replace(self, **changes)
 
     def resolve(self, profile: Profile | str | None = None) -> RunConfig:

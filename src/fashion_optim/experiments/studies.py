@@ -120,7 +120,7 @@ def snapshot_specs(
     profile: Profile | str | None = None,
 ) -> dict[str, Spec]:
     """Shorter runs of the :data:`NAMED` specs ``keys`` that keep every weight every
-    :data:`SNAPSHOT_EVERY` steps, for trajectories on a plane
+    ``SNAPSHOT_EVERY`` steps, for trajectories on a plane
     (:func:`~fashion_optim.experiments.trajectory_surface`). They start from the same
     weights and see the same mini-batches as the shared runs."""
     every = resolve_value(SNAPSHOT_EVERY, current_profile(profile))
