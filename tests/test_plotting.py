@@ -239,3 +239,75 @@ def test_plane_paths_draws_the_plane_coordinates_over_log_contours():
     assert ax.get_aspect() == 1.0
     with pytest.raises(ValueError, match="keys must name each of the 2 runs"):
         plotting.plane_paths(ax, traj, ["sgd"])
+
+
+# --------------------------------------------------------------------------- learning rates
+
+
+def test_rate_drops_counts_each_decrease_of_the_recorded_rate():
+    assert plotting.rate_drops([0.01, 0.01, 0.001, 0.001, 1e-4]) == 2
+    assert plotting.rate_drops([0.01] * 5) == 0
+    assert plotting.rate_drops([0.1, 0.2, 0.1]) == 1  # a rise is not a drop
+    assert plotting.rate_drops([0.1]) == 0
+
+
+def synthetic_range_test():
+    """A ramp whose loss falls, spikes once, then blows up for good at index 40."""
+    from fashion_optim.lr import RangeTestResult
+
+    lrs = np.geomspace(1e-5, 1.0, 50)
+    losses = np.linspace(2.3, 0.5, 50)
+    losses[30] = 2.6  # a lone spike above the start: not the blow-up
+    losses[40:] = 3.5 + np.arange(10)  # above the start, and above the clipping line
+    smoothed = np.convolve(losses, np.ones(3) / 3, mode="same")
+    smoothed[0] = 2.3
+    return RangeTestResult(lrs, losses, smoothed, 1e-3, 1e-4, 0.05, True, 49, "exp")
+
+
+def test_range_test_blow_up_skips_a_lone_spike():
+    res = synthetic_range_test()
+    assert plotting.range_test_blow_up(res, run=5) == 40
+    assert plotting.range_test_blow_up(res, run=1) == 40  # the spike is before the lowest
+    res.losses[40:] = 0.4  # never above the start again
+    assert plotting.range_test_blow_up(res) is None
+    with pytest.raises(ValueError, match="run must be"):
+        plotting.range_test_blow_up(res, run=0)
+
+
+def test_range_test_panel_draws_what_the_result_says():
+    res = synthetic_range_test()
+    _, ax = plt.subplots()
+    drawn = plotting.range_test_panel(ax, res, color="#E69F00", default_lr=0.01, clip=1.3)
+    top = 1.3 * res.smoothed[0]
+    np.testing.assert_array_equal(drawn["smoothed"].get_xdata(), res.lrs)
+    np.testing.assert_array_equal(drawn["smoothed"].get_ydata(), res.smoothed)
+    assert to_rgba(drawn["smoothed"].get_color()) == to_rgba("#E69F00")
+    # raw losses above the clipping line are cut there and drawn as triangles on it
+    np.testing.assert_allclose(drawn["raw"].get_ydata(), np.minimum(res.losses, top))
+    np.testing.assert_array_equal(drawn["clipped"].get_xdata(), res.lrs[res.losses > top])
+    np.testing.assert_allclose(drawn["clipped"].get_ydata(), top)
+    assert drawn["suggestion"].get_xdata()[0] == 1e-3
+    assert drawn["default"].get_xdata()[0] == 0.01
+    span = drawn["range"].get_extents().transformed(ax.transData.inverted())
+    np.testing.assert_allclose([span.x0, span.x1], [1e-4, 0.05], rtol=1e-6)
+    assert drawn["blow_up"].get_xdata().tolist() == [res.lrs[40]]
+    assert ax.get_xscale() == "log" and "nat" in ax.get_ylabel()
+    assert ax.get_ylim()[1] > top
+    labels = ax.get_legend_handles_labels()[1]
+    assert {"raw loss", "smoothed loss", "useful range", "suggestion"} <= set(labels)
+
+
+def test_range_test_panel_without_blow_up_or_clipping_keeps_its_legend():
+    res = synthetic_range_test()
+    res.losses[30] = 1.4
+    res.losses[40:] = 0.45
+    fig, (_, ax) = plt.subplots(1, 2, layout="constrained")  # a panel away from the origin
+    drawn = plotting.range_test_panel(ax, res)
+    assert len(drawn["blow_up"].get_xdata()) == 0 and len(drawn["clipped"].get_xdata()) == 0
+    fig.canvas.draw()  # the empty marker must not collapse a constrained layout
+    assert ax.get_position().width > 0.3
+    assert "default" not in drawn
+    labels = ax.get_legend_handles_labels()[1]
+    assert "raw, clipped" in labels and "blow-up" in labels
+    with pytest.raises(ValueError, match="clip must be"):
+        plotting.range_test_panel(ax, res, clip=1.0)

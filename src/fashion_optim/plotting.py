@@ -15,6 +15,9 @@ by :mod:`fashion_optim.experiments`) and draws them.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
+- :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
+  test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
+  often a recorded learning rate went down.
 
 Examples
 --------
@@ -57,6 +60,9 @@ __all__ = [
     "mean_std",
     "plain_log_ticks",
     "plane_paths",
+    "range_test_blow_up",
+    "range_test_panel",
+    "rate_drops",
     "results_table",
     "smooth_curve",
     "style_context",
@@ -680,3 +686,177 @@ def plane_paths(
         aspect="equal",
     )
     return filled
+
+
+# --------------------------------------------------------------------------- learning rates
+
+
+def rate_drops(rates: ArrayLike) -> int:
+    """How many times a recorded learning rate went down from one value to the next.
+
+    For ``History.lr`` of a ReduceLROnPlateau run, the number of times it lowered the
+    rate (a drop decided after the last epoch changes no epoch, and is not counted).
+
+    Parameters
+    ----------
+    rates : array_like, shape (T,)
+        Learning rates in the order they were used, e.g. ``History.lr`` or
+        ``History.batch_lr``.
+
+    Returns
+    -------
+    int
+        The number of ``i`` with ``rates[i + 1] < rates[i]``.
+
+    Examples
+    --------
+    >>> rate_drops([0.01, 0.01, 0.001, 0.001, 0.0001])
+    2
+    >>> rate_drops([0.01, 0.01, 0.01])
+    0
+    """
+    return int(np.count_nonzero(np.diff(np.asarray(rates, dtype=np.float64)) < 0))
+
+
+def range_test_blow_up(result: Any, run: int = 5) -> int | None:
+    """Where a range test's raw loss blows up: the first mini-batch, after the lowest
+    raw loss, from which the raw loss stays above its first value for ``run``
+    mini-batches in a row (or to the end of the test), so that a lone spike does not
+    count. ``None`` when it never does.
+
+    Parameters
+    ----------
+    result : fashion_optim.lr.RangeTestResult
+    run : int
+        Mini-batches in a row.
+
+    Returns
+    -------
+    int or None
+        An index into ``result.lrs``.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> res = SimpleNamespace(losses=np.array([2.3, 1.0, 0.5, 3.0, 0.4, 2.5, 2.6, 2.7]))
+    >>> range_test_blow_up(res, run=2)
+    5
+    """
+    if not (isinstance(run, int) and run >= 1):
+        raise ValueError(f"run must be an integer >= 1, got {run!r}.")
+    losses = np.asarray(result.losses, dtype=np.float64)
+    if losses.size == 0:
+        return None
+    above = losses > losses[0]
+    for j in range(int(np.argmin(losses)), len(above)):
+        if above[j : j + run].all():
+            return j
+    return None
+
+
+def range_test_panel(
+    ax: Axes,
+    result: Any,
+    *,
+    color: str | None = None,
+    default_lr: float | None = None,
+    default_label: str = "note's default",
+    clip: float = 1.3,
+    blow_up_run: int = 5,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Draw a learning-rate range test: the raw and smoothed loss against the learning
+    rate (log axis), the useful range, the suggestion, an optional default rate and the
+    blow-up.
+
+    The raw loss of each mini-batch is grey; above ``clip`` times the first smoothed
+    loss it is drawn as a triangle on a dotted clipping line, which bounds the axis. The
+    smoothed loss is a line in ``color``; the shaded span runs from ``result.lr_min`` to
+    ``result.lr_max``; the dashed line is ``result.suggested_lr``; the dotted one
+    ``default_lr``. A cross on the bottom edge marks :func:`range_test_blow_up`. Every
+    artist has a legend label, so ``ax.legend()`` (or a figure legend from one panel's
+    handles) explains the panel; the clipped triangles and the blow-up are drawn, empty,
+    even where there are none, so that every panel has the same legend entries.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    result : fashion_optim.lr.RangeTestResult
+        What :func:`fashion_optim.lr.range_test` or
+        :func:`fashion_optim.experiments.run_range_test` returned.
+    color : str, optional
+        Colour of the smoothed loss and the useful range (default: the axes' next).
+    default_lr : float, optional
+        A learning rate to compare with, e.g. the one the runs use.
+    default_label : str
+        Its legend label.
+    clip : float
+        The top of the axis, in multiples of the first smoothed loss.
+    blow_up_run : int
+        ``run`` of :func:`range_test_blow_up`.
+    title : str, optional
+
+    Returns
+    -------
+    dict
+        The artists drawn, by role: ``raw``, ``clipped``, ``smoothed``, ``clip`` and
+        ``blow_up``; ``range`` and ``suggestion`` where the result has them; ``default``
+        with ``default_lr``.
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from fashion_optim.lr import RangeTestResult
+    >>> lrs = np.geomspace(1e-4, 1.0, 50)
+    >>> losses = 2.3 - np.tanh(np.log10(lrs) + 3) + 3.0 * (lrs > 0.3)
+    >>> res = RangeTestResult(lrs, losses, losses, 1e-3, 1e-4, 0.1, True, 49, "exp")
+    >>> fig, ax = plt.subplots()
+    >>> drawn = range_test_panel(ax, res, color="#E69F00", default_lr=0.01)
+    >>> ax.get_xscale(), drawn["suggestion"].get_xdata()[0]
+    ('log', 0.001)
+    """
+    lrs = np.asarray(result.lrs, dtype=np.float64)
+    losses = np.asarray(result.losses, dtype=np.float64)
+    smoothed = np.asarray(result.smoothed, dtype=np.float64)
+    if lrs.size == 0 or lrs.shape != losses.shape or lrs.shape != smoothed.shape:
+        raise ValueError(
+            f"result must hold as many learning rates, losses and smoothed losses (at "
+            f"least one), got {lrs.shape}, {losses.shape} and {smoothed.shape}."
+        )
+    if not clip > 1:
+        raise ValueError(f"clip must be > 1 (a multiple of the first loss), got {clip!r}.")
+    top = clip * smoothed[0]
+    above = losses > top
+    drawn: dict[str, Any] = {}
+    (drawn["raw"],) = ax.plot(lrs, np.minimum(losses, top), color=NEUTRAL, lw=0.8, label="raw loss")
+    (drawn["clipped"],) = ax.plot(
+        lrs[above], np.full(above.sum(), top), "^", color=NEUTRAL, ms=5, label="raw, clipped"
+    )
+    (drawn["smoothed"],) = ax.plot(lrs, smoothed, color=color, label="smoothed loss")
+    color = drawn["smoothed"].get_color()
+    if result.lr_min is not None and result.lr_max is not None:
+        drawn["range"] = ax.axvspan(
+            result.lr_min, result.lr_max, color=color, alpha=0.18, lw=0, label="useful range"
+        )
+    if result.suggested_lr is not None:
+        drawn["suggestion"] = ax.axvline(
+            result.suggested_lr, color="black", ls="--", lw=1.2, label="suggestion"
+        )
+    if default_lr is not None:
+        drawn["default"] = ax.axvline(default_lr, color="0.3", ls=":", lw=1.4, label=default_label)
+    drawn["clip"] = ax.axhline(top, color=NEUTRAL, lw=0.6, ls=(0, (1, 3)))
+    i = range_test_blow_up(result, blow_up_run)
+    where = [] if i is None else [lrs[i]]
+    # On the bottom edge (axes coordinates), where it hides neither triangles nor lines;
+    # unclipped only when there is a point (an empty unclipped line would put the figure's
+    # origin in the axes' layout box and collapse a constrained layout).
+    (drawn["blow_up"],) = ax.plot(
+        where, [0.04] * len(where), "X", color="black", ms=8, zorder=5, clip_on=not where,
+        transform=ax.get_xaxis_transform(), label="blow-up",
+    )  # fmt: skip
+    ax.set_ylim(0.9 * losses.min(), 1.08 * top)
+    ax.set_ylabel("training loss (nat)")
+    label_lr_axis(ax)
+    if title is not None:
+        ax.set_title(title)
+    return drawn
