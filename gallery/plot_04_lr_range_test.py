@@ -22,9 +22,9 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 
 .. math::
 
-    \eta_i = \eta_\text{start}\left(\frac{\eta_\text{end}}{\eta_\text{start}}\right)^{i/(N-1)},
-    \qquad
-    m_i = \beta\, m_{i-1} + (1-\beta)\,\ell_i, \qquad
+    \eta_i &= \eta_\text{start}\left(\frac{\eta_\text{end}}{\eta_\text{start}}\right)^{i/(N-1)},
+    \\
+    m_i &= \beta\, m_{i-1} + (1-\beta)\,\ell_i, \qquad
     \hat\ell_i = \frac{m_i}{1-\beta^{i+1}}.
 """
 

@@ -480,9 +480,49 @@ def test_cyclic_leaves_plain_sgd_without_momentum():
     assert opt.param_groups[0]["momentum"] == 0.9  # torch's max_momentum at the start
     sched = make_scheduler("onecycle", opt, epochs=1, steps_per_epoch=10, max_lr=1.0)
     assert sched.cycle_momentum
-    # Adagrad has neither momentum nor betas: torch's default would raise.
-    opt = torch.optim.Adagrad([nn.Parameter(torch.zeros(1))], lr=0.1)
-    make_scheduler("onecycle", opt, epochs=1, steps_per_epoch=10, max_lr=1.0)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "build"),
+    [
+        (
+            "onecycle",
+            {"epochs": 2, "steps_per_epoch": 5, "max_lr": 1.0},
+            lambda o, **kw: lr_scheduler.OneCycleLR(o, max_lr=1.0, total_steps=10, **kw),
+        ),
+        (
+            "cyclic",
+            {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3},
+            lambda o, **kw: lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=3, **kw),
+        ),
+    ],
+)
+def test_cyclic_without_momentum_turns_cycle_momentum_off(name, kwargs, build):
+    # Adagrad has neither momentum nor betas: torch's default (cycle_momentum=True) raises.
+    def adagrad():
+        return torch.optim.Adagrad([nn.Parameter(torch.zeros(1))], lr=0.1)
+
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+        build(adagrad())
+    opt = adagrad()
+    sched = make_scheduler(name, opt, **kwargs)
+    assert sched.cycle_momentum is False
+    assert not {"momentum", "betas"} & opt.param_groups[0].keys()
+    ref_opt = adagrad()
+    ref = build(ref_opt, cycle_momentum=False)
+    ours, theirs = [], []
+    for _ in range(10):
+        ours.append(opt.param_groups[0]["lr"])
+        theirs.append(ref_opt.param_groups[0]["lr"])
+        opt.step()
+        ref_opt.step()
+        sched.step()
+        ref.step()
+    assert ours == theirs
+    assert len(set(ours)) > 2  # the schedule really moves
+    # An explicit cycle_momentum=True is passed through, and torch refuses it.
+    with pytest.raises(ValueError, match="optimizer must support momentum or beta1"):
+        make_scheduler(name, adagrad(), cycle_momentum=True, **kwargs)
 
 
 def test_unknown_scheduler_lists_the_valid_names():
@@ -530,5 +570,31 @@ def test_trace_accepts_a_factory():
     assert trace_lr(lambda o: None, 2, 2, lr=0.3).tolist() == [0.3] * 4
 
 
-def test_scheduler_interval_is_the_trainers():
-    assert lrmod.scheduler_interval is training.scheduler_interval
+def _torch_schedulers(optimizer):
+    """One of each torch scheduler, built directly (not through make_scheduler)."""
+    return {
+        "OneCycleLR": lr_scheduler.OneCycleLR(optimizer, max_lr=1.0, total_steps=4),
+        "CyclicLR": lr_scheduler.CyclicLR(optimizer, 0.01, 0.1, cycle_momentum=False),
+        "CosineAnnealingWarmRestarts": lr_scheduler.CosineAnnealingWarmRestarts(optimizer, 2),
+        "StepLR": lr_scheduler.StepLR(optimizer, 1),
+        "MultiStepLR": lr_scheduler.MultiStepLR(optimizer, [1]),
+        "ExponentialLR": lr_scheduler.ExponentialLR(optimizer, 0.9),
+        "CosineAnnealingLR": lr_scheduler.CosineAnnealingLR(optimizer, 3),
+        "LambdaLR": lr_scheduler.LambdaLR(optimizer, lambda e: 1.0),
+        "LinearLR": lr_scheduler.LinearLR(optimizer),
+        "ReduceLROnPlateau": lr_scheduler.ReduceLROnPlateau(optimizer),
+    }
+
+
+@pytest.mark.parametrize("interval", [lrmod.scheduler_interval, training.scheduler_interval])
+def test_scheduler_interval_of_torch_schedulers(interval):
+    per_batch = {"OneCycleLR", "CyclicLR", "CosineAnnealingWarmRestarts"}
+    assert {cls.__name__ for cls in training.PER_BATCH_SCHEDULERS} == per_batch
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    got = {name: interval(sched) for name, sched in _torch_schedulers(optimizer).items()}
+    assert got == {name: "batch" if name in per_batch else "epoch" for name in got}
+
+    class WarmOneCycle(lr_scheduler.OneCycleLR):  # a subclass keeps its parent's unit
+        pass
+
+    assert interval(WarmOneCycle(optimizer, max_lr=1.0, total_steps=4)) == "batch"

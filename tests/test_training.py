@@ -134,13 +134,52 @@ def test_bad_batches_are_rejected_before_training():
     assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(), strict=True))
 
 
-def test_divergence_names_epoch_and_step(tiny_loaders):
-    train, val = tiny_loaders
-    trainer = make_trainer(lr=1e4, momentum=0.0)
-    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, mini-batch \d+") as info:
-        trainer.fit(train, val, epochs=5)
-    assert info.value.epoch >= 1 and info.value.step >= 1
-    assert not math.isfinite(info.value.loss)
+def doubling_trainer(**kwargs):
+    """Loss w**2 of one weight w (input 1, target 0) under SGD with lr 1.5.
+
+    The step w <- w - 1.5 * 2w = -2w is exact in float32, so the t-th optimizer step
+    (0-based) sees the loss 4**t exactly: 4**63 = 2**126 is still finite and 4**64 = 2**128
+    overflows float32 to inf.
+    """
+    model = nn.Sequential(nn.Flatten(), nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        model[1].weight.fill_(1.0)
+    opt = torch.optim.SGD(model.parameters(), lr=1.5)
+
+    def loss_fn(out, y):
+        return ((out.squeeze(1) - y) ** 2).mean()
+
+    trainer = Trainer(model, loss_fn, opt, device="cpu", progress=False, **kwargs)
+    batches = [(torch.ones(1, 1, 1, 1), torch.zeros(1, dtype=torch.int64))] * 5
+    return trainer, batches
+
+
+@pytest.mark.parametrize(
+    ("threshold", "t", "loss", "limit", "message"),
+    [
+        # step 64 (0-based) = the 65th mini-batch = epoch 13, mini-batch 5 of five
+        (None, 64, math.inf, None, "loss is inf at epoch 13, mini-batch 5 (learning rate 1.5)."),
+        # 4**5 = 1024 is the first loss above 1000 x the first loss: epoch 2, mini-batch 1
+        (
+            1000,
+            5,
+            1024.0,
+            1000.0,
+            "loss is 1024 (above the limit 1000) at epoch 2, mini-batch 1 (learning rate 1.5).",
+        ),
+    ],
+)
+def test_divergence_names_epoch_and_step(threshold, t, loss, limit, message):
+    trainer, batches = doubling_trainer(diverge_threshold=threshold)
+    with pytest.raises(TrainingDivergedError) as info:
+        trainer.fit(batches, epochs=20)
+    err = info.value
+    assert (err.epoch, err.step) == (t // 5 + 1, t % 5 + 1)
+    assert (err.loss, err.lr, err.limit) == (loss, 1.5, limit)
+    assert str(err) == (f"training diverged: {message} Lower the learning rate or add a warm-up.")
+    # Every mini-batch before it trained and was recorded, with its closed-form loss.
+    assert trainer.history.batch_loss == [4.0**k for k in range(t)]
+    assert trainer.step == t and trainer.epoch == t // 5
 
 
 def test_recorders_capture_gradients_state_and_snapshots(tiny_loaders):

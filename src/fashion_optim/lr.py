@@ -156,9 +156,9 @@ def range_test(
 
     .. math::
 
-        \eta_i = \eta_\text{start}\left(\frac{\eta_\text{end}}{\eta_\text{start}}
-        \right)^{i/(N-1)} \quad\text{("exp")}, \qquad
-        \eta_i = \eta_\text{start} + (\eta_\text{end} - \eta_\text{start})\frac{i}{N-1}
+        \eta_i &= \eta_\text{start}\left(\frac{\eta_\text{end}}{\eta_\text{start}}
+        \right)^{i/(N-1)} \quad\text{("exp")}, \\
+        \eta_i &= \eta_\text{start} + (\eta_\text{end} - \eta_\text{start})\,\frac{i}{N-1}
         \quad\text{("linear")},
 
     :math:`i = 0, \dots, N-1`, and record each mini-batch's loss (computed before that

@@ -153,6 +153,11 @@ class Visit:
     #: Printed outputs of the examples wider than their box: (box, content) widths in
     #: px and the widest line.
     wide_outputs: list[tuple[int, int, str]]
+    #: Display equations (MathJax ``mjx-container[display]``) wider than their column:
+    #: (room, content) widths in px and the TeX.
+    wide_equations: list[tuple[int, int, str]]
+    #: Headings (h1-h3) wider than their column: (room, content) widths in px and text.
+    wide_headings: list[tuple[int, int, str]]
 
 
 # Wait for what still changes the page after "load": MathJax's typesetting and fonts.
@@ -177,6 +182,34 @@ _WIDE_JS = """() => [...document.querySelectorAll('.sphx-glr-script-out pre')]
   .filter(e => e.scrollWidth > e.clientWidth + 1)
   .map(e => [e.clientWidth, e.scrollWidth,
              e.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '')])"""
+
+# Elements wider than the column they sit in: content wider than the element's own box
+# (cut off, or scrolled inside it, so part is hidden) or than the column from the
+# element's left edge on, or a box that starts left of the column. The column is the
+# page's <article> (the theme's content column), else <main>, else the body.
+_WIDER_THAN_COLUMN_JS = """([selector, describe]) => {
+  const describeOf = {
+    tex: e => {
+      try { return MathJax.startup.document.getMathItemsWithin(e)[0].math.trim(); }
+      catch (err) { return e.textContent; }
+    },
+    text: e => [...e.childNodes]
+      .filter(n => !(n.classList && n.classList.contains('headerlink')))
+      .map(n => n.textContent).join('').trim(),
+  };
+  const wide = [];
+  for (const e of document.querySelectorAll(selector)) {
+    if (!e.getClientRects().length) continue;  // not displayed
+    const column = e.closest('article') || e.closest('main') || document.body;
+    const box = e.getBoundingClientRect(), col = column.getBoundingClientRect();
+    // the room the element has: its own box, cut at the column's right edge
+    const room = Math.min(e.clientWidth, col.right - box.left);
+    if (e.scrollWidth > room + 1 || box.left < col.left - 1) {
+      wide.push([Math.round(room), e.scrollWidth, describeOf[describe](e)]);
+    }
+  }
+  return wide;
+}"""
 
 
 def _settle(page) -> None:
@@ -219,10 +252,24 @@ def load(context, url: str, offsite: Offsite) -> Visit:
         links = page.evaluate(_LINKS_JS)
         icons = page.evaluate(_ICONS_JS)
         wide = [tuple(w) for w in page.evaluate(_WIDE_JS)]
+        equations = page.evaluate(_WIDER_THAN_COLUMN_JS, ["mjx-container[display]", "tex"])
+        headings = page.evaluate(_WIDER_THAN_COLUMN_JS, ["h1, h2, h3", "text"])
     finally:
         page.close()
     failed = [f for f in failed if not f.startswith(favicon)]
-    return Visit(url, console, failed, offsite.urls[before:], images, ids, links, icons, wide)
+    return Visit(
+        url,
+        console,
+        failed,
+        offsite.urls[before:],
+        images,
+        ids,
+        links,
+        icons,
+        wide,
+        [tuple(w) for w in equations],
+        [tuple(w) for w in headings],
+    )
 
 
 @pytest.fixture(scope="session")

@@ -207,6 +207,25 @@ def test_printed_output_fits_its_box(visit, page):
     )
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_display_equations_fit_their_column(visit, page):
+    # At 1280 px an equation that scrolls inside its box, or runs past the column, hides
+    # its end (MathJax 3 does not break lines).
+    wide = visit(page).wide_equations
+    assert not wide, f"{page}: display equations wider than their column (room px, math px):\n" + (
+        "\n".join(f"{room} < {content}: {tex}" for room, content, tex in wide)
+        + "\nSplit the equation over lines (\\\\ in a .. math:: block, aligned in MyST)."
+    )
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_headings_fit_their_column(visit, page):
+    wide = visit(page).wide_headings
+    assert not wide, f"{page}: headings wider than their column (room px, heading px):\n" + (
+        "\n".join(f"{room} < {content}: {text!r}" for room, content, text in wide)
+    )
+
+
 @pytest.fixture(scope="session")
 def status_of(context):
     """HTTP status of a URL on the site, asked once per session."""
