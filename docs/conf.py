@@ -114,17 +114,31 @@ def _write_api_pages() -> None:
 _write_api_pages()
 
 
+#: The packages whose ``__init__`` re-exports constants from their modules.
+_REEXPORTS = {
+    "fashion_optim.experiments": (
+        "profiles",
+        "specs",
+        "train",
+        "studies",
+        "runner",
+        "cache",
+        "executors",
+    ),
+    "fashion_optim.plotting": ("style", "axes", "tables", "figures"),
+}
+
+
 def _reexported_doc_comment(app, what, name, obj, options, lines):
-    """The ``#:`` comment of a constant that fashion_optim.experiments re-exports from
-    one of its modules (autodoc looks for it in the package, and would show the docstring
-    of ``dict`` or ``int`` instead)."""
-    package = "fashion_optim.experiments"
-    if what not in ("data", "attribute") or name.rpartition(".")[0] != package:
+    """The ``#:`` comment of a constant that a package re-exports from one of its
+    modules (autodoc looks for it in the package, and would show the docstring of
+    ``dict`` or ``int`` instead)."""
+    package, _, short = name.rpartition(".")
+    if what not in ("data", "attribute") or package not in _REEXPORTS:
         return
     from sphinx.pycode import ModuleAnalyzer
 
-    short = name.rpartition(".")[2]
-    for sub in ("profiles", "specs", "train", "studies", "runner", "cache", "executors"):
+    for sub in _REEXPORTS[package]:
         docs = ModuleAnalyzer.for_module(f"{package}.{sub}").find_attr_docs()
         if ("", short) in docs:
             lines[:] = [line for line in docs[("", short)] if line is not None]

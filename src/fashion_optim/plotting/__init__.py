@@ -1,0 +1,69 @@
+"""One figure style and the figure and table helpers the gallery and the note share.
+
+Plotting never trains: every function here takes arrays (or results already computed
+by :mod:`fashion_optim.experiments`) and draws them. Four modules, one job each:
+``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
+(numbers for the reader) and ``figures`` (the figures several pages draw); everything
+is imported from here.
+
+- :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
+  learning-rate schedule, the same on every page.
+- :func:`use_style` and :func:`style_context`: constrained layout, readable fonts, a
+  light grid and an *opaque* white background, so that figures stay legible when the
+  site is shown in dark mode.
+- :func:`band`: mean over seeds with a ±1 standard deviation band.
+- :func:`smooth_curve`: a bias-corrected EWMA for noisy per-step curves.
+- :func:`label_lr_axis`, :func:`label_step_axis`: axis labels with their units.
+- :func:`learning_curves`: a history field per configuration, as bands over seeds.
+- :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
+- :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
+  toy surface, or of the loss on the PCA plane of a network's trajectories.
+- :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
+  test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
+  often a recorded learning rate went down.
+
+Examples
+--------
+>>> import matplotlib.pyplot as plt
+>>> import numpy as np
+>>> from fashion_optim import plotting
+>>> plotting.use_style()
+>>> fig, ax = plt.subplots()
+>>> runs = np.random.default_rng(0).normal(size=(3, 50)).cumsum(axis=1)
+>>> line, fill = plotting.band(ax, np.arange(50), runs, label="sgd")
+"""
+
+from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
+from .figures import (
+    learning_curves,
+    plane_paths,
+    range_test_blow_up,
+    range_test_panel,
+    toy_paths,
+)
+from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
+from .tables import mean_std, rate_drops, results_table
+
+__all__ = [
+    "COLORS",
+    "NEUTRAL",
+    "OKABE_ITO",
+    "STYLE",
+    "TOL_MUTED",
+    "band",
+    "color_for",
+    "label_lr_axis",
+    "label_step_axis",
+    "learning_curves",
+    "mean_std",
+    "plain_log_ticks",
+    "plane_paths",
+    "range_test_blow_up",
+    "range_test_panel",
+    "rate_drops",
+    "results_table",
+    "smooth_curve",
+    "style_context",
+    "toy_paths",
+    "use_style",
+]

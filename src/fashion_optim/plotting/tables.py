@@ -1,0 +1,106 @@
+"""Numbers for the reader: \"mean ± std\" text, results tables (HTML in the gallery and
+the note), and how often a recorded learning rate went down."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+
+def mean_std(values: Any, digits: int = 4) -> str:
+    """``"mean ± std"`` of a ``(mean, std)`` pair (as
+    :class:`~fashion_optim.experiments.SeedResults` gives) or of the values over seeds
+    (sample standard deviation), formatted as text.
+
+    Examples
+    --------
+    >>> mean_std((0.83081, 0.00342))
+    '0.8308 ± 0.0034'
+    >>> mean_std([1.0, 2.0, 3.0], digits=2)
+    '2.00 ± 1.00'
+    """
+    if isinstance(values, tuple) and len(values) == 2:
+        mean, std = values
+    else:
+        arr = np.asarray(values, dtype=np.float64).ravel()
+        if arr.size == 0:
+            raise ValueError("mean_std needs a (mean, std) pair or at least one value.")
+        mean, std = arr.mean(), (arr.std(ddof=1) if arr.size > 1 else 0.0)
+    return f"{float(mean):.{digits}f} ± {float(std):.{digits}f}"
+
+
+def results_table(
+    runs: Any,
+    *,
+    metrics: tuple[str, ...] = ("test_acc", "test_loss"),
+    digits: int = 4,
+    index_name: str = "configuration",
+) -> Any:
+    """A ``pandas.DataFrame`` of mean ± std over seeds, one row per configuration.
+
+    A cell's last expression renders as an HTML table in the gallery and the note.
+
+    Parameters
+    ----------
+    runs : mapping of str to ~fashion_optim.experiments.SeedResults
+        Row label (e.g. the spec's name) to its results.
+    metrics : tuple of str
+        ``"test_acc"``, ``"test_loss"`` (the test set, read once per configuration) or a
+        :class:`~fashion_optim.training.History` field such as ``"val_acc"`` (its last
+        value, per seed).
+    digits : int
+
+    Examples
+    --------
+    >>> table = results_table({})  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    names = {
+        "test_acc": "test accuracy",
+        "test_loss": "test loss (nat)",
+        "val_acc": "validation accuracy",
+        "val_loss": "validation loss (nat)",
+        "train_loss": "training loss (nat)",
+        "train_acc": "training accuracy",
+    }
+    rows = {}
+    for label, res in runs.items():
+        row = {}
+        for metric in metrics:
+            pair = getattr(res, metric) if metric.startswith("test_") else res.final(metric)
+            row[names.get(metric, metric)] = mean_std(pair, digits)
+        row["seeds"] = len(res.results)
+        rows[label] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = index_name
+    return table
+
+
+def rate_drops(rates: ArrayLike) -> int:
+    """How many times a recorded learning rate went down from one value to the next.
+
+    For ``History.lr`` of a ReduceLROnPlateau run, the number of times it lowered the
+    rate (a drop decided after the last epoch changes no epoch, and is not counted).
+
+    Parameters
+    ----------
+    rates : array_like, shape (T,)
+        Learning rates in the order they were used, e.g. ``History.lr`` or
+        ``History.batch_lr``.
+
+    Returns
+    -------
+    int
+        The number of ``i`` with ``rates[i + 1] < rates[i]``.
+
+    Examples
+    --------
+    >>> rate_drops([0.01, 0.01, 0.001, 0.001, 0.0001])
+    2
+    >>> rate_drops([0.01, 0.01, 0.01])
+    0
+    """
+    return int(np.count_nonzero(np.diff(np.asarray(rates, dtype=np.float64)) < 0))
