@@ -98,7 +98,7 @@ def toy_paths(
     >>> lines["sgd"].get_color()
     '#0072B2'
     """
-    from . import landscape  # torch: imported only by the pages that draw surfaces
+    from .. import landscape  # torch: imported only by the pages that draw surfaces
 
     surf = landscape.SURFACES[surface] if isinstance(surface, str) else surface
     X, Y, Z = landscape.surface_grid(surf, n=300)
