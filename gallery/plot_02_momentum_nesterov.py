@@ -288,8 +288,9 @@ surf = experiments.trajectory_surface([snaps[key] for key in THREE])
 plane, evr = surf.plane, surf.plane.explained_variance_ratio
 snap_steps = snaps["sgd"].records["param_steps"]
 say(
-    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run, seed {SEED}; the plane "
-    f"holds {evr[0]:.1%} + {evr[1]:.1%} of the variance ({surf.grid}² grid, {surf.images} images)."
+    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run over "
+    f"{snaps['sgd'].config.epochs} epochs, seed {SEED}; the plane holds {evr[0]:.1%} + "
+    f"{evr[1]:.1%} of the variance ({surf.grid}² grid, {surf.images} images)."
 )
 fig, (ax_plane, ax_dist) = plt.subplots(2, 1, figsize=(8.0, 8.5), height_ratios=(1.3, 1))
 filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
@@ -311,7 +312,8 @@ plt.show()
 end = {k: snaps[k].records["params"][-1] for k in THREE}
 dist = {k: np.linalg.norm(end[k] - plane.origin) for k in THREE}
 say(
-    f"Momentum ends {dist['momentum'] / dist['sgd']:.1f} times as far from the start as "
+    f"After the snapshot runs' {snaps['sgd'].config.epochs} epochs, momentum ends "
+    f"{dist['momentum'] / dist['sgd']:.1f} times as far from the start as "
     f"plain SGD, Nesterov {dist['nesterov'] / dist['sgd']:.1f} times; the two end "
     f"{np.linalg.norm(end['momentum'] - end['nesterov']):.2f} apart."
 )
