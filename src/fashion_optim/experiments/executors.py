@@ -153,6 +153,14 @@ class _Ticker(Recorder):
             self.send(trainer.step)
 
 
+def _attempt(cfg: RunConfig, seed: int, **kwargs: Any) -> tuple[str, Any]:
+    """``("ok", (arrays, meta))``, or ``("diverged", error)`` for a run that diverged."""
+    try:
+        return "ok", train(cfg, seed, **kwargs)
+    except TrainingDivergedError as exc:
+        return "diverged", exc
+
+
 def run_job(cfg: RunConfig, seed: int, job: int = -1) -> Outcome:
     """Train one run in a worker (local or remote) and return its :data:`Outcome`."""
     queue = _progress_queue
@@ -162,13 +170,7 @@ def run_job(cfg: RunConfig, seed: int, job: int = -1) -> Outcome:
         extra.append(_Ticker(lambda step: queue.put(("step", job, step))))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        try:
-            outcome: tuple[str, Any] = (
-                "ok",
-                train(cfg, seed, progress=False, extra_recorders=extra),
-            )
-        except TrainingDivergedError as exc:
-            outcome = ("diverged", exc)
+        outcome = _attempt(cfg, seed, progress=False, extra_recorders=extra)
     return (*outcome, [(w.category, str(w.message)) for w in caught])
 
 
@@ -222,11 +224,7 @@ def train_all(
     if executor is None and min(workers, len(jobs)) <= 1:
         for i in order:
             cfg, seed, _ = jobs[i]
-            try:
-                outcome: tuple[str, Any] = ("ok", train(cfg, seed, progress=progress))
-            except TrainingDivergedError as exc:
-                outcome = ("diverged", exc)
-            on_done(i, (*outcome, []))
+            on_done(i, (*_attempt(cfg, seed, progress=progress), []))
         return
     if executor is not None:
         _on_executor(executor, jobs, order, progress, on_done)
@@ -275,9 +273,7 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
             with lock:
                 if kind == "start":
                     started[job] = value
-                elif job not in started:  # a late tick of a run already done
-                    pass
-                else:
+                elif job in started:  # not a late tick of a run already done
                     bar.update(value - seen[job])
                     seen[job] = value
 
