@@ -296,6 +296,9 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
             try:
                 outcome = future.result()
             except BrokenProcessPool as exc:
+                # the pool's own thread reaps its workers: let it finish before their
+                # exit statuses are read (reading them beside it races it)
+                pool.shutdown(wait=True, cancel_futures=True)
                 unfinished = set(futures.values()) - finished
                 raise _died(jobs, started, unfinished, processes) from exc
             except Exception as exc:
@@ -325,9 +328,8 @@ def _died(
     jobs: Sequence[Job], started: dict[int, int], unfinished: set[int], processes: dict[int, Any]
 ) -> ExecutorError:
     """Name the run whose worker died (a kill, a crash, running out of memory)."""
-    for proc in processes.values():  # the pool reaps them: wait for their exit status
-        if not proc.is_alive():
-            proc.join(timeout=5)
+    for proc in processes.values():  # reaped by the pool's shutdown; this only waits
+        proc.join(timeout=5)
     codes = {pid: proc.exitcode for pid, proc in processes.items()}
     dead = [pid for pid, code in codes.items() if code not in (None, 0, -signal.SIGTERM)]
     advice = f"the other runs of the batch were stopped. Set {ENV_WORKERS}=1 if memory is short."
