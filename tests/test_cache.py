@@ -45,6 +45,10 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/executors.py": set(),
     "experiments/runner.py": set(),
     "experiments/studies.py": set(),
+    "experiments/selection.py": set(),
+    "experiments/tuning.py": set(),
+    "suggest.py": set(),
+    "stats.py": set(),
 }
 
 

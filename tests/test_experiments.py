@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from fashion_optim import experiments as ex
+from fashion_optim import lr as lr_module
 from fashion_optim.experiments import PerProfile, Record, Spec, cache, executors
 from fashion_optim.experiments.train import train
 from fashion_optim.training import Recorder, Trainer, TrainingDivergedError
@@ -225,26 +226,45 @@ def test_full_budget_onecycle_differs_from_momentum_only_in_schedule(profile):
 
 @pytest.mark.parametrize("profile", ["quick", "full"])
 def test_schedule_specs_act_within_the_budget(profile):
-    specs = ex.schedule_specs(0.2, profile=profile)
+    specs = ex.schedule_specs(0.01, 0.2, profile=profile)
     assert set(specs) == {
         "constant",
         "step",
+        "lambda_step",
         "lambda",
         "multistep",
         "cosine",
         "onecycle",
+        "onecycle_flat",
         "plateau",
     }
-    epochs = specs["step"].resolve(profile).epochs
-    assert specs["onecycle"].resolve(profile).scheduler_kwargs["max_lr"] == 0.2
-    assert specs["step"].resolve(profile).scheduler_kwargs["step_size"] < epochs
-    assert max(specs["multistep"].resolve(profile).scheduler_kwargs["milestones"]) < epochs
+    cfgs = {name: spec.resolve(profile) for name, spec in specs.items()}
+    epochs = cfgs["step"].epochs
+    assert cfgs["onecycle"].scheduler_kwargs["max_lr"] == 0.2
+    assert cfgs["onecycle_flat"].scheduler_kwargs == {"max_lr": 0.2, "cycle_momentum": False}
+    assert cfgs["step"].scheduler_kwargs["step_size"] < epochs or epochs == 1
+    assert max(cfgs["multistep"].scheduler_kwargs["milestones"]) < epochs
     # one budget: the schedules differ in nothing but the schedule
     budget = ex.SHORT_BUDGET.resolve(profile).to_dict()
     base = {k: v for k, v in budget.items() if "scheduler" not in k}
-    for spec in specs.values():
-        cfg = spec.resolve(profile).to_dict()
-        assert {k: v for k, v in cfg.items() if "scheduler" not in k} == base
+    for cfg in cfgs.values():
+        assert {k: v for k, v in cfg.to_dict().items() if "scheduler" not in k} == base
+    # the constant rate is the sweep's run at that rate: one cache entry
+    assert cfgs["constant"] == ex.sweep_specs(["momentum"])[("momentum", 0.01)].resolve(profile)
+    with pytest.raises(ValueError, match="base_lr must be a positive number"):
+        ex.schedule_specs(0, 0.2)
+
+
+def test_lambda_step_is_steplr_written_as_a_lambda():
+    specs = ex.schedule_specs(0.05, 0.2, profile="full")
+    step, lam = (specs[k].resolve("full") for k in ("step", "lambda_step"))
+    k = step.scheduler_kwargs["step_size"]
+    a = lr_module.trace_lr("step", 9, 3, lr=0.05, step_size=k, gamma=0.1)
+    b = lr_module.trace_lr(
+        "lambda", 9, 3, lr=0.05, lr_lambda=ex.LR_LAMBDAS[lam.scheduler_kwargs["lr_lambda"]]
+    )
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert a[0] == 0.05 and np.isclose(a[-1], 0.05 * 0.1 ** (8 // k))
 
 
 # --------------------------------------------------------------------------- several runs

@@ -933,7 +933,9 @@ def test_a_none_subset_overrides_the_profiles():
 #: snapshot runs behind chapter 2's loss surface.
 REDUCED = {"train_subset": 1000, "val_subset": 500, "epochs": 1}
 EXTRA_SPECS: dict[str, Spec] = {
-    **{f"schedules/{name}": spec for name, spec in ex.schedule_specs(0.05).items()},
+    **{f"schedules/{name}": spec for name, spec in ex.schedule_specs(0.01, 0.05).items()},
+    **{f"bias/{lr}-{c}": spec for (lr, c), spec in ex.bias_correction_specs((1e-3,)).items()},
+    **{f"sweep/{k}": ex.sweep_specs([k])[(k, ex.SWEEP_GRIDS[k][2])] for k in ex.SWEEP_GRIDS},
     "results/onecycle_full": ex.full_budget_onecycle(0.05),
     **{f"ch2/snapshots_{key}": spec for key, spec in ex.snapshot_specs().items()},
 }

@@ -20,6 +20,8 @@ One job per module:
 - ``runner``: :func:`run`, :func:`run_many`, the cached
   range test and loss surface.
 - ``studies``: the note's named runs and studies.
+- ``selection``: every choice, on validation metrics only.
+- ``tuning``: the learning-rate sweep and the rates it chooses.
 
 Training always runs on :data:`TRAIN_THREADS` (one) CPU thread, because the number of
 threads changes the numbers; the cores are used by training several runs at once
@@ -41,17 +43,28 @@ from .runner import (
     run_specs,
     trajectory_surface,
 )
+from .selection import VALIDATION_METRICS, best_on_validation, rank_on_validation
 from .specs import LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
 from .studies import (
     NAMED,
     NOTE_RECORD,
     PROBES,
     SHORT_BUDGET,
+    bias_correction_specs,
     full_budget_onecycle,
     schedule_specs,
     snapshot_specs,
 )
 from .train import DIVERGE_THRESHOLD, TRAIN_THREADS, environment, get_splits
+from .tuning import (
+    SWEEP_GRIDS,
+    Sweep,
+    SweepPoint,
+    effective_lr,
+    run_sweep,
+    sweep_specs,
+    tuned_specs,
+)
 
 __all__ = [
     "DIVERGE_THRESHOLD",
@@ -62,7 +75,9 @@ __all__ = [
     "PROBES",
     "PROFILES",
     "SHORT_BUDGET",
+    "SWEEP_GRIDS",
     "TRAIN_THREADS",
+    "VALIDATION_METRICS",
     "CacheError",
     "ExecutorError",
     "PerProfile",
@@ -72,21 +87,30 @@ __all__ = [
     "RunConfig",
     "SeedResults",
     "Spec",
+    "Sweep",
+    "SweepPoint",
     "TrajectorySurface",
+    "best_on_validation",
+    "bias_correction_specs",
     "cache_dir",
     "clear_cache",
     "current_profile",
     "dask_executor",
     "default_workers",
+    "effective_lr",
     "environment",
     "full_budget_onecycle",
     "get_splits",
+    "rank_on_validation",
     "run",
     "run_many",
     "run_range_test",
     "run_seeds",
     "run_specs",
+    "run_sweep",
     "schedule_specs",
     "snapshot_specs",
+    "sweep_specs",
     "trajectory_surface",
+    "tuned_specs",
 ]

@@ -129,6 +129,13 @@ class SeedResults:
         (e.g. ``"val_acc"``)."""
         return self._mean_std(self.stack(name)[:, -1])
 
+    def per_seed(self, name: str) -> np.ndarray:
+        """One value per seed, in :attr:`seeds` order: ``"test_acc"`` or ``"test_loss"``,
+        or a history field's last value (e.g. ``"val_acc"``)."""
+        if name in ("test_acc", "test_loss"):
+            return np.array([getattr(r, name) for r in self.results], dtype=float)
+        return self.stack(name)[:, -1].astype(float)
+
 
 def _run_config(cfg: RunConfig, seed: int) -> dict[str, Any]:
     """What a run's cache entry is keyed on: the resolved spec, the seed, the threads."""

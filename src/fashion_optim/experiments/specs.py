@@ -5,6 +5,7 @@ resolved and validated form :class:`RunConfig`, and the optimizer and scheduler 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -52,11 +53,17 @@ def _exp_095(epoch: int) -> float:
     return 0.95**epoch
 
 
+def _tenfold_drop(epoch: int, every: int) -> float:
+    return 0.1 ** (epoch // every)
+
+
 #: Named multiplicative factors for ``LambdaLR`` (a spec must stay serialisable).
+#: ``"x0.1_every_k"`` is ``0.1 ** (epoch // k)``, the factor of ``StepLR(k, gamma=0.1)``.
 LR_LAMBDAS: dict[str, Callable[[int], float]] = {
     "linear_decay_20": _linear_decay,
     "warmup_inverse_sqrt": _warmup_then_inverse_sqrt,
     "exp_0.95": _exp_095,
+    **{f"x0.1_every_{k}": functools.partial(_tenfold_drop, every=k) for k in range(1, 6)},
 }
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "SHORT_BUDGET",
     "SNAPSHOT_EPOCHS",
     "SNAPSHOT_EVERY",
+    "bias_correction_specs",
     "full_budget_onecycle",
     "schedule_specs",
     "snapshot_specs",
@@ -56,14 +57,16 @@ NAMED: dict[str, Spec] = {
     "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
 }
 
-#: The budget of the learning-rate schedule comparison (SGD with momentum as in
-#: ``NAMED["momentum"]``, on a stratified subset and a few epochs, without probes).
+#: The short budget of the learning-rate sweep, the schedule comparison and the
+#: bias-correction ablation: SGD with momentum as in ``NAMED["momentum"]``, on a
+#: stratified subset and a few epochs, without probes. The sweep and the others replace
+#: the optimizer and rate, and keep the data and epochs.
 SHORT_BUDGET = Spec(
     "momentum, short budget",
     lr=0.01,
     optimizer_kwargs={"momentum": 0.9},
-    epochs=PerProfile(full=6, quick=3),
-    train_subset=PerProfile(full=20000, quick=5000),
+    epochs=PerProfile(full=4, quick=3),
+    train_subset=PerProfile(full=15000, quick=5000),
 )
 
 
@@ -84,28 +87,72 @@ def full_budget_onecycle(max_lr: float) -> Spec:
     )
 
 
-def schedule_specs(max_lr: float, profile: Profile | str | None = None) -> dict[str, Spec]:
-    """The schedules the note compares on :data:`SHORT_BUDGET`, by scheduler name.
+def schedule_specs(
+    base_lr: float, max_lr: float, profile: Profile | str | None = None
+) -> dict[str, Spec]:
+    """The schedules the note compares on :data:`SHORT_BUDGET`, from the constant rate
+    ``base_lr`` (the sweep's choice), by key.
 
-    Step sizes and milestones follow the number of epochs, so every schedule acts within
-    the budget; ``max_lr`` is OneCycleLR's peak (the range test's suggestion). Each spec's
-    name is the torch class it uses.
+    ``"constant"`` is the sweep's own run at ``base_lr`` (no scheduler, the same cache
+    entry). ``"step"`` is ``StepLR(k, 0.1)`` and ``"lambda_step"`` the ``LambdaLR`` of
+    ``0.1 ** (epoch // k)``, the same schedule written twice, with ``k`` half the epochs;
+    ``"lambda"`` is a linear warm-up followed by :math:`1/\\sqrt{t}` decay. OneCycleLR
+    peaks at ``max_lr``, with its default momentum cycle (0.95 down to 0.85 and back,
+    ``"onecycle"``) and without it (momentum held at 0.9, ``"onecycle_flat"``), so that
+    its gain is not confounded with the momentum cycle. Each spec's name is the torch
+    class it uses.
     """
+    for name, value in (("base_lr", base_lr), ("max_lr", max_lr)):
+        if not (isinstance(value, int | float) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}.")
     epochs = resolve_value(SHORT_BUDGET.epochs, current_profile(profile))
-    step_size = max(1, epochs // 3)
+    k = max(1, epochs // 2)
     milestones = sorted({max(1, (epochs + 1) // 2), max(1, epochs - 1)})
+    peak = {"max_lr": float(max_lr)}
     table = {
-        "constant": ("constant", {}),
-        "step": ("StepLR", {"step_size": step_size, "gamma": 0.5}),
-        "lambda": ("LambdaLR", {"lr_lambda": "warmup_inverse_sqrt"}),
-        "multistep": ("MultiStepLR", {"milestones": milestones, "gamma": 0.1}),
-        "cosine": ("CosineAnnealingLR", {}),
-        "onecycle": ("OneCycleLR", {"max_lr": float(max_lr)}),
-        "plateau": ("ReduceLROnPlateau", {"patience": 1, "factor": 0.1}),
+        "constant": ("constant rate", None, {}),
+        "step": (f"StepLR({k}, 0.1)", "step", {"step_size": k, "gamma": 0.1}),
+        "lambda_step": (
+            f"LambdaLR(0.1 ** (epoch // {k}))",
+            "lambda",
+            {"lr_lambda": f"x0.1_every_{k}"},
+        ),
+        "lambda": ("LambdaLR (warm-up, 1/sqrt)", "lambda", {"lr_lambda": "warmup_inverse_sqrt"}),
+        "multistep": ("MultiStepLR", "multistep", {"milestones": milestones, "gamma": 0.1}),
+        "cosine": ("CosineAnnealingLR", "cosine", {}),
+        "onecycle": ("OneCycleLR", "onecycle", peak),
+        "onecycle_flat": (
+            "OneCycleLR, momentum held",
+            "onecycle",
+            {**peak, "cycle_momentum": False},
+        ),
+        "plateau": ("ReduceLROnPlateau", "plateau", {"patience": 1, "factor": 0.1}),
     }
     return {
-        name: SHORT_BUDGET.replace(name=label, scheduler=name, scheduler_kwargs=kwargs)
-        for name, (label, kwargs) in table.items()
+        name: SHORT_BUDGET.replace(
+            name=label, lr=float(base_lr), scheduler=scheduler, scheduler_kwargs=kwargs
+        )
+        for name, (label, scheduler, kwargs) in table.items()
+    }
+
+
+def bias_correction_specs(lrs: tuple[float, ...]) -> dict[tuple[float, bool], Spec]:
+    """The from-scratch Adam (``scratch_adam``) on :data:`SHORT_BUDGET` at each rate of
+    ``lrs``, with and without bias correction, keyed ``(lr, bias_correction)``. The
+    from-scratch Adam matches :class:`torch.optim.Adam` with the correction on (the
+    tests pin it); without it, the first steps use the moments as they are, biased
+    towards zero."""
+    if not lrs or not all(isinstance(lr, int | float) and lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be positive numbers, at least one, got {lrs!r}.")
+    return {
+        (float(lr), correct): SHORT_BUDGET.replace(
+            name=f"Adam{'' if correct else ' without bias correction'}, lr {lr:g}",
+            optimizer="scratch_adam",
+            lr=float(lr),
+            optimizer_kwargs={"bias_correction": correct},
+        )
+        for lr in lrs
+        for correct in (True, False)
     }
 
 

@@ -1,0 +1,182 @@
+"""The range test's suggestion rules, as the tools people use compute them.
+
+:func:`fashion_optim.lr.range_test` records the loss of each mini-batch of a learning-rate
+ramp. Which rate it *suggests* depends on two choices that the tools make differently:
+
+- **The smoothing** (:func:`smooth_losses`). fastai keeps a bias-corrected exponentially
+  weighted moving average (``"corrected"``, as :func:`fashion_optim.lr.range_test` does);
+  torch-lr-finder seeds the average with the first loss and does not correct it
+  (``"seeded"``). Both follow the same recursion afterwards; they differ over the first
+  :math:`1/(1-\\beta)` or so points.
+- **The rule** (:data:`RULES`, :func:`suggest`): where on the smoothed curve to read the
+  rate.
+
+========================  ======================================================  ============
+rule                      the rate it reads                                       from
+========================  ======================================================  ============
+``"steepest"``            steepest descent per decade, before the lowest point    this package
+``"valley"``              about 2/3 into the longest decreasing stretch           fastai
+``"minimum/10"``          a tenth of the rate at the lowest loss                  fastai
+``"steep"``               steepest descent per unit of log rate                   fastai
+``"min_gradient"``        the most negative ``np.gradient`` per *mini-batch*      torch-lr-finder
+========================  ======================================================  ============
+
+fastai reads its three rules on the points from ``num_iter // 10`` to the fifth from the
+end; torch-lr-finder skips the first 10 and the last 5; ``"steepest"`` skips as
+:func:`~fashion_optim.lr.range_test` does (10 and 5). With a geometric ramp, a gradient per
+mini-batch and one per unit of log rate differ by a constant factor, so ``"steep"`` and
+``"min_gradient"`` differ only in the points they skip and in one-sided against centred
+differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = ["RULES", "SMOOTHINGS", "smooth_losses", "suggest", "suggest_all"]
+
+Smoothing = Literal["corrected", "seeded"]
+#: The smoothing conventions (see the module documentation).
+SMOOTHINGS: tuple[str, ...] = ("corrected", "seeded")
+
+
+def smooth_losses(losses: ArrayLike, beta: float = 0.95, mode: Smoothing = "corrected"):
+    """The exponentially weighted moving average of ``losses``.
+
+    ``"corrected"``: :math:`m_i = \\beta m_{i-1} + (1-\\beta)\\ell_i` from :math:`m_{-1} = 0`,
+    divided by :math:`1 - \\beta^{i+1}` (fastai). ``"seeded"``: the same recursion from
+    :math:`m_0 = \\ell_0`, not divided (torch-lr-finder, whose ``smooth_f`` is
+    :math:`1 - \\beta`).
+
+    Examples
+    --------
+    >>> smooth_losses([2.0, 2.0, 2.0], 0.9, "corrected").round(12).tolist()
+    [2.0, 2.0, 2.0]
+    >>> smooth_losses([1.0, 3.0], 0.5, "seeded").tolist()
+    [1.0, 2.0]
+    """
+    values = np.asarray(losses, dtype=float)
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"losses must be a non-empty 1-D sequence, got shape {values.shape}.")
+    if not 0 < beta < 1:
+        raise ValueError(f"beta must be in (0, 1), got {beta!r}.")
+    if mode not in SMOOTHINGS:
+        raise ValueError(f"mode must be one of {SMOOTHINGS}, got {mode!r}.")
+    out = np.empty_like(values)
+    m = 0.0 if mode == "corrected" else values[0]
+    for i, loss in enumerate(values):
+        if mode == "corrected" or i > 0:
+            m = beta * m + (1 - beta) * loss
+        out[i] = m / (1 - beta ** (i + 1)) if mode == "corrected" else m
+    return out
+
+
+def _steepest(lrs: np.ndarray, s: np.ndarray, num_iter: int) -> float:
+    lr, s = lrs[10:-5], s[10:-5]
+    slope = np.gradient(s, np.log10(lr))
+    lowest = int(np.argmin(s))
+    return float(lr[int(np.argmin(slope[: lowest + 1]))])
+
+
+def _fastai_window(lrs: np.ndarray, s: np.ndarray, num_iter: int):
+    return lrs[num_iter // 10 : -5], s[num_iter // 10 : -5]
+
+
+def _valley(lrs: np.ndarray, s: np.ndarray, num_iter: int) -> float:
+    lr, loss = _fastai_window(lrs, s, num_iter)
+    n = len(loss)
+    # the longest decreasing subsequence ending at each point (fastai's quadratic loop)
+    lds = np.ones(n, dtype=int)
+    max_start = max_end = 0
+    for i in range(1, n):
+        for j in range(i):
+            if loss[i] < loss[j] and lds[i] < lds[j] + 1:
+                lds[i] = lds[j] + 1
+            if lds[max_end] < lds[i]:
+                max_end = i
+                max_start = max_end - lds[max_end]
+    sections = (max_end - max_start) / 3
+    return float(lr[max_start + int(sections) + int(sections / 2)])
+
+
+def _minimum_over_10(lrs: np.ndarray, s: np.ndarray, num_iter: int) -> float:
+    lr, loss = _fastai_window(lrs, s, num_iter)
+    return float(lr[int(np.argmin(loss))] / 10)
+
+
+def _steep(lrs: np.ndarray, s: np.ndarray, num_iter: int) -> float:
+    lr, loss = _fastai_window(lrs, s, num_iter)
+    grads = np.diff(loss) / np.diff(np.log(lr))
+    return float(lr[int(np.argmin(grads))])
+
+
+def _min_gradient(lrs: np.ndarray, s: np.ndarray, num_iter: int) -> float:
+    lr, loss = lrs[10:-5], s[10:-5]
+    return float(lr[int(np.argmin(np.gradient(loss)))])
+
+
+#: The suggestion rules by name (see the module documentation).
+RULES: dict[str, Callable[[np.ndarray, np.ndarray, int], float]] = {
+    "steepest": _steepest,
+    "valley": _valley,
+    "minimum/10": _minimum_over_10,
+    "steep": _steep,
+    "min_gradient": _min_gradient,
+}
+
+
+def suggest(
+    rule: str,
+    lrs: ArrayLike,
+    losses: ArrayLike,
+    *,
+    beta: float = 0.95,
+    smoothing: Smoothing = "corrected",
+    num_iter: int | None = None,
+) -> float:
+    """The learning rate ``rule`` reads from the raw range-test ``losses`` at ``lrs``,
+    after smoothing them with ``smoothing`` and ``beta``.
+
+    ``num_iter`` is the number of mini-batches the test planned (fastai's first skip is a
+    tenth of it); default: the number recorded. Raises :class:`ValueError` when fewer
+    than 20 points are left to read.
+
+    Examples
+    --------
+    >>> lrs = np.geomspace(1e-4, 1, 60)
+    >>> losses = 2 - np.tanh(np.log10(lrs) + 2)  # falls fastest at lr = 1e-2
+    >>> round(suggest("steep", lrs, losses, smoothing="seeded", beta=0.01), 3)
+    0.01
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; valid choices: {sorted(RULES)}.")
+    lr = np.asarray(lrs, dtype=float)
+    raw = np.asarray(losses, dtype=float)
+    if lr.shape != raw.shape:
+        raise ValueError(f"lrs and losses differ in shape: {lr.shape} and {raw.shape}.")
+    n = num_iter if num_iter is not None else len(raw)
+    if len(raw) - max(10, n // 10) - 5 < 20:
+        raise ValueError(
+            f"{len(raw)} recorded points leave fewer than 20 to read after the skips; run "
+            "the range test longer (num_iter) or from a lower start_lr."
+        )
+    return RULES[rule](lr, smooth_losses(raw, beta, smoothing), n)
+
+
+def suggest_all(
+    lrs: ArrayLike,
+    losses: ArrayLike,
+    *,
+    beta: float = 0.95,
+    num_iter: int | None = None,
+) -> dict[tuple[str, str], float]:
+    """:func:`suggest` for every rule and smoothing, keyed ``(rule, smoothing)``."""
+    return {
+        (rule, mode): suggest(rule, lrs, losses, beta=beta, smoothing=mode, num_iter=num_iter)
+        for rule in RULES
+        for mode in SMOOTHINGS
+    }

@@ -1,0 +1,239 @@
+"""The sweep, the choice on validation, the suggestion rules and the paired statistics."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import stats as scipy_stats
+
+from fashion_optim import experiments as ex
+from fashion_optim import stats, suggest
+from fashion_optim.experiments import Record, Result, SeedResults, Spec
+from fashion_optim.experiments import train as train_module
+from fashion_optim.training import History, TrainingDivergedError
+
+
+@pytest.fixture
+def small_test_set(monkeypatch, tmp_path):
+    """A cache of the test's own, and 500 test images: the tests train tiny runs."""
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "cache"))
+    full = ex.get_splits()
+    small = dataclasses.replace(
+        full, test_images=full.test_images[:500], test_labels=full.test_labels[:500]
+    )
+    monkeypatch.setattr(train_module, "get_splits", lambda: small)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def _seed_results(val_accs: list[float], name: str = "x") -> SeedResults:
+    spec = Spec(name)
+    results = []
+    for seed, acc in enumerate(val_accs):
+        history = History.from_dict({"val_acc": [0.1, acc], "val_loss": [2.0, 1.0 - acc]})
+        results.append(Result(spec.resolve("quick"), seed, history, 9.9, 0.99, {}, {}))
+    return SeedResults(spec, results)
+
+
+def test_the_best_on_validation_is_the_best_mean_final_validation_accuracy():
+    candidates = {"a": _seed_results([0.80, 0.82]), "b": _seed_results([0.85, 0.83])}
+    assert ex.best_on_validation(candidates) == "b"
+    assert ex.best_on_validation(candidates, "val_loss") == "b"  # lower loss
+    assert ex.rank_on_validation({**candidates, "c": None}) == ["b", "a"]  # None: not eligible
+
+
+def test_a_tie_goes_to_the_first_candidate_given():
+    tie = {"first": _seed_results([0.8]), "second": _seed_results([0.8])}
+    assert ex.best_on_validation(tie) == "first"
+
+
+@pytest.mark.parametrize("metric", ["test_acc", "test_loss"])
+def test_no_choice_is_made_on_a_test_metric(metric):
+    with pytest.raises(ValueError, match="the test set reports the chosen configurations"):
+        ex.best_on_validation({"a": _seed_results([0.8])}, metric)
+    with pytest.raises(ValueError, match="valid metrics are"):
+        ex.rank_on_validation({}, "train_loss")
+
+
+def test_no_eligible_candidate_is_a_clear_error():
+    with pytest.raises(ValueError, match="no eligible candidate among 2"):
+        ex.best_on_validation({"a": None, "b": None})
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_the_paired_interval_is_scipys_paired_t_interval():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0.9, 0.01, 5), rng.normal(0.89, 0.01, 5)
+    d = stats.paired_difference(a, b, confidence=0.9)
+    ref = scipy_stats.ttest_rel(a, b).confidence_interval(0.9)
+    assert d.mean == pytest.approx(np.mean(a - b))
+    assert (d.low, d.high) == (pytest.approx(ref.low), pytest.approx(ref.high))
+    assert d.excludes_zero == (ref.low > 0 or ref.high < 0)
+
+
+def test_one_pair_has_no_interval_and_bad_input_is_named():
+    d = stats.paired_difference([0.9], [0.8])
+    assert (d.low, d.high, d.n) == (d.mean, d.mean, 1) and not d.excludes_zero
+    with pytest.raises(ValueError, match="one value per seed"):
+        stats.paired_difference([0.9, 0.8], [0.8])
+
+
+def test_binomial_standard_error():
+    assert stats.binomial_se(0.9, 10_000) == pytest.approx(0.003)
+    assert stats.binomial_se(0.5, 100) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="accuracy must be in"):
+        stats.binomial_se(1.2, 10)
+
+
+# --------------------------------------------------------------------------- suggestion rules
+
+
+def test_smoothings_follow_their_recursions():
+    losses = np.array([3.0, 1.0, 2.0, 5.0])
+    beta = 0.6
+    m, corrected = 0.0, []
+    for i, x in enumerate(losses):
+        m = beta * m + (1 - beta) * x
+        corrected.append(m / (1 - beta ** (i + 1)))
+    seeded = [losses[0]]
+    for x in losses[1:]:
+        seeded.append(beta * seeded[-1] + (1 - beta) * x)
+    np.testing.assert_allclose(suggest.smooth_losses(losses, beta, "corrected"), corrected)
+    np.testing.assert_allclose(suggest.smooth_losses(losses, beta, "seeded"), seeded)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        suggest.smooth_losses(losses, beta, "raw")
+
+
+def _ramp():
+    lrs = np.geomspace(1e-5, 1, 200)
+    # falls fastest at 1e-3 (per unit of log rate), lowest near 0.1, then blows up
+    losses = 2.3 - np.tanh(2 * (np.log10(lrs) + 3)) + np.maximum(0, np.log10(lrs) + 1) ** 2 * 40
+    return lrs, losses
+
+
+@pytest.mark.parametrize("rule", ["steepest", "steep", "min_gradient"])
+def test_slope_rules_find_the_steepest_point_of_a_known_curve(rule):
+    lrs, losses = _ramp()
+    found = suggest.suggest(rule, lrs, losses, beta=0.01, smoothing="seeded")
+    assert abs(np.log10(found) - (-3)) < 0.05
+
+
+def test_minimum_over_ten_is_a_tenth_of_the_lowest_point():
+    lrs, losses = _ramp()
+    lowest = lrs[np.argmin(losses[20:-5]) + 20]
+    found = suggest.suggest("minimum/10", lrs, losses, beta=0.01, smoothing="seeded")
+    assert found == pytest.approx(lowest / 10)
+
+
+def test_valley_lies_two_thirds_into_the_longest_decreasing_stretch():
+    lrs = np.arange(1.0, 61.0)
+    losses = np.r_[np.linspace(5, 1, 40), np.linspace(1.1, 9, 20)]  # falls for 40 points
+    found = suggest.suggest("valley", lrs, losses, beta=0.01, smoothing="seeded", num_iter=60)
+    # fastai reads from num_iter // 10 = 6: the fall spans points 6..39 of the ramp
+    start = 6 + (40 - 6) // 3 + (40 - 6) // 6 - 1
+    assert found == lrs[start] or abs(found - lrs[start]) <= 1
+
+
+def test_our_rule_is_what_range_test_suggests(small_test_set):
+    res = ex.run_range_test(
+        ex.NAMED["momentum"].replace(train_subset=1000),
+        0,
+        num_iter=60,
+        profile="quick",
+        fresh=True,
+        progress=False,
+    )
+    found = suggest.suggest("steepest", res.lrs, res.losses, beta=0.95, smoothing="corrected")
+    assert found == res.suggested_lr
+    np.testing.assert_allclose(suggest.smooth_losses(res.losses, 0.95), res.smoothed, rtol=1e-12)
+
+
+def test_too_short_a_test_is_a_clear_error():
+    with pytest.raises(ValueError, match="run the range test longer"):
+        suggest.suggest("valley", np.geomspace(1e-3, 1, 30), np.ones(30))
+    with pytest.raises(ValueError, match="unknown rule"):
+        suggest.suggest("best", np.geomspace(1e-3, 1, 60), np.ones(60))
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def test_grids_step_by_root_ten_and_hold_every_default_rate():
+    for key, grid in ex.SWEEP_GRIDS.items():
+        ratios = np.diff(np.log10(grid))
+        np.testing.assert_allclose(ratios, 0.5, atol=1e-3)
+        assert ex.NAMED[key].lr in grid
+    assert ex.NAMED["sgd_effective"].lr in ex.SWEEP_GRIDS["sgd"]
+
+
+def test_sweep_specs_keep_the_named_optimizer_on_the_short_budget():
+    specs = ex.sweep_specs(["nesterov"])
+    assert list(specs) == [("nesterov", lr) for lr in ex.SWEEP_GRIDS["nesterov"]]
+    budget = ex.SHORT_BUDGET.resolve("full")
+    for (_, lr), spec in specs.items():
+        cfg = spec.resolve("full")
+        assert (cfg.lr, cfg.optimizer_kwargs) == (lr, {"momentum": 0.9, "nesterov": True})
+        assert (cfg.epochs, cfg.train_subset, cfg.record) == (
+            budget.epochs,
+            budget.train_subset,
+            Record(),
+        )
+    with pytest.raises(ValueError, match="no sweep grid for"):
+        ex.sweep_specs(["rmsprop"])
+
+
+def test_effective_rate():
+    assert ex.effective_lr(ex.NAMED["sgd"]) == 0.01
+    assert ex.effective_lr(0.03162, 0.9) == pytest.approx(0.3162)
+
+
+def _point(spec, accs, diverged=0):
+    point = ex.SweepPoint(spec, _seed_results(accs).results)
+    for seed in range(diverged):
+        point.diverged.append((seed, TrainingDivergedError(1, 2, float("nan"), 1.0)))
+    return point
+
+
+def test_the_sweep_chooses_among_rates_where_no_seed_diverged():
+    spec = ex.NAMED["sgd"]
+    sweep = ex.Sweep(
+        {
+            "sgd": {
+                0.01: _point(spec, [0.70, 0.72]),
+                0.1: _point(spec, [0.80, 0.80]),
+                1.0: _point(spec, [0.95], diverged=1),  # best finished seed, but one diverged
+            }
+        },
+        (0, 1),
+    )
+    assert sweep.best_rate("sgd") == 0.1
+    assert sweep.largest_stable_rate("sgd") == 0.1
+    curve = sweep.curve("sgd")
+    np.testing.assert_allclose(curve["mean"], [0.71, 0.80, 0.95])
+    assert curve["diverged"].tolist() == [0, 0, 1]
+    with pytest.raises(ValueError, match="not 'test_acc'"):
+        sweep.curve("sgd", "test_acc")
+    tuned = ex.tuned_specs(sweep)["sgd"]
+    # tuned at 0.1, plain SGD is the note's run at lr / (1 - momentum): one cache entry
+    assert tuned.resolve("full") == ex.NAMED["sgd_effective"].resolve("full")
+
+
+def test_run_sweep_keeps_diverged_runs_as_such(small_test_set, monkeypatch):
+    monkeypatch.setitem(ex.tuning.SWEEP_GRIDS, "sgd", (0.01, 1e4))
+    monkeypatch.setattr(
+        ex.tuning,
+        "SHORT_BUDGET",
+        ex.SHORT_BUDGET.replace(epochs=1, train_subset=500, val_subset=200),
+    )
+    sweep = ex.run_sweep(["sgd"], profile="quick", progress=False)
+    assert sweep.seeds == (0, 1)
+    fine, blown = sweep.points["sgd"][0.01], sweep.points["sgd"][1e4]
+    assert fine.complete and [r.seed for r in fine.finished] == [0, 1]
+    assert not blown.complete and [seed for seed, _ in blown.diverged] == [0, 1]
+    assert blown.results is None
+    assert sweep.best_rate("sgd") == 0.01
