@@ -193,7 +193,7 @@ def test_effective_rate():
 
 
 def _point(spec, accs, diverged=0):
-    point = ex.SweepPoint(spec, _seed_results(accs).results)
+    point = ex.SeedOutcomes(spec, _seed_results(accs).results)
     for seed in range(diverged):
         point.diverged.append((seed, TrainingDivergedError(1, 2, float("nan"), 1.0)))
     return point
@@ -213,6 +213,12 @@ def test_the_sweep_chooses_among_rates_where_no_seed_diverged():
     )
     assert sweep.best_rate("sgd") == 0.1
     assert sweep.largest_stable_rate("sgd") == 0.1
+    sweep.points["momentum"] = {
+        0.01: _point(spec, [0.8, 0.8]),
+        0.03162: _point(spec, [0.7, 0.7]),
+        0.1: _point(spec, [0.9], diverged=1),
+    }
+    assert ex.schedule_rates(sweep) == (0.01, 0.03162)
     curve = sweep.curve("sgd")
     np.testing.assert_allclose(curve["mean"], [0.71, 0.80, 0.95])
     assert curve["diverged"].tolist() == [0, 0, 1]

@@ -12,8 +12,9 @@ sweep, and a tuned configuration that equals an existing one is the same cache e
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,12 +25,16 @@ from .selection import best_on_validation
 from .specs import Record, Spec
 from .studies import NAMED, SHORT_BUDGET
 
+K = TypeVar("K", bound=Hashable)
+
 __all__ = [
     "SWEEP_GRIDS",
+    "SeedOutcomes",
     "Sweep",
-    "SweepPoint",
     "effective_lr",
+    "run_outcomes",
     "run_sweep",
+    "schedule_rates",
     "sweep_specs",
     "tuned_specs",
 ]
@@ -86,8 +91,9 @@ def sweep_specs(keys: Sequence[str] = tuple(SWEEP_GRIDS)) -> dict[tuple[str, flo
 
 
 @dataclass
-class SweepPoint:
-    """One rate of the sweep: the seeds that finished and those that diverged."""
+class SeedOutcomes:
+    """One spec over seeds, as trained: the seeds that finished and those that diverged
+    (a point of the sweep, or a tuned configuration)."""
 
     spec: Spec
     finished: list[Result] = field(default_factory=list)
@@ -108,7 +114,7 @@ class SweepPoint:
 class Sweep:
     """The sweep's points by key of :data:`NAMED` and rate."""
 
-    points: dict[str, dict[float, SweepPoint]]
+    points: dict[str, dict[float, SeedOutcomes]]
     seeds: tuple[int, ...]
 
     def rates(self, key: str) -> np.ndarray:
@@ -154,6 +160,30 @@ class Sweep:
         return float(max(stable))
 
 
+def run_outcomes(
+    specs: Mapping[K, Spec],
+    *,
+    profile: Profile | str | None = None,
+    progress: bool | None = None,
+) -> dict[K, SeedOutcomes]:
+    """:func:`~fashion_optim.experiments.run_specs` over the profile's seeds, in one batch,
+    with diverged runs kept as such (not raised), keyed as ``specs`` is."""
+    prof = current_profile(profile)
+    jobs = [(spec, seed) for spec in specs.values() for seed in prof.seeds]
+    outcomes = iter(run_many(jobs, profile=prof, progress=progress, return_exceptions=True))
+    out: dict[K, SeedOutcomes] = {}
+    for key, spec in specs.items():
+        point = SeedOutcomes(spec)
+        for seed in prof.seeds:
+            outcome = next(outcomes)
+            if isinstance(outcome, TrainingDivergedError):
+                point.diverged.append((seed, outcome))
+            else:
+                point.finished.append(outcome)
+        out[key] = point
+    return out
+
+
 def run_sweep(
     keys: Sequence[str] = tuple(SWEEP_GRIDS),
     *,
@@ -163,20 +193,19 @@ def run_sweep(
     """Train (or load) every point of the sweep of ``keys`` over the profile's seeds, in
     one batch. Diverged runs are kept as such, not raised."""
     prof = current_profile(profile)
-    specs = sweep_specs(keys)
-    jobs = [(spec, seed) for spec in specs.values() for seed in prof.seeds]
-    outcomes = iter(run_many(jobs, profile=prof, progress=progress, return_exceptions=True))
-    points: dict[str, dict[float, SweepPoint]] = {key: {} for key in keys}
-    for (key, lr), spec in specs.items():
-        point = SweepPoint(spec)
-        for seed in prof.seeds:
-            outcome = next(outcomes)
-            if isinstance(outcome, TrainingDivergedError):
-                point.diverged.append((seed, outcome))
-            else:
-                point.finished.append(outcome)
+    outcomes = run_outcomes(sweep_specs(keys), profile=prof, progress=progress)
+    points: dict[str, dict[float, SeedOutcomes]] = {key: {} for key in keys}
+    for (key, lr), point in outcomes.items():
         points[key][lr] = point
     return Sweep(points, tuple(prof.seeds))
+
+
+def schedule_rates(sweep: Sweep) -> tuple[float, float]:
+    """The schedule comparison's two rates, from the sweep of SGD with momentum: the
+    constant rate it chose on validation, and OneCycleLR's peak, the largest rate at which
+    no seed diverged (Smith's rule, the largest rate that still trains, read from the
+    sweep rather than from a range test)."""
+    return sweep.best_rate("momentum"), sweep.largest_stable_rate("momentum")
 
 
 def tuned_specs(sweep: Sweep, keys: Sequence[str] | None = None) -> dict[str, Spec]:
