@@ -311,3 +311,62 @@ def test_range_test_panel_without_blow_up_or_clipping_keeps_its_legend():
     assert "raw, clipped" in labels and "blow-up" in labels
     with pytest.raises(ValueError, match="clip must be"):
         plotting.range_test_panel(ax, res, clip=1.0)
+
+
+def test_range_test_seeds_draws_one_curve_suggestion_and_blow_up_per_seed():
+    res = synthetic_range_test()
+    calm = synthetic_range_test()
+    calm.losses[30] = 1.4
+    calm.losses[40:] = 0.45  # this seed never blows up
+    _, ax = plt.subplots()
+    drawn = plotting.range_test_seeds(ax, [res, calm], seeds=[3, 7], color="#E69F00", clip=1.3)
+    assert [line.get_label() for line in drawn["smoothed"]] == [
+        "seed 3, smoothed",
+        "seed 7, smoothed",
+    ]
+    assert drawn["smoothed"][0].get_linestyle() != drawn["smoothed"][1].get_linestyle()
+    for line, r in zip(drawn["smoothed"], [res, calm], strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), r.smoothed)
+        assert to_rgba(line.get_color()) == to_rgba("#E69F00")
+    # each suggestion sits on its own smoothed curve
+    dot = drawn["suggestion"][0]
+    assert dot.get_xdata()[0] == 1e-3
+    expected = np.interp(np.log(1e-3), np.log(res.lrs), res.smoothed)
+    np.testing.assert_allclose(dot.get_ydata()[0], expected)
+    assert drawn["blow_up"][0].get_xdata().tolist() == [res.lrs[40]]
+    assert len(drawn["blow_up"][1].get_xdata()) == 0
+    top = 1.3 * max(res.smoothed[0], calm.smoothed[0])
+    np.testing.assert_allclose(drawn["raw"][0].get_ydata(), np.minimum(res.losses, top))
+    assert ax.get_xscale() == "log" and "nat" in ax.get_ylabel()
+    with pytest.raises(ValueError, match="seeds must name each"):
+        plotting.range_test_seeds(ax, [res, calm], seeds=[0])
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.range_test_seeds(ax, [])
+
+
+def test_range_test_with_sweep_marks_the_choice_and_the_diverged_rates():
+    res = synthetic_range_test()
+    curve = {
+        "lr": np.array([1e-4, 1e-3, 1e-2, 1e-1]),
+        "mean": np.array([0.3, 0.7, 0.8, np.nan]),
+        "std": np.array([0.01, 0.02, 0.01, np.nan]),
+        "diverged": np.array([0, 0, 1, 2]),
+    }
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, layout="constrained")
+    drawn = plotting.range_test_with_sweep(
+        top, bottom, [res, res], curve, chosen_lr=1e-3, seeds=[0, 1], color="#009E73"
+    )
+    np.testing.assert_array_equal(drawn["mean"].get_ydata(), curve["mean"])
+    assert [c.get_xdata()[0] for c in drawn["diverged"]] == [1e-2, 1e-1]
+    notes = sorted(t.get_text() for t in bottom.texts)
+    assert notes == ["1/2", "2/2"]
+    assert [line.get_xdata()[0] for line in drawn["chosen"]] == [1e-3, 1e-3]
+    labels = top.get_legend_handles_labels()[1] + bottom.get_legend_handles_labels()[1]
+    assert labels.count("sweep's choice") == 1
+    assert "seeds diverged (k/n)" in labels
+    assert bottom.get_ylim() == (0, 1) and "validation accuracy" in bottom.get_ylabel()
+    assert top.get_xlim() == pytest.approx((1e-5, 1.0))  # the ramp holds the whole grid
+    assert to_rgba(drawn["mean"].get_color()) == to_rgba("#009E73")
+    fig.canvas.draw()
+    with pytest.raises(ValueError, match="curve lacks"):
+        plotting.range_test_with_sweep(top, bottom, [res], {"lr": curve["lr"]})

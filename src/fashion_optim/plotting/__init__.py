@@ -1,10 +1,11 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Four modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Five modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
-(numbers for the reader) and ``figures`` (the figures several pages draw); everything
-is imported from here.
+(numbers for the reader), ``figures`` (the figures several pages draw) and
+``rangetests`` (range tests over seeds and against the sweep); everything is imported
+from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -21,6 +22,8 @@ is imported from here.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
+- :func:`range_test_seeds` and :func:`range_test_with_sweep`: range tests over seeds,
+  alone or above the learning-rate sweep's validation accuracy on the same rate axis.
 
 Examples
 --------
@@ -41,6 +44,7 @@ from .figures import (
     range_test_panel,
     toy_paths,
 )
+from .rangetests import range_test_seeds, range_test_with_sweep
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .tables import mean_std, rate_drops, results_table
 
@@ -60,6 +64,8 @@ __all__ = [
     "plane_paths",
     "range_test_blow_up",
     "range_test_panel",
+    "range_test_seeds",
+    "range_test_with_sweep",
     "rate_drops",
     "results_table",
     "smooth_curve",

@@ -1,0 +1,210 @@
+"""Range tests over seeds, and a range test against the learning-rate sweep.
+
+:func:`range_test_seeds` draws one range test per seed on one axes;
+:func:`range_test_with_sweep` puts it above the sweep's validation accuracy on the same
+learning-rate axis, so that what the range test suggests reads against what training
+chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.axes import Axes
+
+from .axes import label_lr_axis
+from .figures import range_test_blow_up
+from .style import NEUTRAL
+
+# The line style of each seed's smoothed loss, in seed order (cycled).
+_SEED_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")
+
+
+def range_test_seeds(
+    ax: Axes,
+    results: Sequence[Any],
+    *,
+    seeds: Sequence[int] | None = None,
+    color: str | None = None,
+    clip: float = 1.3,
+    blow_up_run: int = 5,
+) -> dict[str, list[Any]]:
+    """Draw several range tests of one optimizer, one per seed, on one axes.
+
+    Each seed's smoothed loss is a line in ``color`` (solid, dashed, dotted,
+    dash-dotted, in seed order), its raw losses a thin grey line clipped at ``clip`` times the
+    largest first smoothed loss, its suggestion (``suggested_lr``) a dot on its smoothed
+    curve, and its blow-up (:func:`~fashion_optim.plotting.range_test_blow_up`) a cross
+    on the bottom edge.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    results : sequence of fashion_optim.lr.RangeTestResult
+        One per seed.
+    seeds : sequence of int, optional
+        Their seeds, for the legend (default 0, 1, ...).
+    color : str, optional
+        Colour of the smoothed losses and suggestions (default: the axes' next).
+    clip : float
+        The top of the axis, in multiples of the largest first smoothed loss.
+    blow_up_run : int
+        ``run`` of :func:`~fashion_optim.plotting.range_test_blow_up`.
+
+    Returns
+    -------
+    dict
+        Lists of artists, one per seed: ``smoothed``, ``raw``, ``suggestion`` and
+        ``blow_up`` (an empty line where a seed has none).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from fashion_optim.lr import RangeTestResult
+    >>> lrs = np.geomspace(1e-4, 1.0, 50)
+    >>> res = RangeTestResult(lrs, 2.3 - lrs, 2.3 - lrs, 1e-2, 1e-3, 0.5, False, None, "exp")
+    >>> fig, ax = plt.subplots()
+    >>> drawn = range_test_seeds(ax, [res, res], seeds=[0, 1])
+    >>> len(drawn["smoothed"]), drawn["smoothed"][1].get_label()
+    (2, 'seed 1, smoothed')
+    """
+    if not results:
+        raise ValueError("results must hold at least one range test (one per seed).")
+    seeds = list(range(len(results))) if seeds is None else list(seeds)
+    if len(seeds) != len(results):
+        raise ValueError(f"seeds must name each of the {len(results)} results, got {seeds}.")
+    if not clip > 1:
+        raise ValueError(f"clip must be > 1 (a multiple of the first loss), got {clip!r}.")
+    top = clip * max(float(res.smoothed[0]) for res in results)
+    drawn: dict[str, list[Any]] = {"smoothed": [], "raw": [], "suggestion": [], "blow_up": []}
+    low = np.inf
+    for k, (seed, res) in enumerate(zip(seeds, results, strict=True)):
+        lrs, losses = np.asarray(res.lrs, float), np.asarray(res.losses, float)
+        smoothed = np.asarray(res.smoothed, float)
+        style = _SEED_STYLES[k % len(_SEED_STYLES)]
+        low = min(low, losses.min())
+        (raw,) = ax.plot(lrs, np.minimum(losses, top), color=NEUTRAL, lw=0.6, alpha=0.6)
+        (line,) = ax.plot(lrs, smoothed, color=color, ls=style, label=f"seed {seed}, smoothed")
+        color = line.get_color()
+        lr = res.suggested_lr
+        at = [] if lr is None else [np.interp(np.log(lr), np.log(lrs), smoothed)]
+        (dot,) = ax.plot([] if lr is None else [lr], at, "o", color=color, mec="black", ms=6)
+        i = range_test_blow_up(res, blow_up_run)
+        where = [] if i is None else [lrs[i]]
+        (cross,) = ax.plot(
+            where, [0.04] * len(where), "X", color=color, mec="black", ms=8, zorder=5,
+            clip_on=not where, transform=ax.get_xaxis_transform(),
+        )  # fmt: skip
+        for role, artist in zip(drawn, (line, raw, dot, cross), strict=True):
+            drawn[role].append(artist)
+    drawn["suggestion"][0].set_label("suggestion (steepest)")
+    drawn["blow_up"][0].set_label("blow-up")
+    drawn["raw"][0].set_label("raw loss")
+    ax.set_ylim(0.9 * low, 1.08 * top)
+    ax.set_ylabel("training loss (nat)")
+    label_lr_axis(ax)
+    return drawn
+
+
+def range_test_with_sweep(
+    ax_test: Axes,
+    ax_sweep: Axes,
+    results: Sequence[Any],
+    curve: Mapping[str, np.ndarray],
+    *,
+    chosen_lr: float | None = None,
+    seeds: Sequence[int] | None = None,
+    color: str | None = None,
+    title: str | None = None,
+) -> dict[str, Any]:
+    """Draw range tests over seeds above the sweep's validation accuracy, on one
+    learning-rate axis.
+
+    ``ax_test`` gets :func:`range_test_seeds`. ``ax_sweep`` gets ``curve`` (what
+    :meth:`fashion_optim.experiments.Sweep.curve` returns): the mean over the seeds that
+    finished, with a ±1 std band, and at each rate where a seed diverged a cross on the
+    bottom edge labelled "k/n" (n: the number of ``results``, one per seed). A vertical
+    line on both axes marks ``chosen_lr``; both get the range tests' learning rates as
+    limits.
+
+    Parameters
+    ----------
+    ax_test, ax_sweep : matplotlib.axes.Axes
+    results : sequence of fashion_optim.lr.RangeTestResult
+        One per seed.
+    curve : mapping
+        ``lr``, ``mean``, ``std`` and ``diverged`` arrays, one entry per rate.
+    chosen_lr : float, optional
+        The rate the sweep chose (:meth:`~fashion_optim.experiments.Sweep.best_rate`).
+    seeds, color : optional
+        As in :func:`range_test_seeds`.
+    title : str, optional
+        Title of ``ax_test``.
+
+    Returns
+    -------
+    dict
+        ``test`` (what :func:`range_test_seeds` returned), ``mean``, ``band``,
+        ``diverged`` (one cross per rate where a seed diverged) and, with ``chosen_lr``,
+        ``chosen`` (its two lines).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> from fashion_optim.lr import RangeTestResult
+    >>> lrs = np.geomspace(1e-4, 1.0, 50)
+    >>> res = RangeTestResult(lrs, 2.3 - lrs, 2.3 - lrs, 1e-2, 1e-3, 0.5, False, None, "exp")
+    >>> curve = {"lr": np.array([1e-3, 1e-2, 1e-1]), "mean": np.array([0.5, 0.8, np.nan]),
+    ...          "std": np.array([0.01, 0.02, np.nan]), "diverged": np.array([0, 0, 2])}
+    >>> fig, (top, bottom) = plt.subplots(2, 1, sharex=True)
+    >>> drawn = range_test_with_sweep(top, bottom, [res, res], curve, chosen_lr=1e-2)
+    >>> [c.get_xdata()[0] for c in drawn["diverged"]]
+    [np.float64(0.1)]
+    """
+    keys = ("lr", "mean", "std", "diverged")
+    missing = [k for k in keys if k not in curve]
+    if missing:
+        raise ValueError(f"curve lacks {missing}; pass Sweep.curve(key, 'val_acc').")
+    lr, mean, std, diverged = (np.asarray(curve[k], dtype=np.float64) for k in keys)
+    if not lr.shape == mean.shape == std.shape == diverged.shape or lr.ndim != 1:
+        raise ValueError(
+            f"curve's arrays must be 1-D and of one length, got {lr.shape}, {mean.shape}, "
+            f"{std.shape} and {diverged.shape}."
+        )
+    drawn: dict[str, Any] = {
+        "test": range_test_seeds(ax_test, results, seeds=seeds, color=color),
+    }
+    color = drawn["test"]["smoothed"][0].get_color()
+    label = f"sweep, mean ± std over {len(results)} seeds"
+    (drawn["mean"],) = ax_sweep.plot(lr, mean, "o-", color=color, ms=4, label=label)
+    drawn["band"] = ax_sweep.fill_between(lr, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    drawn["diverged"] = []
+    for x, k in zip(lr[diverged > 0], diverged[diverged > 0].astype(int), strict=True):
+        (cross,) = ax_sweep.plot(
+            [x], [0.06], "x", color="black", ms=8, mew=2, transform=ax_sweep.get_xaxis_transform()
+        )
+        ax_sweep.annotate(
+            f"{k}/{len(results)}", (x, 0.06), xycoords=ax_sweep.get_xaxis_transform(),
+            xytext=(5, 3), textcoords="offset points", fontsize="small",
+        )  # fmt: skip
+        drawn["diverged"].append(cross)
+    if drawn["diverged"]:
+        drawn["diverged"][0].set_label("seeds diverged (k/n)")
+    if chosen_lr is not None:
+        drawn["chosen"] = [
+            ax.axvline(chosen_lr, color="black", ls="-.", lw=1.2, label="sweep's choice")
+            for ax in (ax_test, ax_sweep)
+        ]
+        drawn["chosen"][0].set_label("_sweep's choice")  # one legend entry for the pair
+    ax_sweep.set_ylim(0, 1)
+    ax_sweep.set_ylabel("validation accuracy (fraction)")
+    label_lr_axis(ax_sweep)
+    low = min(float(np.min(res.lrs)) for res in results)
+    high = max(float(np.max(res.lrs)) for res in results)
+    for ax in (ax_test, ax_sweep):
+        ax.set_xlim(min(low, lr.min()), max(high, lr.max()))
+    if title is not None:
+        ax_test.set_title(title)
+    return drawn
