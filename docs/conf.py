@@ -81,6 +81,7 @@ API_MODULES = (
     "ewma",
     "optimizers",
     "lr",
+    "suggest",
     "landscape",
     "experiments",
     "plotting",
@@ -176,7 +177,7 @@ nitpick_ignore_regex = [
     ("py:class", r"optional|default.*|path-like|shape.*|of|or|\.\.\."),
     # shape annotations in type lines, e.g. "array_like, shape (T, ...)"
     ("py:class", r"\(\w*|\(\.*|\.*\)|\w+\)|T|k|P"),
-    ("py:class", r"numpy\.typing\..*|NDArray|ArrayLike|np\..*|nn\..*|Interval|Path"),
+    ("py:class", r"numpy\._?typing\..*|NDArray|ArrayLike|np\..*|nn\..*|Interval|Path"),
     ("py:class", r"torch\.optim\.optimizer\..*|torch\.nn\.parameter\..*"),
     ("py:class", r"torch\.optim\.lr_scheduler\.\w*LRScheduler"),
     ("py:class", r"fashion_optim\.\w+\._\w+|_\w+"),
