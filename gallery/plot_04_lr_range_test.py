@@ -11,9 +11,9 @@ Which learning rate should we train with? Leslie Smith's range test
 mini-batch per learning rate on a geometric ramp, from far too small to far too large,
 and watch the loss. Where it falls fastest is a good learning rate; where it blows up is
 too much. We run the test for SGD with momentum and for Adam on the LeNet-like CNN and
-Fashion-MNIST, then train briefly at the suggested learning rate and ten times below and
-above it. Look at where the smoothed loss falls fastest, and at how far its minimum lags
-behind the raw loss.
+Fashion-MNIST, on every seed, and check it against a real sweep of learning rates
+trained on the same seeds. Look at how much the curves move from seed to seed, at where
+the sweep's best rate falls on them, and at how far each tool's rule reads from it.
 
 Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning rate
 :math:`\eta_i` and gives the loss :math:`\ell_i`, smoothed by a bias-corrected EWMA
@@ -32,97 +32,163 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 # Setup
 # -----
 # The range tests go through :func:`fashion_optim.experiments.run_range_test` and the
-# training runs through :func:`fashion_optim.experiments.run_many`: both are cached, so
-# they run once per build. The seed fixes the initial weights (the range test starts from
-# the weights that training would start from) and the order of the mini-batches.
+# sweep through :func:`fashion_optim.experiments.run_sweep`: both are cached, so they run
+# once per build. A seed fixes the initial weights (a range test starts from the weights
+# that training with that seed starts from) and the order of the mini-batches; every
+# range test and every point of the sweep runs on each of the profile's seeds.
 
 # sphinx_gallery_thumbnail_number = 1
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from fashion_optim import ewma, experiments, plotting
-from fashion_optim.experiments import PerProfile
-from fashion_optim.training import TrainingDivergedError, resolve_device
+from fashion_optim import ewma, experiments, plotting, suggest
+from fashion_optim.experiments.runner import RANGE_TEST_ITERS
+from fashion_optim.training import resolve_device
 
 profile = experiments.current_profile()
-SEED = profile.seeds[0]  # the range tests; the short runs use all of profile.seeds
-torch.manual_seed(SEED)
+SEEDS = profile.seeds
+torch.manual_seed(SEEDS[0])
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
 print(f"profile {profile.name!r} ({profile.description})")
-print(f"seeds {list(profile.seeds)}; range tests: seed {SEED}, device {device}")
+print(f"seeds {list(SEEDS)}, device {device}")
 
 # %%
-# Run the test
-# ------------
+# Run the test on every seed
+# --------------------------
 # The note's SGD with momentum (:math:`\mu = 0.9`) and Adam, each from its own ramp: Adam
 # divides by the gradient's RMS, so its learning rates are on another scale. The ramp has
-# ``NUM_ITER`` mini-batches of 128 of the profile's training images (300 in the full
-# profile, 100 in the quick one); the test stops early once the smoothed loss exceeds five
-# times its lowest value. The table gives each test's useful range and suggestion.
+# ``NUM_ITER`` mini-batches of 128 of the profile's training images; the test stops
+# early once the smoothed loss exceeds five times its lowest value.
 
+KEYS = ("momentum", "adam")
 RAMPS = {"momentum": (1e-6, 10.0), "adam": (1e-7, 1.0)}  # start_lr, end_lr
-NUM_ITER = PerProfile(full=300, quick=100)
+NUM_ITER = RANGE_TEST_ITERS(profile)  # the planned mini-batches of each test
 SMOOTH = 0.05  # weight of the newest loss: beta = 0.95
+names = {key: experiments.NAMED[key].name for key in KEYS}
+settings = {"num_iter": NUM_ITER, "smooth": SMOOTH}  # the same for every test
 tests = {
-    key: experiments.run_range_test(
-        experiments.NAMED[key], SEED, start_lr=start, end_lr=end, num_iter=NUM_ITER, smooth=SMOOTH
-    )
-    for key, (start, end) in RAMPS.items()
+    key: [
+        experiments.run_range_test(experiments.NAMED[key], seed, start_lr=a, end_lr=b, **settings)
+        for seed in SEEDS
+    ]
+    for key, (a, b) in RAMPS.items()
 }
-names = {key: experiments.NAMED[key].name for key in tests}
-pd.DataFrame(
-    {
-        "ramp": [f"{start:.0e} to {end:g}" for start, end in RAMPS.values()],
-        "mini-batches": [len(res.lrs) for res in tests.values()],
-        "lr_min": [f"{res.lr_min:.2g}" for res in tests.values()],
-        "suggested": [f"{res.suggested_lr:.2g}" for res in tests.values()],
-        "lr_max": [f"{res.lr_max:.2g}" for res in tests.values()],
-        "note's default lr": [f"{experiments.NAMED[key].lr:g}" for key in tests],
-    },
-    index=pd.Index(names.values(), name="optimizer"),
-)
+cfg = experiments.NAMED["momentum"].resolve(profile)
+n_train = cfg.train_subset or len(experiments.get_splits().train_labels)
+print(f"a ramp of {NUM_ITER} mini-batches of {cfg.batch_size}, {n_train:,} images:", end=" ")
+print(f"{NUM_ITER * cfg.batch_size / n_train:.2f} epochs' worth")
+
+# %%
+# Per seed, each test's useful range, from where the smoothed loss has covered 10 % of
+# its drop (``lr_min``) to its lowest point (``lr_max``), its suggestion (the steepest
+# descent of the smoothed loss per decade of rate, before its lowest point) and its
+# blow-up (defined with the figure below):
+
+rows = {}
+for key in KEYS:
+    for seed, res in zip(SEEDS, tests[key], strict=True):
+        i = plotting.range_test_blow_up(res)
+        rows[names[key], seed] = {
+            "mini-batches": len(res.lrs),
+            "lr_min": f"{res.lr_min:.2g}",
+            "suggested": f"{res.suggested_lr:.2g}",
+            "lr_max": f"{res.lr_max:.2g}",
+            "blow-up": "none" if i is None else f"{res.lrs[i]:.2g}",
+        }
+pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
 
 # %%
 # Adam's steps have size about :math:`\eta` whatever the gradient, SGD's are :math:`\eta`
-# times the gradient, so the two ranges need not line up. In this build:
+# times the gradient, so the two ranges need not line up. Medians over the seeds, on a
+# log scale:
 
-adam, sgdm = tests["adam"], tests["momentum"]
+
+def log_median(values):
+    """The median on a log scale (with two seeds: their geometric mean)."""
+    return float(np.exp(np.median(np.log(values))))
+
+
 for what in ("lr_min", "suggested_lr"):
-    a, s = getattr(adam, what), getattr(sgdm, what)
+    a, s = (log_median([getattr(r, what) for r in tests[k]]) for k in ("adam", "momentum"))
     side = "lower" if a < s else "higher"
-    ratio = max(a, s) / min(a, s)
-    print(f"Adam's {what} {a:.2g} is {ratio:.3g} x {side} than SGD + momentum's {s:.2g}")
+    print(f"Adam's {what} {a:.2g} is {max(a, s) / min(a, s):.3g} x {side}", end=" ")
+    print(f"than SGD + momentum's {s:.2g}")
 
 # %%
-# The loss against the learning rate
-# ----------------------------------
-# The raw loss of each mini-batch (grey) and its smoothed curve, against the learning
-# rate on a log axis, drawn by :func:`fashion_optim.plotting.range_test_panel`. The
-# shaded span is the useful range the library reports, from where the smoothed loss has
-# covered 10 % of its drop (``lr_min``) to its lowest point (``lr_max``); the dashed line
-# is the suggestion, the steepest descent of the smoothed curve per decade of learning
-# rate; the dotted line is the learning rate the note's runs use. The cross on the bottom
-# edge marks the blow-up (:func:`~fashion_optim.plotting.range_test_blow_up`): after its
-# lowest point, the first mini-batch from which the raw loss stays above its starting
-# value for five mini-batches in a row (or to the end), so that a lone spike does not
-# count. Raw losses above the clipping line at the top are drawn as triangles on it.
+# The range test against the sweep
+# --------------------------------
+# :func:`~fashion_optim.experiments.run_sweep` trains each optimizer at seven rates in
+# steps of :math:`\sqrt{10}` on :data:`~fashion_optim.experiments.SHORT_BUDGET`, over the
+# same seeds, and :meth:`~fashion_optim.experiments.Sweep.best_rate` chooses the rate with
+# the best mean validation accuracy among those where no seed diverged.
 
-fig, axes = plt.subplots(1, 2, figsize=(9.0, 4.6), layout="constrained")
-for ax, (key, res) in zip(axes, tests.items(), strict=True):
-    plotting.range_test_panel(
-        ax,
-        res,
-        color=plotting.color_for(key),
-        default_lr=experiments.NAMED[key].lr,
-        title=names[key],
-    )
-    ax.set_xlim(RAMPS[key])
-handles, labels = axes[0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="outside lower center", ncols=4)
+sweep = experiments.run_sweep(KEYS)
+chosen = {key: sweep.best_rate(key) for key in KEYS}
+run = sweep.points["momentum"][chosen["momentum"]].finished[0]
+print(f"sweep: {run.config.epochs} epochs on {run.meta['train_size']:,} images per run")
+for key, rates in ((key, sweep.rates(key)) for key in KEYS):
+    print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}, chosen {chosen[key]:.3g}")
+
+# %%
+# Top: each seed's range test, drawn by
+# :func:`fashion_optim.plotting.range_test_with_sweep`: the raw loss of each mini-batch
+# (grey, clipped at the top of the panel), its smoothed curve (colour: the optimizer,
+# line style: the seed), the suggestion as a dot on it and the blow-up as a cross on the
+# bottom edge: after the lowest raw loss, the first mini-batch from which the raw loss
+# stays above its starting value for five mini-batches in a row
+# (:func:`~fashion_optim.plotting.range_test_blow_up`).
+# Bottom: the sweep's final validation accuracy against the same rate axis, mean ± std
+# over the seeds that finished, with a cross and "k/n" where k of n seeds diverged. The
+# dash-dotted line is the sweep's choice. The axes start a decade below the sweep's
+# lowest rate (the ramps start lower, at ``RAMPS``) and end where the last test stopped.
+
+fig, axes = plt.subplots(
+    2, 2, figsize=(9.0, 6.6), sharex="col", height_ratios=(1.2, 1), layout="constrained"
+)
+for col, key in enumerate(KEYS):
+    plotting.range_test_with_sweep(
+        axes[0, col], axes[1, col], tests[key], sweep.curve(key, "val_acc"),
+        chosen_lr=chosen[key], seeds=SEEDS, color=plotting.color_for(key), title=names[key],
+    )  # fmt: skip
+    axes[0, col].set_xlabel("")
+    top = max(res.lrs[-1] for res in tests[key])
+    axes[1, col].set_xlim(sweep.rates(key)[0] / 10, top)  # from a decade below the grid
+entries = {}  # one entry per label, the first column's first: colour is the optimizer
+for ax in axes.T.flat:
+    handles, labels = ax.get_legend_handles_labels()
+    for label, handle in zip(labels, handles, strict=True):
+        entries.setdefault(label, handle)
+fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=4)
 plt.show()
+
+# %%
+# Where training stops
+# --------------------
+# The top of the useful range is where training stops being stable. The sweep measures
+# it over whole trainings and seeds: the largest rate at which every seed finished, and
+# the first at which one diverged. We set each seed's range-test blow-up against the
+# largest stable rate, in factors of two (:math:`\log_2` of their ratio).
+
+for key in KEYS:
+    curve, stable = sweep.curve(key, "val_acc"), sweep.largest_stable_rate(key)
+    lost = np.flatnonzero(curve["diverged"])
+    if lost.size:
+        k, lr = curve["diverged"][lost[0]], curve["lr"][lost[0]]
+        print(f"{names[key]}: stable up to {stable:.3g}; {k} of {len(SEEDS)} seeds", end=" ")
+        print(f"diverged at {lr:.3g}")
+    else:
+        print(f"{names[key]}: no seed diverged, up to the grid's top {stable:.3g}")
+    for seed, res in zip(SEEDS, tests[key], strict=True):
+        i = plotting.range_test_blow_up(res)
+        d = np.log2(res.lrs[i] / stable) if i is not None else 0.0
+        side = f"{abs(d):.1f} factors of two {'above' if d > 0 else 'below'} {stable:.3g}"
+        where = "none" if i is None else f"at {res.lrs[i]:.3g}, {side}"
+        print(f"  seed {seed}, the range test's blow-up: {where}")
 
 # %%
 # How far the smoothed curve lags
@@ -150,150 +216,130 @@ def reading(rise, past):
 
 
 rows = {}
-for key, res in tests.items():
+for key in KEYS:
     start, end = RAMPS[key]
-    at_max = int(np.argmin(np.abs(np.log(res.lrs / res.lr_max))))
-    rise = res.losses[at_max] / res.losses[: at_max + 1].min()
-    i = plotting.range_test_blow_up(res)
-    past = i is not None and res.lr_max > res.lrs[i]
-    rows[names[key]] = {
-        "lag (x lr)": f"{(end / start) ** (age / (NUM_ITER(profile) - 1)):.1f}",
-        "lr_max": f"{res.lr_max:.2g}",
-        "blow-up lr": "none" if i is None else f"{res.lrs[i]:.2g}",
-        "raw at lr_max / its low": f"{rise:.2f}",
-        "reading": reading(rise, past),
-    }
-pd.DataFrame.from_dict(rows, orient="index").rename_axis("optimizer")
+    for seed, res in zip(SEEDS, tests[key], strict=True):
+        at_max = int(np.argmin(np.abs(np.log(res.lrs / res.lr_max))))
+        rise = res.losses[at_max] / res.losses[: at_max + 1].min()
+        i = plotting.range_test_blow_up(res)
+        rows[names[key], seed] = {
+            "lag (x lr)": f"{(end / start) ** (age / (NUM_ITER - 1)):.1f}",
+            "lr_max": f"{res.lr_max:.2g}",
+            "raw at lr_max / its low": f"{rise:.2f}",
+            "reading": reading(rise, i is not None and res.lr_max > res.lrs[i]),
+        }
+pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
 
 # %%
-# Train at, below and above the suggestion
-# ----------------------------------------
-# Is the suggestion a good learning rate? We train SGD with momentum from scratch,
-# briefly (three epochs on the 50,000 training images in the full profile, two epochs on
-# 10,000 in the quick one), at the suggestion rounded to two significant digits, ten
-# times below it and ten times above it, over the profile's seeds. A run whose loss
-# becomes NaN or infinite, or exceeds :data:`~fashion_optim.experiments.DIVERGE_THRESHOLD`
-# times its first value, stops with :class:`~fashion_optim.training.TrainingDivergedError`:
-# that is a result, and comes back in place of the run. The note's default runs
-# (``NAMED["momentum"]``, shared with chapters 2 and 3) train in the same batch.
+# The suggestion scorecard
+# ------------------------
+# Should we trust the suggestion? The issue trackers of the tools people use are full of
+# users asking just that, and no tool or paper we know of checks it against a sweep;
+# here we measure it. :mod:`fashion_optim.suggest` reads a rate from each seed's raw
+# losses by each rule of :data:`~fashion_optim.suggest.RULES`: ours (``steepest``, the
+# dots above), fastai's ``valley``, ``minimum/10`` and ``steep``
+# (https://docs.fast.ai/callback.schedule.html), and torch-lr-finder's ``min_gradient``
+# (https://github.com/davidtvs/pytorch-lr-finder). Each rule runs under both smoothings of
+# :data:`~fashion_optim.suggest.SMOOTHINGS`: fastai's bias-corrected EWMA and
+# torch-lr-finder's EWMA seeded with the first loss, uncorrected. fastai's own default is
+# :math:`\beta = 0.98`; we use the range test's :math:`\beta = 1 - 0.05 = 0.95` (that is
+# torch-lr-finder's ``smooth_f = 0.05``) for both, so that only the convention differs.
+# fastai's rules skip a tenth of the *planned* mini-batches, so they get ``NUM_ITER``.
 
-SHORT_EPOCHS = PerProfile(full=3, quick=2)
-FACTORS = (0.1, 1.0, 10.0)
-suggested = float(f"{sgdm.suggested_lr:.2g}")
-base = experiments.NAMED["momentum"]
-specs = {
-    factor: base.replace(
-        name=f"lr {rate:g}", lr=rate, epochs=SHORT_EPOCHS, record=experiments.Record()
-    )
-    for factor in FACTORS
-    for rate in [float(f"{factor * suggested:.2g}")]
-}
-jobs = [(spec, seed) for spec in [*specs.values(), base] for seed in profile.seeds]
-outcomes = iter(experiments.run_many(jobs, return_exceptions=True))
-short, diverged = {}, {}
-for factor, spec in specs.items():
-    done = [next(outcomes) for _ in profile.seeds]
-    diverged[factor] = [o for o in done if isinstance(o, TrainingDivergedError)]
-    ok = [o for o in done if not isinstance(o, TrainingDivergedError)]
-    short[factor] = experiments.SeedResults(spec, ok) if ok else None
-default = experiments.SeedResults(base, [next(outcomes) for _ in profile.seeds])
-n_epochs, meta = SHORT_EPOCHS(profile), default.results[0].meta
-print(f"suggestion {suggested:g}; {n_epochs} epochs on {meta['train_size']:,} images")
-print(f"the range test's ramp of {NUM_ITER(profile)} mini-batches is", end=" ")
-print(f"{NUM_ITER(profile) / meta['steps_per_epoch']:.2f} epochs' worth")
+BETA = 1 - SMOOTH
+rows = []
+for key in KEYS:
+    for seed, res in zip(SEEDS, tests[key], strict=True):
+        found = suggest.suggest_all(res.lrs, res.losses, beta=BETA, num_iter=NUM_ITER)
+        for (rule, smoothing), rate in found.items():
+            log2 = np.log2(rate / chosen[key])
+            rows.append({"optimizer": names[key], "rule": rule, "smoothing": smoothing,
+                         "seed": seed, "lr": rate, "log2": log2})  # fmt: skip
+scores = pd.DataFrame(rows)
+# sphinx_gallery_start_ignore
+ours = scores.query("rule == 'steepest' and smoothing == 'corrected'")["lr"]
+np.testing.assert_allclose(ours, [r.suggested_lr for k in KEYS for r in tests[k]])
+# sphinx_gallery_end_ignore
 
 # %%
-# The validation accuracy after each epoch, one line per seed that did not diverge (the
-# ten-times-above seeds can split between chance level and learning, which a band would
-# hide); the dotted line is the note's default learning rate, read from the first epochs
-# of its longer runs (same seeds, same data, constant learning rate: the same numbers).
+# The scorecard: per optimizer, rule and smoothing, the suggested rate (median over the
+# seeds) and its distance from the sweep's choice in factors of two,
+# :math:`\log_2(\text{suggested} / \text{chosen})`, median and per seed: +1 is twice the
+# chosen rate, -1 half of it (a seed's rate is the chosen one times :math:`2^{\log_2}`).
+# The sweep's grid steps by :math:`\sqrt{10}`, about 1.66 factors of two, so a distance
+# below about 0.8 is within the grid's resolution; "within" counts the seeds whose
+# suggestion lies that close (:math:`|\log_2| \le 0.83`, half a step).
 
-epoch_axis = np.arange(1, n_epochs + 1)
-factor_colors = dict(zip(FACTORS, plotting.TOL_MUTED[::3], strict=True))
-fig, ax = plt.subplots(figsize=(6.8, 4.2), layout="constrained")
-for factor, res in short.items():
-    label = f"{factor:g} x suggestion, {specs[factor].name}"
-    if diverged[factor]:
-        label += f" ({len(diverged[factor])} of {len(profile.seeds)} seeds diverged)"
-    curves = res.stack("val_acc") if res else np.empty((0, n_epochs))
-    ax.plot([], [], color=factor_colors[factor], marker="o", ms=3, label=label)
-    ax.plot(epoch_axis, curves.T, color=factor_colors[factor], marker="o", ms=3, alpha=0.85)
-default_val = default.stack("val_acc")[:, :n_epochs]
-plotting.band(ax, epoch_axis, default_val, f"note's default, lr {base.lr:g} (mean)", "0.3", ls=":")
-ax.set(xlabel="epoch", ylabel="validation accuracy (fraction)", xticks=epoch_axis, ylim=(0, 1))
-ax.set_title("SGD + momentum, trained from scratch")
-fig.legend(loc="outside lower center", ncols=2, fontsize=8.5)
-plt.show()
+HALF_STEP = np.log2(np.sqrt(10)) / 2
+scores["within"] = scores["log2"].abs() <= HALF_STEP
+by = scores.groupby(["optimizer", "rule", "smoothing"], sort=False)
+DIST = "log2(lr / chosen)"
+pd.DataFrame({
+    ("suggested lr", "median"): by["lr"].agg(log_median).map("{:.2g}".format),
+    (DIST, "median"): by["log2"].median().map("{:+.2f}".format),
+    (DIST, "per seed"): by["log2"].agg(lambda v: ", ".join(f"{x:+.1f}" for x in v)),
+    (DIST, "within"): by["within"].sum().astype(str) + f"/{len(SEEDS)}",
+})  # fmt: skip
 
 # %%
-# The same runs in numbers: the validation accuracy after the last epoch, and the test
-# accuracy and loss on the 10,000 held-out test images, mean ± std over the seeds that
-# did not diverge. The note's default was trained longer, so only its validation accuracy
-# at this epoch compares.
+# What switching the smoothing convention moves, and on how many seeds each rule lands
+# within half a grid step of the sweep's choice (with the bias-corrected smoothing):
 
-labels = {f: f"{f:g} x suggestion" for f in FACTORS}
-ran = {labels[f]: res for f, res in short.items() if res}
-table = plotting.results_table(ran, metrics=("val_acc", "test_acc", "test_loss"), index_name="run")
-table = table.reindex([*labels.values(), "note's default"])
-table.insert(0, "lr", [f"{spec.lr:g}" for spec in specs.values()] + [f"{base.lr:g}"])
-table.insert(1, "diverged", [len(diverged[f]) for f in FACTORS] + [0])
-table["seeds"] = [len(r.results) if r else 0 for r in short.values()] + [len(default.results)]
-table.loc["note's default", "validation accuracy"] = plotting.mean_std(default_val[:, -1])
-table.fillna("-")
-
-# %%
-# Which learning rate is ahead after these few epochs? We choose on the validation
-# accuracy (never on the test set), and count what happened to the seeds ten times above
-# the suggestion: a seed can diverge (its loss explodes), end at chance level (10 %
-# accuracy, a loss near :math:`\ln 10 \approx 2.30` nat) or learn anyway.
-
-val_last = {f: r.final("val_acc")[0] for f, r in short.items() if r}
-best = max(val_last, key=val_last.get)
-print(f"best on validation: {best:g} x the suggestion (lr {specs[best].lr:g})")
-for factor, err in ((f, e) for f, errs in diverged.items() for e in errs):
-    why = "not finite" if err.limit is None else f"above {err.limit:.4g}"
-    print(f"  lr {specs[factor].lr:g} diverged at epoch {err.epoch}, mini-batch {err.step}", end="")
-    print(f": loss {err.loss:.4g} ({why})")
-CHANCE = 0.2  # validation accuracy below this is chance level for ten balanced classes
-above = short[10.0].results if short[10.0] else []
-stalled = [r.seed for r in above if r.history.val_acc[-1] < CHANCE]
-print(f"10 x suggestion, {len(profile.seeds)} seeds: {len(diverged[10.0])} diverged,", end=" ")
-print(f"{len(stalled)} at chance level, {len(above) - len(stalled)} learned")
-print(f"suggestion / note's default = {suggested / base.lr:.1f}")
+wide = scores.pivot_table(index=["optimizer", "rule", "seed"], columns="smoothing", values="log2")
+moved = []
+for (opt, rule), shift in (wide["seeded"] - wide["corrected"]).groupby(level=[0, 1]):
+    s = shift[shift.abs() > 1e-9]
+    if len(s):
+        how = f"{s.min():+.2f}" if s.min() == s.max() else f"{s.min():+.2f} to {s.max():+.2f}"
+        moved.append(f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})")
+if moved:
+    moved[0] = moved[0].replace(")", " factors of two)")
+    said = "; ".join(moved) + "; it moves no other rule on any seed"
+else:
+    said = "no rule on any seed"
+print(textwrap.fill(f"Seeding the EWMA instead of correcting it moves {said}.", 80))
+corrected = scores[scores["smoothing"] == "corrected"]
+for opt, card in corrected.groupby("optimizer", sort=False):
+    hits = card.groupby("rule", sort=False)["within"].sum()
+    groups = {"every seed": hits == len(SEEDS), "some seeds": (hits > 0) & (hits < len(SEEDS))}
+    groups["no seed"] = hits == 0
+    parts = [f"on {what}: {', '.join(hits.index[m])}" for what, m in groups.items() if m.any()]
+    print(textwrap.fill(f"{opt}, within half a step " + "; ".join(parts) + ".", 80))
 
 # %%
-# The range test's steepest descent is a starting point, not an optimum: it comes from
-# one seed and a ramp that never trains for long at any one learning rate, and the last
-# line compares it with the note's default.
+# The seeded EWMA puts weight :math:`\beta^i` on the first loss at point :math:`i`, so it
+# differs from the corrected one over the first :math:`1/(1-\beta) = 20` points or so,
+# and only a rule that reads that early part can move.
 #
 # Takeaways
 # ---------
-# - A range test costs one ramp of mini-batches (about an epoch's worth: printed above
-#   the first training figure) and maps where the loss falls and where it blows up.
-#   Adam's range is on another scale than SGD with momentum's: its steps have size
-#   about :math:`\eta` whatever the gradient.
-# - Train at the suggestion and a decade either side, and choose on validation: the
-#   lines above say which won in this build. Ten times above, a seed may diverge, end
-#   at chance level or learn anyway.
+# - A range test costs one ramp of mini-batches (about an epoch's worth, printed at the
+#   start) and maps where the loss falls and where it blows up; the first table shows
+#   how much each end moves from seed to seed. Adam's steps have size about :math:`\eta`
+#   whatever the gradient, so its range need not line up with SGD's.
+# - A sweep of whole short trainings over the same seeds says which rate trains best on
+#   validation and where seeds start to diverge; the lines under "Where training stops"
+#   set each range test's blow-up against it.
+# - Check a suggestion before trusting it: the scorecard gives each rule's distance from
+#   the sweep's choice, the lines under it which rules fall within the grid's
+#   resolution and what the smoothing convention changes.
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
-#   learning rate on a geometric ramp: ``lr_max``, the smoothed minimum, can come after
-#   the raw curve's lowest losses, even after its blow-up (the lag table says where it
-#   lies in this build). Read the upper end from the raw curve too, or use more
-#   mini-batches per decade.
-# - :func:`fashion_optim.lr.range_test` restores the model, the optimizer, the
-#   gradients, the random state and the loader (its tests check it bitwise), so it can
-#   run on the very objects we then train.
-# - Smith uses the range's two ends as the bounds of a cyclical or one-cycle schedule
-#   :cite:p:`smith2017cyclical,smith2018disciplined`: see
-#   :ref:`sphx_glr_auto_gallery_plot_05_lr_schedulers.py`.
+#   learning rate on a geometric ramp: ``lr_max`` can come after the raw curve's lowest
+#   losses, even after its blow-up (the lag table). Read the upper end from the raw
+#   curve too, or use more mini-batches per decade.
+# - :func:`fashion_optim.lr.range_test` restores the model, the optimizer, the random
+#   state and the loader (its tests check it bitwise), so it can run on the very objects
+#   we then train.
 #
 # References
 # ----------
 # The range test is from :cite:t:`smith2017cyclical` and :cite:t:`smith2018disciplined`;
-# Adam is :cite:t:`kingma2015adam`, momentum as in :cite:t:`sutskever2013importance`.
-# The data set is Fashion-MNIST :cite:p:`xiao2017fashion`; the smoothing and its lag
-# follow :cite:t:`godoy2022deep`. See the :doc:`bibliography </references>` for full
-# entries.
+# the suggestion rules are those of fastai's ``lr_find``
+# (https://docs.fast.ai/callback.schedule.html) and of torch-lr-finder
+# (https://github.com/davidtvs/pytorch-lr-finder). Adam is :cite:t:`kingma2015adam`,
+# momentum as in :cite:t:`sutskever2013importance`. The data set is Fashion-MNIST
+# :cite:p:`xiao2017fashion`; the smoothing and its lag follow :cite:t:`godoy2022deep`.
+# See the :doc:`bibliography </references>` for full entries.
 #
 # See also
 # --------
@@ -301,8 +347,7 @@ print(f"suggestion / note's default = {suggested / base.lr:.1f}")
 #   that smooths the curve, and its age.
 # - :ref:`sphx_glr_auto_gallery_plot_03_adam_adapted_gradients.py`: why Adam's steps
 #   have size :math:`\eta`.
-# - :ref:`sphx_glr_auto_gallery_plot_05_lr_schedulers.py`: schedules that use the range.
-# - :func:`fashion_optim.lr.range_test`, :class:`fashion_optim.lr.RangeTestResult`,
-#   :func:`fashion_optim.experiments.run_range_test`,
-#   :func:`fashion_optim.plotting.range_test_panel` and
-#   :class:`fashion_optim.training.TrainingDivergedError`.
+# - :ref:`sphx_glr_auto_gallery_plot_05_lr_schedulers.py`: schedules built on the
+#   sweep's rates.
+# - :func:`fashion_optim.experiments.run_sweep`, :mod:`fashion_optim.suggest` and
+#   :func:`fashion_optim.plotting.range_test_with_sweep`.
