@@ -125,8 +125,10 @@ _REEXPORTS = {
         "runner",
         "cache",
         "executors",
+        "selection",
+        "tuning",
     ),
-    "fashion_optim.plotting": ("style", "axes", "tables", "figures"),
+    "fashion_optim.plotting": ("style", "axes", "tables", "figures", "sweeps"),
 }
 
 

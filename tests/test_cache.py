@@ -37,6 +37,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/tables.py": set(),
     "plotting/figures.py": set(),
     "plotting/rangetests.py": set(),
+    "plotting/sweeps.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

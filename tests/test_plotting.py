@@ -370,3 +370,52 @@ def test_range_test_with_sweep_marks_the_choice_and_the_diverged_rates():
     fig.canvas.draw()
     with pytest.raises(ValueError, match="curve lacks"):
         plotting.range_test_with_sweep(top, bottom, [res], {"lr": curve["lr"]})
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+def _sweep_of(curves: dict[str, dict[float, tuple[list[float], int]]]):
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Result
+    from fashion_optim.training import History, TrainingDivergedError
+
+    points = {}
+    for key, rates in curves.items():
+        points[key] = {}
+        for lr, (accs, diverged) in rates.items():
+            spec = ex.NAMED[key].replace(lr=lr)
+            cfg = spec.resolve("quick")
+            finished = [
+                Result(
+                    cfg, s, History.from_dict({"val_acc": [a], "val_loss": [1 - a]}), 0, 0, {}, {}
+                )
+                for s, a in enumerate(accs)
+            ]
+            bad = [(s, TrainingDivergedError(1, 1, float("nan"), lr)) for s in range(diverged)]
+            points[key][lr] = ex.SeedOutcomes(spec, finished, bad)
+    return ex.Sweep(points, (0, 1))
+
+
+def test_sweep_curves_draw_bands_divergences_and_the_choice():
+    sweep = _sweep_of(
+        {
+            "sgd": {0.01: ([0.5, 0.7], 0), 0.1: ([0.8, 0.8], 0), 1.0: ([0.9], 1)},
+            "momentum": {0.001: ([0.6, 0.6], 0), 0.01: ([0.85, 0.83], 0)},
+        }
+    )
+    fig, ax = plt.subplots()
+    chosen = plotting.sweep_curves(ax, sweep, ["sgd", "momentum"], labels={"sgd": "SGD"})
+    assert chosen == {"sgd": 0.1, "momentum": 0.01}  # 1.0 had a diverged seed
+    means = [line for line in ax.lines if line.get_label() in ("SGD", "momentum")]
+    np.testing.assert_allclose(means[0].get_ydata(), [0.6, 0.8, 0.9])
+    crosses = [line for line in ax.lines if line.get_marker() == "x"]
+    assert [line.get_xdata()[0] for line in crosses] == [1.0]
+    assert ax.get_xscale() == "log" and "validation accuracy" in ax.get_ylabel()
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    chosen = plotting.sweep_curves(ax, sweep, ["momentum"], effective=True)
+    assert chosen == {"momentum": pytest.approx(0.1)}  # 0.01 / (1 - 0.9)
+    np.testing.assert_allclose(ax.lines[0].get_xdata(), [0.01, 0.1])
+    assert "η / (1 − μ)" in ax.get_xlabel()
+    plt.close(fig)

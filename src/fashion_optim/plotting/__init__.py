@@ -16,6 +16,8 @@ from here.
 - :func:`smooth_curve`: a bias-corrected EWMA for noisy per-step curves.
 - :func:`label_lr_axis`, :func:`label_step_axis`: axis labels with their units.
 - :func:`learning_curves`: a history field per configuration, as bands over seeds.
+- :func:`sweep_curves`: a learning-rate sweep, one band per optimizer, diverged seeds
+  marked and the chosen rate ringed.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
@@ -46,6 +48,7 @@ from .figures import (
 )
 from .rangetests import range_test_seeds, range_test_with_sweep
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
+from .sweeps import sweep_curves
 from .tables import mean_std, rate_drops, results_table
 
 __all__ = [
@@ -70,6 +73,7 @@ __all__ = [
     "results_table",
     "smooth_curve",
     "style_context",
+    "sweep_curves",
     "toy_paths",
     "use_style",
 ]
