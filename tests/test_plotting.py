@@ -344,34 +344,6 @@ def test_range_test_seeds_draws_one_curve_suggestion_and_blow_up_per_seed():
         plotting.range_test_seeds(ax, [])
 
 
-def test_range_test_with_sweep_marks_the_choice_and_the_diverged_rates():
-    res = synthetic_range_test()
-    curve = {
-        "lr": np.array([1e-4, 1e-3, 1e-2, 1e-1]),
-        "mean": np.array([0.3, 0.7, 0.8, np.nan]),
-        "std": np.array([0.01, 0.02, 0.01, np.nan]),
-        "diverged": np.array([0, 0, 1, 2]),
-    }
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, layout="constrained")
-    drawn = plotting.range_test_with_sweep(
-        top, bottom, [res, res], curve, chosen_lr=1e-3, seeds=[0, 1], color="#009E73"
-    )
-    np.testing.assert_array_equal(drawn["mean"].get_ydata(), curve["mean"])
-    assert [c.get_xdata()[0] for c in drawn["diverged"]] == [1e-2, 1e-1]
-    notes = sorted(t.get_text() for t in bottom.texts)
-    assert notes == ["1/2", "2/2"]
-    assert [line.get_xdata()[0] for line in drawn["chosen"]] == [1e-3, 1e-3]
-    labels = top.get_legend_handles_labels()[1] + bottom.get_legend_handles_labels()[1]
-    assert labels.count("sweep's choice") == 1
-    assert "seeds diverged (k/n)" in labels
-    assert bottom.get_ylim() == (0, 1) and "validation accuracy" in bottom.get_ylabel()
-    assert top.get_xlim() == pytest.approx((1e-5, 1.0))  # the ramp holds the whole grid
-    assert to_rgba(drawn["mean"].get_color()) == to_rgba("#009E73")
-    fig.canvas.draw()
-    with pytest.raises(ValueError, match="curve lacks"):
-        plotting.range_test_with_sweep(top, bottom, [res], {"lr": curve["lr"]})
-
-
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -419,3 +391,25 @@ def test_sweep_curves_draw_bands_divergences_and_the_choice():
     np.testing.assert_allclose(ax.lines[0].get_xdata(), [0.01, 0.1])
     assert "η / (1 − μ)" in ax.get_xlabel()
     plt.close(fig)
+
+
+def test_range_test_with_sweep_marks_the_choice_on_both_axes():
+    res = synthetic_range_test()
+    sweep = _sweep_of({"adam": {1e-4: ([0.3, 0.4], 0), 1e-3: ([0.8, 0.7], 0), 1e-2: ([], 2)}})
+    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, layout="constrained")
+    drawn = plotting.range_test_with_sweep(top, bottom, [res, res], sweep, "adam", seeds=[0, 1])
+    assert drawn["chosen_lr"] == 1e-3
+    assert [line.get_xdata()[0] for line in drawn["chosen"]] == [1e-3, 1e-3]
+    labels = top.get_legend_handles_labels()[1] + bottom.get_legend_handles_labels()[1]
+    assert labels.count("sweep's choice") == 1
+    assert "sweep, mean ± std over 2 seeds" in labels
+    # the range tests in the optimizer's colour, the sweep's divergence marked at 1e-2
+    smoothed = drawn["test"]["smoothed"][0]
+    assert to_rgba(smoothed.get_color()) == to_rgba(plotting.color_for("adam"))
+    crosses = [line for line in bottom.lines if line.get_marker() == "x"]
+    assert [line.get_xdata()[0] for line in crosses] == [1e-2]
+    assert bottom.get_ylim() == (0, 1.05) and "validation accuracy" in bottom.get_ylabel()
+    assert top.get_xlim() == pytest.approx((1e-5, 1.0))  # the ramp holds the whole grid
+    fig.canvas.draw()
+    with pytest.raises(ValueError, match="the sweep has no 'sgd'"):
+        plotting.range_test_with_sweep(top, bottom, [res], sweep, "sgd")

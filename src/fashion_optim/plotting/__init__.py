@@ -1,11 +1,11 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Five modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Six modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
-(numbers for the reader), ``figures`` (the figures several pages draw) and
-``rangetests`` (range tests over seeds and against the sweep); everything is imported
-from here.
+(numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
+learning-rate sweep) and ``rangetests`` (range tests over seeds and against the sweep);
+everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.

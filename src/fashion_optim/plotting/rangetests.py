@@ -1,14 +1,14 @@
 """Range tests over seeds, and a range test against the learning-rate sweep.
 
 :func:`range_test_seeds` draws one range test per seed on one axes;
-:func:`range_test_with_sweep` puts it above the sweep's validation accuracy on the same
-learning-rate axis, so that what the range test suggests reads against what training
-chose.
+:func:`range_test_with_sweep` puts it above the sweep's validation accuracy
+(:func:`~fashion_optim.plotting.sweep_curves`) on the same learning-rate axis, so that
+what the range test suggests reads against what training chose.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,8 @@ from matplotlib.axes import Axes
 
 from .axes import label_lr_axis
 from .figures import range_test_blow_up
-from .style import NEUTRAL
+from .style import NEUTRAL, color_for
+from .sweeps import sweep_curves
 
 # The line style of each seed's smoothed loss, in seed order (cycled).
 _SEED_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")
@@ -112,33 +113,32 @@ def range_test_with_sweep(
     ax_test: Axes,
     ax_sweep: Axes,
     results: Sequence[Any],
-    curve: Mapping[str, np.ndarray],
+    sweep: Any,
+    key: str,
     *,
-    chosen_lr: float | None = None,
     seeds: Sequence[int] | None = None,
-    color: str | None = None,
     title: str | None = None,
 ) -> dict[str, Any]:
-    """Draw range tests over seeds above the sweep's validation accuracy, on one
-    learning-rate axis.
+    """Draw one optimizer's range tests over seeds above its learning-rate sweep, on one
+    learning-rate axis, with the sweep's chosen rate across both.
 
-    ``ax_test`` gets :func:`range_test_seeds`. ``ax_sweep`` gets ``curve`` (what
-    :meth:`fashion_optim.experiments.Sweep.curve` returns): the mean over the seeds that
-    finished, with a ±1 std band, and at each rate where a seed diverged a cross on the
-    bottom edge labelled "k/n" (n: the number of ``results``, one per seed). A vertical
-    line on both axes marks ``chosen_lr``; both get the range tests' learning rates as
-    limits.
+    ``ax_test`` gets :func:`range_test_seeds`; ``ax_sweep`` gets
+    :func:`~fashion_optim.plotting.sweep_curves` of ``key`` (the final validation
+    accuracy, mean ± std over the seeds that finished, an ``x`` with the count where
+    seeds diverged, the chosen rate ringed), as on the sweep's own page. A dash-dotted
+    line on both axes marks the chosen rate; the x limits hold the range tests and the
+    grid. Colours are :func:`~fashion_optim.plotting.color_for` ``key``.
 
     Parameters
     ----------
     ax_test, ax_sweep : matplotlib.axes.Axes
     results : sequence of fashion_optim.lr.RangeTestResult
         One per seed.
-    curve : mapping
-        ``lr``, ``mean``, ``std`` and ``diverged`` arrays, one entry per rate.
-    chosen_lr : float, optional
-        The rate the sweep chose (:meth:`~fashion_optim.experiments.Sweep.best_rate`).
-    seeds, color : optional
+    sweep : fashion_optim.experiments.Sweep
+        What :func:`~fashion_optim.experiments.run_sweep` returned, with ``key``.
+    key : str
+        The optimizer, a key of :data:`~fashion_optim.experiments.NAMED`.
+    seeds : sequence of int, optional
         As in :func:`range_test_seeds`.
     title : str, optional
         Title of ``ax_test``.
@@ -146,65 +146,40 @@ def range_test_with_sweep(
     Returns
     -------
     dict
-        ``test`` (what :func:`range_test_seeds` returned), ``mean``, ``band``,
-        ``diverged`` (one cross per rate where a seed diverged) and, with ``chosen_lr``,
-        ``chosen`` (its two lines).
+        ``test`` (what :func:`range_test_seeds` returned), ``chosen_lr`` (the sweep's
+        choice) and ``chosen`` (its line on each axes).
 
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> from fashion_optim.lr import RangeTestResult
-    >>> lrs = np.geomspace(1e-4, 1.0, 50)
-    >>> res = RangeTestResult(lrs, 2.3 - lrs, 2.3 - lrs, 1e-2, 1e-3, 0.5, False, None, "exp")
-    >>> curve = {"lr": np.array([1e-3, 1e-2, 1e-1]), "mean": np.array([0.5, 0.8, np.nan]),
-    ...          "std": np.array([0.01, 0.02, np.nan]), "diverged": np.array([0, 0, 2])}
+    >>> from fashion_optim import experiments
+    >>> sweep = experiments.run_sweep(["adam"])  # doctest: +SKIP
+    >>> tests = [experiments.run_range_test(experiments.NAMED["adam"], s, start_lr=1e-7,
+    ...          end_lr=1.0) for s in sweep.seeds]  # doctest: +SKIP
     >>> fig, (top, bottom) = plt.subplots(2, 1, sharex=True)
-    >>> drawn = range_test_with_sweep(top, bottom, [res, res], curve, chosen_lr=1e-2)
-    >>> [c.get_xdata()[0] for c in drawn["diverged"]]
-    [np.float64(0.1)]
+    >>> range_test_with_sweep(top, bottom, tests, sweep, "adam")["chosen_lr"]  # doctest: +SKIP
+    0.01
     """
-    keys = ("lr", "mean", "std", "diverged")
-    missing = [k for k in keys if k not in curve]
-    if missing:
-        raise ValueError(f"curve lacks {missing}; pass Sweep.curve(key, 'val_acc').")
-    lr, mean, std, diverged = (np.asarray(curve[k], dtype=np.float64) for k in keys)
-    if not lr.shape == mean.shape == std.shape == diverged.shape or lr.ndim != 1:
-        raise ValueError(
-            f"curve's arrays must be 1-D and of one length, got {lr.shape}, {mean.shape}, "
-            f"{std.shape} and {diverged.shape}."
-        )
+    if key not in sweep.points:
+        raise ValueError(f"the sweep has no {key!r}; it holds {sorted(sweep.points)}.")
+    color = color_for(key)
     drawn: dict[str, Any] = {
         "test": range_test_seeds(ax_test, results, seeds=seeds, color=color),
     }
-    color = drawn["test"]["smoothed"][0].get_color()
-    label = f"sweep, mean ± std over {len(results)} seeds"
-    (drawn["mean"],) = ax_sweep.plot(lr, mean, "o-", color=color, ms=4, label=label)
-    drawn["band"] = ax_sweep.fill_between(lr, mean - std, mean + std, color=color, alpha=0.2, lw=0)
-    drawn["diverged"] = []
-    for x, k in zip(lr[diverged > 0], diverged[diverged > 0].astype(int), strict=True):
-        (cross,) = ax_sweep.plot(
-            [x], [0.06], "x", color="black", ms=8, mew=2, transform=ax_sweep.get_xaxis_transform()
-        )
-        ax_sweep.annotate(
-            f"{k}/{len(results)}", (x, 0.06), xycoords=ax_sweep.get_xaxis_transform(),
-            xytext=(5, 3), textcoords="offset points", fontsize="small",
-        )  # fmt: skip
-        drawn["diverged"].append(cross)
-    if drawn["diverged"]:
-        drawn["diverged"][0].set_label("seeds diverged (k/n)")
-    if chosen_lr is not None:
-        drawn["chosen"] = [
-            ax.axvline(chosen_lr, color="black", ls="-.", lw=1.2, label="sweep's choice")
-            for ax in (ax_test, ax_sweep)
-        ]
-        drawn["chosen"][0].set_label("_sweep's choice")  # one legend entry for the pair
-    ax_sweep.set_ylim(0, 1)
+    label = f"sweep, mean ± std over {len(sweep.seeds)} seeds"
+    drawn["chosen_lr"] = chosen = sweep_curves(ax_sweep, sweep, [key], labels={key: label})[key]
+    drawn["chosen"] = [
+        ax.axvline(chosen, color="black", ls="-.", lw=1.2, label="_sweep's choice")
+        for ax in (ax_test, ax_sweep)
+    ]
+    drawn["chosen"][0].set_label("sweep's choice")  # one legend entry for the pair
+    ax_sweep.set_ylim(0, 1.05)
     ax_sweep.set_ylabel("validation accuracy (fraction)")
-    label_lr_axis(ax_sweep)
+    rates = sweep.rates(key)
     low = min(float(np.min(res.lrs)) for res in results)
     high = max(float(np.max(res.lrs)) for res in results)
     for ax in (ax_test, ax_sweep):
-        ax.set_xlim(min(low, lr.min()), max(high, lr.max()))
+        ax.set_xlim(min(low, rates.min()), max(high, rates.max()))
     if title is not None:
         ax_test.set_title(title)
     return drawn
