@@ -32,10 +32,10 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 # Setup
 # -----
 # The range tests go through :func:`fashion_optim.experiments.run_range_test` and the
-# sweep through :func:`fashion_optim.experiments.run_sweep`: both are cached, so they run
-# once per build. A seed fixes the initial weights (a range test starts from the weights
-# that training with that seed starts from) and the order of the mini-batches; every
-# range test and every point of the sweep runs on each of the profile's seeds.
+# sweep through :func:`fashion_optim.experiments.run_sweep`, both cached. A seed fixes
+# the initial weights (a range test starts from the weights that training with that seed
+# starts from) and the order of the mini-batches; every range test and every point of
+# the sweep runs on each of the profile's seeds.
 
 # sphinx_gallery_thumbnail_number = 1
 import textwrap
@@ -142,19 +142,20 @@ for key, rates in ((key, sweep.rates(key)) for key in KEYS):
 # bottom edge: after the lowest raw loss, the first mini-batch from which the raw loss
 # stays above its starting value for five mini-batches in a row
 # (:func:`~fashion_optim.plotting.range_test_blow_up`).
-# Bottom: the sweep's final validation accuracy against the same rate axis, mean ± std
-# over the seeds that finished, with a cross and "k/n" where k of n seeds diverged. The
-# dash-dotted line is the sweep's choice. The axes start a decade below the sweep's
-# lowest rate (the ramps start lower, at ``RAMPS``) and end where the last test stopped.
+# Bottom: the sweep's final validation accuracy on the same rate axis, drawn as on the
+# tuning chapter's page (:func:`~fashion_optim.plotting.sweep_curves`): mean ± std over
+# the seeds that finished, an ``x`` on the top edge with the number of seeds that
+# diverged, the chosen rate ringed. The dash-dotted line carries the sweep's choice up
+# through the range tests. The axes start a decade below the sweep's lowest rate (the
+# ramps start lower, at ``RAMPS``) and end where the last test stopped.
 
 fig, axes = plt.subplots(
     2, 2, figsize=(9.0, 6.6), sharex="col", height_ratios=(1.2, 1), layout="constrained"
 )
 for col, key in enumerate(KEYS):
     plotting.range_test_with_sweep(
-        axes[0, col], axes[1, col], tests[key], sweep.curve(key, "val_acc"),
-        chosen_lr=chosen[key], seeds=SEEDS, color=plotting.color_for(key), title=names[key],
-    )  # fmt: skip
+        axes[0, col], axes[1, col], tests[key], sweep, key, seeds=SEEDS, title=names[key]
+    )
     axes[0, col].set_xlabel("")
     top = max(res.lrs[-1] for res in tests[key])
     axes[1, col].set_xlim(sweep.rates(key)[0] / 10, top)  # from a decade below the grid
@@ -301,8 +302,8 @@ print(textwrap.fill(f"Seeding the EWMA instead of correcting it moves {said}.", 
 corrected = scores[scores["smoothing"] == "corrected"]
 for opt, card in corrected.groupby("optimizer", sort=False):
     hits = card.groupby("rule", sort=False)["within"].sum()
-    groups = {"every seed": hits == len(SEEDS), "some seeds": (hits > 0) & (hits < len(SEEDS))}
-    groups["no seed"] = hits == 0
+    n = len(SEEDS)
+    groups = {"every seed": hits == n, "some seeds": (hits > 0) & (hits < n), "no seed": hits == 0}
     parts = [f"on {what}: {', '.join(hits.index[m])}" for what, m in groups.items() if m.any()]
     print(textwrap.fill(f"{opt}, within half a step " + "; ".join(parts) + ".", 80))
 
@@ -327,9 +328,6 @@ for opt, card in corrected.groupby("optimizer", sort=False):
 #   learning rate on a geometric ramp: ``lr_max`` can come after the raw curve's lowest
 #   losses, even after its blow-up (the lag table). Read the upper end from the raw
 #   curve too, or use more mini-batches per decade.
-# - :func:`fashion_optim.lr.range_test` restores the model, the optimizer, the random
-#   state and the loader (its tests check it bitwise), so it can run on the very objects
-#   we then train.
 #
 # References
 # ----------
@@ -349,5 +347,6 @@ for opt, card in corrected.groupby("optimizer", sort=False):
 #   have size :math:`\eta`.
 # - :ref:`sphx_glr_auto_gallery_plot_05_lr_schedulers.py`: schedules built on the
 #   sweep's rates.
-# - :func:`fashion_optim.experiments.run_sweep`, :mod:`fashion_optim.suggest` and
-#   :func:`fashion_optim.plotting.range_test_with_sweep`.
+# - :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`: the sweep of every
+#   optimizer, and the comparison at the rates it chooses.
+# - :mod:`fashion_optim.suggest` and :func:`fashion_optim.plotting.range_test_with_sweep`.
