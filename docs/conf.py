@@ -82,6 +82,7 @@ API_MODULES = (
     "optimizers",
     "lr",
     "suggest",
+    "stats",
     "landscape",
     "experiments",
     "plotting",
