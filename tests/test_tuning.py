@@ -218,7 +218,11 @@ def test_the_sweep_chooses_among_rates_where_no_seed_diverged():
         0.03162: _point(spec, [0.7, 0.7]),
         0.1: _point(spec, [0.9], diverged=1),
     }
-    assert ex.schedule_rates(sweep) == (0.01, 0.03162)
+    assert ex.schedule_rates(sweep) == (0.01, 0.03162)  # the next rate up
+    sweep.points["momentum"][0.03162] = _point(spec, [0.7], diverged=1)
+    assert ex.schedule_rates(sweep) == (0.01, 0.01)  # it diverged: the chosen rate
+    sweep.points["momentum"] = {0.01: _point(spec, [0.8, 0.8])}
+    assert ex.schedule_rates(sweep) == (0.01, 0.01)  # the top of the grid
     curve = sweep.curve("sgd")
     np.testing.assert_allclose(curve["mean"], [0.71, 0.80, 0.95])
     assert curve["diverged"].tolist() == [0, 0, 1]

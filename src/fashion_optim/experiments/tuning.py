@@ -202,10 +202,20 @@ def run_sweep(
 
 def schedule_rates(sweep: Sweep) -> tuple[float, float]:
     """The schedule comparison's two rates, from the sweep of SGD with momentum: the
-    constant rate it chose on validation, and OneCycleLR's peak, the largest rate at which
-    no seed diverged (Smith's rule, the largest rate that still trains, read from the
-    sweep rather than from a range test)."""
-    return sweep.best_rate("momentum"), sweep.largest_stable_rate("momentum")
+    constant rate it chose on validation, and OneCycleLR's peak.
+
+    The peak is the sweep's next rate above the chosen one (:math:`\sqrt{10}` times
+    higher) when no seed diverged there, else the chosen rate itself: a one-cycle schedule
+    spends a short time near its peak and anneals from it, so it may peak above the best
+    constant rate, but not where a constant rate already fails.
+    """
+    base = sweep.best_rate("momentum")
+    grid = [float(lr) for lr in sweep.rates("momentum")]
+    i = grid.index(base)
+    above = grid[i + 1] if i + 1 < len(grid) else None
+    if above is not None and sweep.points["momentum"][above].complete:
+        return base, above
+    return base, base
 
 
 def tuned_specs(sweep: Sweep, keys: Sequence[str] | None = None) -> dict[str, Spec]:
