@@ -147,7 +147,9 @@ plt.show()
 # %%
 # The first steps of the real series, in nat per unit of weight. At step 1 the
 # uncorrected EWMA is :math:`(1 - \beta)\,g_1`, a tenth or a hundredth of the value;
-# the corrected one is :math:`g_1` itself, for any :math:`\beta`.
+# the corrected one is :math:`g_1` itself, for any :math:`\beta`. What the real series
+# adds is how far each average sits from the values it averages, over the first steps
+# (the lines above the table: the mean of average / raw − 1).
 
 rows = np.array([s for s in (1, 2, 3, 5, 10, 20, 50) if s <= len(steps)])
 columns = {"‖g‖": grad_norm}
@@ -155,6 +157,13 @@ for beta in BETAS:
     columns[f"m, β = {beta}"] = ewma.ewma(grad_norm, beta)
     columns[f"m̂, β = {beta}"] = ewma.bias_corrected(grad_norm, beta)
 first_steps = pd.DataFrame({name: values[rows - 1] for name, values in columns.items()})
+n_bias = min(20, len(steps))
+for beta in BETAS:
+    off = [
+        np.mean(columns[f"{n}, β = {beta}"][:n_bias] / grad_norm[:n_bias] - 1) for n in ("m", "m̂")
+    ]
+    words = [f"{abs(x):.1%} {'below' if x < 0 else 'above'}" for x in off]
+    print(f"β = {beta}, steps 1-{n_bias}, on average: m {words[0]} the raw norm, m̂ {words[1]}")
 first_steps.index = pd.Index(rows, name="step")
 first_steps.round(5)
 
@@ -234,14 +243,17 @@ pd.DataFrame.from_dict(residuals, orient="index").rename_axis("β")
 # %%
 # How long the bias lasts
 # -----------------------
-# The bias :math:`\beta^t` falls under 1 % after :math:`\lceil \ln 0.01 / \ln\beta
-# \rceil` steps. The last column is :math:`1 - \beta^T = m_T / \hat m_T` at this run's
-# last step :math:`T`: how much of the average the uncorrected EWMA still gives.
+# The bias depends on :math:`\beta` alone, not on the data: since :math:`\hat m_t` is
+# defined as :math:`m_t / (1 - \beta^t)`, the ratio :math:`m_t / \hat m_t = 1 - \beta^t`
+# on any series, real or constant, an identity with nothing to measure. The missing
+# share :math:`\beta^t` falls under 1 % after :math:`\lceil \ln 0.01 / \ln\beta \rceil`
+# steps; the last column evaluates :math:`1 - \beta^T` at this run's last step
+# :math:`T`, the share of the average that the uncorrected EWMA gives there.
 
 last = len(steps)
 bias = {
     "steps to bias < 1 %": [int(np.ceil(np.log(0.01) / np.log(b))) for b in BETAS],
-    f"m_T / m̂_T at T = {last}": [round(1 - b**last, 4) for b in BETAS],
+    f"1 − β^T at T = {last}": [round(1 - b**last, 4) for b in BETAS],
 }
 pd.DataFrame(bias, index=BETA_INDEX)
 
@@ -251,10 +263,12 @@ pd.DataFrame(bias, index=BETA_INDEX)
 # - An EWMA with :math:`\beta` averages values whose average age is
 #   :math:`\beta/(1-\beta)` steps (the age table): the larger :math:`\beta`, the
 #   smoother and the later it reacts.
-# - Started from zero, it underestimates by the factor :math:`1 - \beta^t`. The bias
-#   lasts for the number of steps in the last table, ten times longer with
-#   :math:`\beta = 0.99`; a run shorter than that never sheds it (the last column shows
-#   what is left of it at this run's last step).
+# - Started from zero, it is the corrected average times :math:`1 - \beta^t`, by
+#   definition, whatever the data; the lines above the first-step table say how far
+#   from the real gradient norm that leaves it. The bias lasts for the number of steps
+#   in the last table, ten times longer with :math:`\beta = 0.99`; a run shorter than
+#   that never sheds it (the last column gives the share of the average the uncorrected
+#   EWMA reaches at this run's last step).
 # - Dividing by :math:`1 - \beta^t` removes it exactly: on a constant series the
 #   corrected EWMA is the constant from the first step, and on real gradients it
 #   starts at :math:`g_1` instead of a fraction of it.

@@ -10,8 +10,9 @@ Adam :cite:p:`kingma2015adam` keeps two bias-corrected EWMAs per weight: one of 
 gradient, which smooths it, and one of its square, which scales it. We record, at every
 mini-batch, the gradient of one weight of the LeNet-like CNN training on Fashion-MNIST
 and Adam's own state for it, rebuild both moments from the gradients alone, and follow
-the three quantities Adam combines into its step. Then we compare Adam's learning
-curves with the better SGD variant of the previous chapter.
+the three quantities Adam combines into its step. Then we train Adam with and without
+its bias corrections, and compare its learning curves with the better SGD variant of
+the previous chapter.
 
 With :math:`g_t` the mini-batch gradient, :math:`m_0 = v_0 = 0` and steps counted
 from 1, :class:`torch.optim.Adam` computes
@@ -35,13 +36,15 @@ from 1, :class:`torch.optim.Adam` computes
 # on 50,000 images for 10 epochs with 3 seeds; the quick profile on 10,000 for 3 with 2.
 
 # sphinx_gallery_thumbnail_number = 1
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.lines import Line2D
 
-from fashion_optim import ewma, experiments, plotting
+from fashion_optim import ewma, experiments, plotting, stats
 from fashion_optim.training import resolve_device
 
 SEED = 0  # the single-seed sections; the comparison uses all of the profile's seeds
@@ -52,6 +55,12 @@ plotting.use_style()
 ADAM_COLOR = plotting.color_for("adam")
 print(f"profile {profile.name!r} ({profile.description})")
 print(f"seeds {list(profile.seeds)}; single-seed sections: seed {SEED}, device {device}")
+
+
+def say(text):
+    """Print a sentence whose wording follows the numbers, wrapped for the page."""
+    print(textwrap.fill(text, 79))
+
 
 # %%
 # Record Adam's gradients and state
@@ -71,12 +80,11 @@ steps_per_epoch = int(result.meta["steps_per_epoch"])
 n_steps = len(result.records[f"grad/{next(iter(experiments.PROBES))}"])
 steps = np.arange(1, n_steps + 1)
 source = "cache" if result.from_cache else "trained now"
-facts = {
+facts = {  # the test set reports Adam once, in the comparison at the end
     "optimizer": f"Adam, lr {LR:g}, betas ({BETA1}, {BETA2}), eps {EPS:g}",
     "batch size, epochs": f"{cfg.batch_size}, {cfg.epochs}",
     "training images": f"{result.meta['train_size']:,}",
     "steps": f"{n_steps:,} ({steps_per_epoch} per epoch)",
-    "test accuracy": f"{result.test_acc:.4f}",
     "training time": f"{result.meta['wall_time']:.1f} s ({source})",
 }
 pd.Series(facts, name=f"Adam, seed {SEED}").to_frame()
@@ -215,29 +223,36 @@ plt.show()
 # At :math:`t = 1`, :math:`\hat m_1 = g_1` and :math:`\sqrt{\hat v_1} = |g_1|`: the
 # adapted gradient is the sign of :math:`g_1` (up to :math:`\epsilon`), so Adam's first
 # step moves every weight by :math:`\eta`, whatever the size of its gradient. Without
-# the corrections the two biases would not cancel:
-# :math:`m_1/\sqrt{v_1} = (1-\beta_1)/\sqrt{1-\beta_2}` times the sign. The last two
-# columns are the factors the corrections divide by; the lines above the table say how
-# long each bias lasts, and what is left of it, :math:`\beta^T`, at the last step T.
+# the corrections, :math:`m_t = (1-\beta_1^t)\,\hat m_t` and
+# :math:`\sqrt{v_t} = \sqrt{1-\beta_2^t}\,\sqrt{\hat v_t}`: (:math:`\epsilon` aside)
+# the step is the corrected one times :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}`,
+# which is :math:`(1-\beta_1)/\sqrt{1-\beta_2}` at :math:`t = 1` only. The numerator
+# nears one within tens of steps, the denominator within thousands: :math:`r_t` grows
+# after the first step, then falls back towards one. The lines above the table give its
+# peak, how long each bias lasts, and what is left of it, :math:`\beta^T`, at the run's
+# last step :math:`T`.
 
-rows = np.array(sorted({1, 2, 10, 50, n_steps} & set(steps.tolist())))
+t_all = np.arange(1, max(n_steps, 20_000) + 1)
+ratio = (1 - BETA1**t_all) / np.sqrt(1 - BETA2**t_all)  # r_t, uncorrected / corrected
+t_peak = int(t_all[np.argmax(ratio)])
+rows = np.array(sorted({1, 2, t_peak, 50, n_steps} & set(steps.tolist())))
 first = pd.DataFrame(
     {
         "g_t (nat per unit w)": [f"{value:.2e}" for value in g[rows - 1]],
         "adapted": adapted[rows - 1],
         "uncorrected": (m / (np.sqrt(v) + EPS))[rows - 1],
         "1 − β1^t": 1 - BETA1**rows,
-        "1 − β2^t": 1 - BETA2**rows,
+        "√(1 − β2^t)": np.sqrt(1 - BETA2**rows),
+        "r_t": ratio[rows - 1],
     },
     index=pd.Index(rows, name="step t"),
 )
-print(f"(1 - β1) / sqrt(1 - β2) = {(1 - BETA1) / np.sqrt(1 - BETA2):.4f}")
+print(f"r_t: {ratio[0]:.2f} at t = 1, peak {ratio.max():.2f} at t = {t_peak}, ", end="")
+print(f"{ratio[n_steps - 1]:.2f} at T = {n_steps}")
 for beta in (BETA1, BETA2):
     n = int(np.ceil(np.log(0.01) / np.log(beta)))  # steps until beta**n < 1 %
-    epochs_n = n / steps_per_epoch
-    print(
-        f"β = {beta}: bias < 1 % after {n} steps = {epochs_n:.1f} epochs; β^T = {beta**n_steps:.4f}"
-    )
+    print(f"β = {beta}: bias < 1 % after {n} steps = {n / steps_per_epoch:.1f} epochs; ", end="")
+    print(f"β^T = {beta**n_steps:.4f}")
 first.round(4)
 
 # %%
@@ -267,6 +282,83 @@ print(f"Adam's adapted gradients are {closer} in size than the raw ones.")
 two.map(lambda value: f"{value:.3g}")
 
 # %%
+# Bias correction in training
+# ---------------------------
+# Without the corrections every step is :math:`\eta\, m_t/(\sqrt{v_t}+\epsilon)`, both
+# moments biased towards zero, :math:`\sqrt{v_t}` more and for longer: (:math:`\epsilon`
+# aside) each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}` times the corrected
+# one, longer while the bias of :math:`v_t` lasts. We train the from-scratch
+# :class:`~fashion_optim.optimizers.Adam` with and without the corrections on the
+# sweep's short budget, over the profile's seeds, at the rate the sweep chose on
+# validation (:meth:`~fashion_optim.experiments.Sweep.best_rate`) and at the next rate
+# above it on the grid (below it, if the chosen one is the grid's top).
+
+sweep = experiments.run_sweep(["adam"])
+grid, best_lr = experiments.SWEEP_GRIDS["adam"], sweep.best_rate("adam")
+i = grid.index(best_lr)
+RATES = tuple(sorted((best_lr, grid[i + 1] if i + 1 < len(grid) else grid[i - 1])))
+ablation = experiments.run_outcomes(experiments.bias_correction_specs(RATES))
+short = sweep.points["adam"][best_lr].finished[0]
+n_short = int(short.meta["steps_per_epoch"]) * short.config.epochs
+say(
+    f"{short.config.epochs} epochs of {short.meta['train_size']:,} images, {n_short} steps. r_t, "
+    f"the factor on each uncorrected step, is {ratio[:n_short].mean():.1f} on average over them "
+    f"and {ratio[n_short - 1]:.1f} at the last."
+)
+
+# %%
+# The loss of each mini-batch over the first steps, mean over the seeds that finished
+# (a run whose loss blows up is stopped and left out: the legend counts the others).
+
+N_FIRST, N_SEEDS, color_for = min(100, n_short), len(profile.seeds), plotting.color_for
+LOOK = {True: ("-", "adam"), False: ("--", "uncorrected adam")}  # line style, colour's name
+fig, axes = plt.subplots(1, 2, figsize=(9.0, 4.0), sharey=True, layout="constrained")
+early = {}
+for ax, lr in zip(axes, RATES, strict=True):
+    for c, (ls, name) in LOOK.items():
+        if done := ablation[lr, c].finished:
+            early[lr, c] = np.mean([r.history.batch_loss[:N_FIRST] for r in done], axis=0)
+            label = f"{'with' if c else 'without'} correction ({len(done)} of {N_SEEDS} seeds)"
+            ax.plot(range(1, N_FIRST + 1), early[lr, c], ls, color=color_for(name), label=label)
+    ax.set(yscale="log", title=f"lr {lr:g}{' (chosen)' if lr == best_lr else ''}")
+    plotting.plain_log_ticks(ax)
+    plotting.label_step_axis(ax)
+    ax.legend(loc="upper right")
+axes[0].set_ylabel("training loss per mini-batch (nat)")
+plt.show()
+
+# %%
+# Final validation accuracy over the seeds that finished (0.10 is chance on ten classes),
+# and the difference without − with correction paired by seed over the seeds that
+# finished both, with its 95 % t-interval (``fashion_optim.stats.paired_difference``).
+
+final = {k: {r.seed: r.history.val_acc[-1] for r in p.finished} for k, p in ablation.items()}
+table = {}
+for lr in RATES:
+    on, off = final[lr, True], final[lr, False]
+    both = [s for s in on if s in off]
+    d = stats.paired_difference([off[s] for s in both], [on[s] for s in both]) if both else None
+    for key, v in (("with", list(on.values())), ("without", list(off.values()))):
+        shown = plotting.mean_std(v) if len(v) > 1 else f"{v[0]:.4f}" if v else "–"
+        table[f"{lr:g}", key] = {"seeds finished": len(v), "val. accuracy": shown}
+    paired = "–" if d is None else str(d) if d.n > 1 else f"{d.mean:+.4f}"
+    table[f"{lr:g}", "without"]["without − with"] = paired
+    a, b = (early[lr, c].mean() if (lr, c) in early else np.nan for c in (False, True))
+    loss = f"{a:.2f} nat without correction, {'above' if a > b else 'not above'} {b:.2f} with it"
+    loss = loss if a + b > 0 else "cannot be compared (every seed diverged one way)"
+    text = f"lr {lr:g}: mean loss over the first {N_FIRST} steps {loss}. Final validation "
+    if d is None:
+        text += "accuracy: no seed finished both ways."
+    else:
+        text += f"accuracy {abs(d.mean):.4f} {'lower' if d.mean < 0 else 'higher'} without it"
+        zero = "excludes zero" if d.excludes_zero else f"includes zero: {d.n} seeds cannot tell"
+        text += f" over {d.n} seeds; the interval {d} {zero}." if d.n > 1 else ", on one seed."
+    say(text)
+pd.DataFrame.from_dict(table, orient="index").rename_axis(["learning rate", "correction"]).fillna(
+    ""
+)
+
+# %%
 # Adam against the better SGD variant
 # -----------------------------------
 # Now over the profile's seeds: Adam at its default learning rate, and the better of
@@ -277,7 +369,7 @@ two.map(lambda value: f"{value:.3g}")
 
 KEYS = ("adam", "momentum", "nesterov")
 runs = experiments.run_specs({key: experiments.NAMED[key] for key in KEYS})
-best_sgd = max(("momentum", "nesterov"), key=lambda key: runs[key].final("val_acc")[0])
+best_sgd = experiments.best_on_validation({k: runs[k] for k in ("momentum", "nesterov")})
 shown = {key: runs[key] for key in ("adam", best_sgd)}
 
 fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(8.5, 3.9), layout="constrained")
@@ -325,9 +417,9 @@ table.T  # one column per optimizer: fits the page
 #   :math:`\pm 1` at the first step and of order one after it, whatever the gradient's
 #   scale :cite:p:`kingma2015adam` (the two-layer table: how often it exceeds one).
 # - Both bias corrections matter, the second one for much longer: with
-#   :math:`\beta_2 = 0.999` the bias of :math:`v_t` lasts thousands of steps, and
-#   without the corrections the first steps would be
-#   :math:`(1-\beta_1)/\sqrt{1-\beta_2}` times larger.
+#   :math:`\beta_2 = 0.999` the bias of :math:`v_t` lasts thousands of steps. Without
+#   them each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}` times longer, more
+#   after the first step than at it; the ablation's sentences say what that did here.
 # - The SGD variant is chosen on validation accuracy; the test set only reports. The
 #   lines above the last table say whether Adam at its default learning rate leads it
 #   after the first and after the last epoch. Neither learning rate was tuned here (see
