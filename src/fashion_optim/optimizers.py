@@ -202,8 +202,10 @@ class Adam(Optimizer):
 
     With ``bias_correction=False`` the update is
     :math:`\theta_t = \theta_{t-1} - \eta\, m_t / (\sqrt{v_t} + \epsilon)`. This is not
-    what torch does; it is here to show what the correction is for: the first steps are
-    off by :math:`(1 - \beta_1)/\sqrt{1 - \beta_2}` (0.1/0.032 = 3.2 for the defaults).
+    what torch does; it is here to show what the correction is for: step :math:`t` is
+    scaled by :math:`(1 - \beta_1^t)/\sqrt{1 - \beta_2^t}` relative to the corrected one
+    (about 0.1/0.032 = 3.2 at :math:`t = 1` for the defaults, and still growing: it
+    peaks near 6.6 around :math:`t = 12` before it decays towards 1).
 
     Parameters
     ----------
