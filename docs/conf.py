@@ -125,7 +125,7 @@ _REEXPORTS = {
         "cache",
         "executors",
     ),
-    "fashion_optim.plotting": ("style", "axes", "tables", "figures"),
+    "fashion_optim.plotting": ("style", "axes", "tables", "figures", "schedules"),
 }
 
 

@@ -1,10 +1,10 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Four modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Five modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
-(numbers for the reader) and ``figures`` (the figures several pages draw); everything
-is imported from here.
+(numbers for the reader), ``figures`` (the figures several pages draw) and ``schedules``
+(the learning-rate schedules' figures); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -21,6 +21,8 @@ is imported from here.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
+- :func:`schedule_style` and :func:`schedule_ranking`: one line style per learning-rate
+  schedule (its variants dashed, in its colour), and schedules compared on one metric.
 
 Examples
 --------
@@ -41,6 +43,7 @@ from .figures import (
     range_test_panel,
     toy_paths,
 )
+from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .tables import mean_std, rate_drops, results_table
 
@@ -50,6 +53,7 @@ __all__ = [
     "OKABE_ITO",
     "STYLE",
     "TOL_MUTED",
+    "VARIANTS",
     "band",
     "color_for",
     "label_lr_axis",
@@ -62,6 +66,8 @@ __all__ = [
     "range_test_panel",
     "rate_drops",
     "results_table",
+    "schedule_ranking",
+    "schedule_style",
     "smooth_curve",
     "style_context",
     "toy_paths",
