@@ -79,19 +79,35 @@ print(f"profile {profile.name!r}, seeds {SEEDS}, device {device}")
 # in the full profile, 5,000 and 3 in the quick one). The **base rate** has the best mean
 # validation accuracy. OneCycleLR's **peak** is the largest rate at which no seed
 # diverged: Smith's "largest rate that still trains" :cite:p:`smith2018disciplined`, read
-# from the sweep. We compare it with each seed's range test
-# (:ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`): its suggestion, where the
-# smoothed loss falls fastest, and ``lr_max``, where it is lowest.
+# from the sweep.
 
 sweep = experiments.run_sweep(["momentum"])
 base, peak = experiments.schedule_rates(sweep)
+curve = sweep.curve("momentum", "val_acc")
+role = {base: "base", peak: "peak"} if base != peak else {base: "base and peak"}
+pd.DataFrame(
+    {
+        "validation accuracy": [
+            f"{m:.4f} ± {sd:.4f}" if n == 0 else f"{m:.4f} ({len(SEEDS) - n} of {len(SEEDS)} seeds)"
+            for m, sd, n in zip(curve["mean"], curve["std"], curve["diverged"], strict=True)
+        ],
+        "diverged seeds": curve["diverged"],
+        "chosen as": [role.get(rate, "") for rate in curve["lr"]],
+    },
+    index=pd.Index([f"{rate:g}" for rate in curve["lr"]], name="learning rate"),
+)
+
+# %%
+# Where the peak sits on the sweep, and against each seed's range test
+# (:ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`): its suggestion, where the
+# smoothed loss falls fastest, and ``lr_max``, where it is lowest.
+
 MOMENTUM = experiments.NAMED["momentum"]
 tests = [experiments.run_range_test(MOMENTUM, seed=seed) for seed in SEEDS]
 ratios = {
     "suggestion": ", ".join(f"{peak / t.suggested_lr:.2f}x" for t in tests),
     "lr_max": ", ".join(f"{peak / t.lr_max:.2f}x" for t in tests),
 }
-curve = sweep.curve("momentum", "val_acc")
 acc = dict(zip(curve["lr"], curve["mean"], strict=True))
 say(
     (
@@ -104,18 +120,6 @@ say(
     + f"Seed by seed, the peak is {ratios['suggestion']} the range test's suggestion and "
     f"{ratios['lr_max']} its lr_max; it lies in the useful range [lr_min, lr_max] on "
     f"{sum(t.lr_min <= peak <= t.lr_max for t in tests)} of {len(SEEDS)} seeds."
-)
-role = {base: "base", peak: "peak"} if base != peak else {base: "base and peak"}
-pd.DataFrame(
-    {
-        "validation accuracy": [
-            f"{m:.4f} ± {sd:.4f}" if n == 0 else f"{m:.4f} (finished: {len(SEEDS) - n} seeds)"
-            for m, sd, n in zip(curve["mean"], curve["std"], curve["diverged"], strict=True)
-        ],
-        "diverged seeds": curve["diverged"],
-        "chosen as": [role.get(rate, "") for rate in curve["lr"]],
-    },
-    index=pd.Index([f"{rate:g}" for rate in curve["lr"]], name="learning rate"),
 )
 
 # %%
@@ -288,40 +292,35 @@ pd.DataFrame(per_seed).rename_axis("seed").map("{:.4f}".format)
 # ---------------------------------------
 # Ranked by mean validation accuracy with
 # :func:`~fashion_optim.experiments.rank_on_validation` (a schedule with a diverged seed
-# is not eligible), each with its paired difference from the constant rate and, once
-# per schedule, its accuracy on the 10,000 test images. In the figure, the dotted line is
-# the constant rate.
+# is not eligible), each with its paired difference from the constant rate (the dotted
+# line) and, once per schedule, its accuracy on the 10,000 test images. Below the figure:
+# which schedules that only ever lower the rate (read from their traces) end above the
+# constant rate, and whether ReduceLROnPlateau lowered the rate at all.
 
 eligible = {key: res if every[key].complete else None for key, res in runs.items()}
 ranked = experiments.rank_on_validation(eligible)
-best = experiments.best_on_validation(eligible)
 fig, ax = plt.subplots(figsize=(7.0, 4.2))
 plotting.schedule_ranking(ax, runs, ranked)
 ax.set_title(f"After {EPOCHS} epochs, {len(SEEDS)} seeds, best at the top")
 plt.show()
-METRICS = ("val_acc", "test_acc")
-table = plotting.results_table({specs[k].name: runs[k] for k in ranked}, metrics=METRICS)
-table.insert(1, "val acc minus constant", [str(paired(k, "constant")) for k in ranked])
-table.rename_axis("schedule")
-
-# %%
-# Which schedules that only ever lower the rate (read from their traces) end above the
-# constant rate on validation, and whether ReduceLROnPlateau lowered it at all (a run
-# without a drop is the constant run, bit for bit):
-
 decaying = [k for k, t in traces.items() if np.all(np.diff(t) <= 0) and t[-1] < t[0]]
 wins = [k for k in decaying if paired(k, "constant").mean > 0]
 sure = [k for k in wins if paired(k, "constant").excludes_zero]
 twins = zip(runs["plateau"].results, runs["constant"].results, strict=False)
 say(
-    f"Best on validation: {specs[best].name}. Of the {len(decaying)} decaying schedules "
-    f"({', '.join(specs[k].name for k in decaying)}), {len(wins)} end above the constant "
-    f"rate on mean validation accuracy ({', '.join(specs[k].name for k in wins) or 'none'})"
-    f", {len(sure)} with an interval above zero. ReduceLROnPlateau lowered the rate "
-    f"{sum(plotting.rate_drops(r.history.lr) for r in runs['plateau'].results)} times over "
-    f"the seeds; {sum(p.history.same_as(c.history) for p, c in twins)} of its runs are the "
-    f"constant run, bit for bit."
+    f"Best on validation: {specs[experiments.best_on_validation(eligible)].name}. Of the "
+    f"{len(decaying)} decaying schedules ({', '.join(specs[k].name for k in decaying)}), "
+    f"{len(wins)} end above the constant rate on mean validation accuracy "
+    f"({', '.join(specs[k].name for k in wins) or 'none'}), {len(sure)} with an interval "
+    f"above zero. ReduceLROnPlateau lowered the rate "
+    f"{sum(plotting.rate_drops(r.history.lr) for r in runs['plateau'].results)} times; "
+    f"{sum(p.history.same_as(c.history) for p, c in twins)} of its runs are the constant "
+    f"run, bit for bit."
 )
+METRICS = ("val_acc", "test_acc")
+table = plotting.results_table({specs[k].name: runs[k] for k in ranked}, metrics=METRICS)
+table.insert(1, "val acc minus constant", [str(paired(k, "constant")) for k in ranked])
+table.rename_axis("schedule")
 
 # %%
 # The pitfall: decaying too fast
@@ -394,14 +393,14 @@ plotting.results_table(
 # %%
 # Takeaways
 # ---------
-# - Start every schedule from a tuned rate, choose among schedules on validation, and let
+# - Start every schedule from a tuned rate; choose among schedules on validation, and let
 #   the test set report the choice.
 # - ``LambdaLR`` with :math:`0.1^{\lfloor e/k \rfloor}` is ``StepLR(k, 0.1)``; a
 #   LambdaLR writes any per-epoch schedule, the Transformer's included.
-# - OneCycleLR changes the rate and the momentum: compare it with and without the
-#   momentum cycle before crediting the rate, since :math:`\eta/(1-\mu)` sets the step.
-# - Decay compounds: ``StepLR(step_size=3, gamma=0.1)`` over 20 epochs ends at a
-#   millionth of the base rate; trace a schedule before training with it.
+# - OneCycleLR changes the rate and the momentum: compare it with and without the cycle
+#   before crediting the rate, since :math:`\eta/(1-\mu)` sets the step.
+# - ``StepLR(step_size=3, gamma=0.1)`` ends 20 epochs at a millionth of its base rate:
+#   trace a schedule before training with it.
 #
 # References
 # ----------
