@@ -129,7 +129,15 @@ _REEXPORTS = {
         "selection",
         "tuning",
     ),
-    "fashion_optim.plotting": ("style", "axes", "tables", "figures", "sweeps"),
+    "fashion_optim.plotting": (
+        "style",
+        "axes",
+        "tables",
+        "figures",
+        "sweeps",
+        "rangetests",
+        "schedules",
+    ),
 }
 
 

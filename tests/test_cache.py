@@ -38,6 +38,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/figures.py": set(),
     "plotting/rangetests.py": set(),
     "plotting/sweeps.py": set(),
+    "plotting/schedules.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

@@ -413,3 +413,63 @@ def test_range_test_with_sweep_marks_the_choice_on_both_axes():
     fig.canvas.draw()
     with pytest.raises(ValueError, match="the sweep has no 'sgd'"):
         plotting.range_test_with_sweep(top, bottom, [res], sweep, "sgd")
+
+
+# --------------------------------------------------------------------------- schedules
+
+
+def test_a_schedule_variant_is_dashed_in_the_colour_of_the_schedule_it_varies():
+    for variant, schedule in plotting.VARIANTS.items():
+        assert plotting.schedule_style(variant) == {
+            "color": plotting.color_for(schedule),
+            "linestyle": "--",
+        }
+        assert plotting.schedule_style(schedule)["linestyle"] == "-"
+    assert plotting.schedule_style("cosine")["color"] == plotting.color_for("cosine")
+
+
+class _FakeSeedResults:
+    """What schedule_ranking reads of a SeedResults: final values per seed, the test
+    accuracy, the spec's name."""
+
+    def __init__(self, name, val_acc, test_acc):
+        self.spec = type("Spec", (), {"name": name})()
+        self._val, self._test = np.asarray(val_acc), np.asarray(test_acc)
+
+    def final(self, metric):
+        assert metric == "val_acc"
+        return float(self._val.mean()), float(self._val.std(ddof=1))
+
+    @property
+    def test_acc(self):
+        return float(self._test.mean()), float(self._test.std(ddof=1))
+
+
+def test_schedule_ranking_draws_the_given_order_top_down_with_mean_and_std():
+    runs = {
+        "constant": _FakeSeedResults("constant rate", [0.80, 0.82], [0.70, 0.72]),
+        "cosine": _FakeSeedResults("CosineAnnealingLR", [0.85, 0.87], [0.60, 0.64]),
+        "onecycle_flat": _FakeSeedResults("OneCycleLR, flat", [0.70, 0.74], [0.90, 0.90]),
+    }
+    order = ["cosine", "constant", "onecycle_flat"]  # the caller's order, best first
+    _, ax = plt.subplots()
+    drawn = plotting.schedule_ranking(ax, runs, order, labels={"constant": "constant"})
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["OneCycleLR, flat", "constant", "CosineAnnealingLR"]  # bottom up
+    dot = drawn["cosine"].lines[0]
+    assert dot.get_ydata()[0] == 2 and dot.get_xdata()[0] == pytest.approx(0.86)
+    bar = drawn["cosine"].lines[2][0].get_segments()[0]
+    np.testing.assert_allclose(bar[:, 0], 0.86 + np.array([-1, 1]) * np.std([0.85, 0.87], ddof=1))
+    assert drawn["reference"].get_xdata()[0] == pytest.approx(0.81)
+    assert to_rgba(dot.get_color()) == to_rgba(plotting.color_for("cosine"))
+    hollow = drawn["onecycle_flat"].lines[0]
+    assert hollow.get_markerfacecolor() == "white"
+    assert to_rgba(hollow.get_color()) == to_rgba(plotting.color_for("onecycle"))
+    assert "validation accuracy" in ax.get_xlabel()
+    # the test metric is drawn when asked (a report), in the same given order
+    _, ax = plt.subplots()
+    drawn = plotting.schedule_ranking(ax, runs, order, "test_acc", reference=None)
+    assert drawn["cosine"].lines[0].get_xdata()[0] == pytest.approx(0.62)
+    assert "reference" not in drawn and "test accuracy" in ax.get_xlabel()
+    with pytest.raises(ValueError, match="lacks: \\['step'\\]"):
+        plotting.schedule_ranking(ax, runs, ["step"], reference=None)

@@ -204,7 +204,7 @@ def schedule_rates(sweep: Sweep) -> tuple[float, float]:
     """The schedule comparison's two rates, from the sweep of SGD with momentum: the
     constant rate it chose on validation, and OneCycleLR's peak.
 
-    The peak is the sweep's next rate above the chosen one (:math:`\sqrt{10}` times
+    The peak is the sweep's next rate above the chosen one (:math:`\\sqrt{10}` times
     higher) when no seed diverged there, else the chosen rate itself: a one-cycle schedule
     spends a short time near its peak and anneals from it, so it may peak above the best
     constant rate, but not where a constant rate already fails.

@@ -1,11 +1,11 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Six modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Seven modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
-learning-rate sweep) and ``rangetests`` (range tests over seeds and against the sweep);
-everything is imported from here.
+learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep) and
+``schedules`` (the learning-rate schedules' figures); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -26,6 +26,8 @@ everything is imported from here.
   often a recorded learning rate went down.
 - :func:`range_test_seeds` and :func:`range_test_with_sweep`: range tests over seeds,
   alone or above the learning-rate sweep's validation accuracy on the same rate axis.
+- :func:`schedule_style` and :func:`schedule_ranking`: one line style per learning-rate
+  schedule (its variants dashed, in its colour), and schedules compared on one metric.
 
 Examples
 --------
@@ -47,6 +49,7 @@ from .figures import (
     toy_paths,
 )
 from .rangetests import range_test_seeds, range_test_with_sweep
+from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .sweeps import sweep_curves
 from .tables import mean_std, rate_drops, results_table
@@ -57,6 +60,7 @@ __all__ = [
     "OKABE_ITO",
     "STYLE",
     "TOL_MUTED",
+    "VARIANTS",
     "band",
     "color_for",
     "label_lr_axis",
@@ -71,6 +75,8 @@ __all__ = [
     "range_test_with_sweep",
     "rate_drops",
     "results_table",
+    "schedule_ranking",
+    "schedule_style",
     "smooth_curve",
     "style_context",
     "sweep_curves",
