@@ -36,6 +36,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/axes.py": set(),
     "plotting/tables.py": set(),
     "plotting/figures.py": set(),
+    "plotting/headline.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

@@ -1,10 +1,10 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Four modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Five modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
-(numbers for the reader) and ``figures`` (the figures several pages draw); everything
-is imported from here.
+(numbers for the reader), ``figures`` (the figures several pages draw) and ``headline``
+(the default-versus-tuned table); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -21,6 +21,8 @@ is imported from here.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
+- :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
+  and at the rate the sweep chose on validation, side by side.
 
 Examples
 --------
@@ -41,6 +43,7 @@ from .figures import (
     range_test_panel,
     toy_paths,
 )
+from .headline import rate_label, tuning_table
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .tables import mean_std, rate_drops, results_table
 
@@ -61,9 +64,11 @@ __all__ = [
     "range_test_blow_up",
     "range_test_panel",
     "rate_drops",
+    "rate_label",
     "results_table",
     "smooth_curve",
     "style_context",
     "toy_paths",
+    "tuning_table",
     "use_style",
 ]
