@@ -48,8 +48,8 @@ def tuning_table(
     its test accuracy (mean ± std over the seeds that finished).
 
     A tuned configuration may diverge for some seeds: its test cell says how many (and
-    only "diverged" when every seed did). A key without a default-rate run shows
-    :data:`MISSING` in the default columns.
+    only "diverged" when every seed did). A key without a default-rate run shows a dash
+    in the default columns.
 
     Parameters
     ----------
