@@ -39,6 +39,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/rangetests.py": set(),
     "plotting/sweeps.py": set(),
     "plotting/schedules.py": set(),
+    "plotting/headline.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

@@ -473,3 +473,60 @@ def test_schedule_ranking_draws_the_given_order_top_down_with_mean_and_std():
     assert "reference" not in drawn and "test accuracy" in ax.get_xlabel()
     with pytest.raises(ValueError, match="lacks: \\['step'\\]"):
         plotting.schedule_ranking(ax, runs, ["step"], reference=None)
+
+
+# --------------------------------------------------------------------------- headline table
+
+
+def fake_outcomes(spec, finished, diverged=0):
+    """SeedOutcomes of ``spec`` whose seeds finished with the (val_acc, test_acc) pairs of
+    ``finished``, and ``diverged`` more seeds that diverged."""
+    from types import SimpleNamespace
+
+    from fashion_optim.experiments import SeedOutcomes
+    from fashion_optim.training import TrainingDivergedError
+
+    runs = [
+        SimpleNamespace(seed=s, test_acc=t, test_loss=0.5, history=SimpleNamespace(val_acc=[0, v]))
+        for s, (v, t) in enumerate(finished)
+    ]
+    gone = [
+        (len(finished) + s, TrainingDivergedError(1, 5, float("nan"), 3.0)) for s in range(diverged)
+    ]
+    return SeedOutcomes(spec, runs, gone)
+
+
+def test_tuning_table_puts_default_and_tuned_side_by_side_in_the_given_order():
+    from fashion_optim.experiments import NAMED, full_budget_onecycle
+
+    sgd, adam = NAMED["sgd"], NAMED["adam"]
+    tuned = {
+        "adam": fake_outcomes(adam.replace(lr=0.01), [(0.86, 0.85), (0.88, 0.87)]),
+        "sgd": fake_outcomes(sgd.replace(lr=0.3162), [(0.80, 0.79)], diverged=1),
+        "onecycle": fake_outcomes(full_budget_onecycle(0.1), [(0.9, 0.9), (0.9, 0.9)]),
+    }
+    default = {
+        "sgd": fake_outcomes(sgd, [(0.70, 0.71), (0.72, 0.73)]),
+        "adam": fake_outcomes(adam, [(0.84, 0.83), (0.84, 0.83)]),
+    }
+    table = plotting.tuning_table(tuned, default, labels={"onecycle": "one cycle"})
+    assert list(table.index) == ["Adam", "SGD", "one cycle"]  # tuned's order, not default's
+    assert table.loc["SGD", ("default rate", "lr")] == "0.01"
+    assert table.loc["SGD", ("default rate", "test accuracy")] == "0.7200 ± 0.0141"
+    assert table.loc["SGD", ("tuned on validation", "lr")] == "0.3162"
+    assert table.loc["Adam", ("tuned on validation", "validation accuracy")] == "0.8700 ± 0.0141"
+    assert table.loc["SGD", ("tuned on validation", "test accuracy")] == (
+        "0.7900 ± 0.0000 (1 of 2 seeds diverged)"
+    )
+    # no default run: the default cells are marked missing; OneCycleLR shows its peak
+    assert table.loc["one cycle", ("default rate", "lr")] == "—"
+    assert table.loc["one cycle", ("tuned on validation", "lr")] == "peak 0.1"
+
+
+def test_tuning_table_says_when_every_seed_of_a_tuned_run_diverged():
+    from fashion_optim.experiments import NAMED
+
+    tuned = {"sgd": fake_outcomes(NAMED["sgd"].replace(lr=3.162), [], diverged=3)}
+    row = plotting.tuning_table(tuned).loc["SGD"]
+    assert row[("tuned on validation", "test accuracy")] == "diverged (3 of 3 seeds)"
+    assert row[("tuned on validation", "validation accuracy")] == "—"

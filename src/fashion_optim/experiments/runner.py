@@ -130,7 +130,7 @@ class SeedResults:
         return self._mean_std(self.stack(name)[:, -1])
 
     def per_seed(self, name: str) -> np.ndarray:
-        """One value per seed, in :attr:`seeds` order: ``"test_acc"`` or ``"test_loss"``,
+        """One value per seed, in the order of ``seeds``: ``"test_acc"`` or ``"test_loss"``,
         or a history field's last value (e.g. ``"val_acc"``)."""
         if name in ("test_acc", "test_loss"):
             return np.array([getattr(r, name) for r in self.results], dtype=float)

@@ -1,11 +1,12 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Seven modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Eight modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
-learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep) and
-``schedules`` (the learning-rate schedules' figures); everything is imported from here.
+learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
+``schedules`` (the learning-rate schedules' figures) and ``headline`` (the
+default-versus-tuned table); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -28,6 +29,8 @@ learning-rate sweep), ``rangetests`` (range tests over seeds and against the swe
   alone or above the learning-rate sweep's validation accuracy on the same rate axis.
 - :func:`schedule_style` and :func:`schedule_ranking`: one line style per learning-rate
   schedule (its variants dashed, in its colour), and schedules compared on one metric.
+- :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
+  and at the rate the sweep chose on validation, side by side.
 
 Examples
 --------
@@ -48,6 +51,7 @@ from .figures import (
     range_test_panel,
     toy_paths,
 )
+from .headline import rate_label, tuning_table
 from .rangetests import range_test_seeds, range_test_with_sweep
 from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
@@ -74,6 +78,7 @@ __all__ = [
     "range_test_seeds",
     "range_test_with_sweep",
     "rate_drops",
+    "rate_label",
     "results_table",
     "schedule_ranking",
     "schedule_style",
@@ -81,5 +86,6 @@ __all__ = [
     "style_context",
     "sweep_curves",
     "toy_paths",
+    "tuning_table",
     "use_style",
 ]
