@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping
-from typing import TypeVar
 
 from .runner import SeedResults
 
 __all__ = ["VALIDATION_METRICS", "best_on_validation", "rank_on_validation", "validation_score"]
 
-K = TypeVar("K", bound=Hashable)
 
 #: The metrics a choice may be made on, and which way is better.
 VALIDATION_METRICS: dict[str, str] = {"val_acc": "max", "val_loss": "min"}
@@ -42,8 +40,8 @@ def validation_score(results: SeedResults, metric: str = "val_acc") -> float:
 
 
 def rank_on_validation(
-    candidates: Mapping[K, SeedResults | None], metric: str = "val_acc"
-) -> list[K]:
+    candidates: Mapping[Hashable, SeedResults | None], metric: str = "val_acc"
+) -> list[Hashable]:
     """The keys of ``candidates``, best first by the mean final ``metric``; candidates that
     are ``None`` or whose score is NaN are left out.
 
@@ -63,7 +61,9 @@ def rank_on_validation(
     return sorted(scores, key=lambda k: sign * scores[k])  # stable: ties keep their order
 
 
-def best_on_validation(candidates: Mapping[K, SeedResults | None], metric: str = "val_acc") -> K:
+def best_on_validation(
+    candidates: Mapping[Hashable, SeedResults | None], metric: str = "val_acc"
+) -> Hashable:
     """The key of the candidate with the best mean final ``metric`` over seeds (the first
     one given, on a tie). Raises :class:`ValueError` when no candidate is eligible."""
     ranked = rank_on_validation(candidates, metric)

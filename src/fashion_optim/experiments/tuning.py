@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 
@@ -24,8 +23,6 @@ from .runner import Result, SeedResults, run_many
 from .selection import best_on_validation
 from .specs import Record, Spec
 from .studies import NAMED, SHORT_BUDGET
-
-K = TypeVar("K", bound=Hashable)
 
 __all__ = [
     "SWEEP_GRIDS",
@@ -161,17 +158,17 @@ class Sweep:
 
 
 def run_outcomes(
-    specs: Mapping[K, Spec],
+    specs: Mapping[Hashable, Spec],
     *,
     profile: Profile | str | None = None,
     progress: bool | None = None,
-) -> dict[K, SeedOutcomes]:
+) -> dict[Hashable, SeedOutcomes]:
     """:func:`~fashion_optim.experiments.run_specs` over the profile's seeds, in one batch,
     with diverged runs kept as such (not raised), keyed as ``specs`` is."""
     prof = current_profile(profile)
     jobs = [(spec, seed) for spec in specs.values() for seed in prof.seeds]
     outcomes = iter(run_many(jobs, profile=prof, progress=progress, return_exceptions=True))
-    out: dict[K, SeedOutcomes] = {}
+    out: dict[Hashable, SeedOutcomes] = {}
     for key, spec in specs.items():
         point = SeedOutcomes(spec)
         for seed in prof.seeds:
