@@ -252,11 +252,6 @@ say(
 # :math:`1/t` of classical stochastic approximation :cite:p:`robbins1951stochastic`,
 # whose fast rate needs strong convexity and a well-chosen constant.
 
-# sphinx_gallery_start_ignore
-warm = experiments.LR_LAMBDAS["warmup_inverse_sqrt"]
-t = np.arange(1, 101)  # the factor is the Transformer's min(t / w, sqrt(w / t)), w = 2
-np.testing.assert_allclose([warm(e) for e in t - 1], np.minimum(t / 2, np.sqrt(2 / t)))
-# sphinx_gallery_end_ignore
 factors = traces["lambda"][::SPE] / base
 say(
     f"Factors per epoch: {', '.join(f'{f:.3g}' for f in factors)}. After epoch 1, at "

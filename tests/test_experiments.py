@@ -255,6 +255,13 @@ def test_schedule_specs_act_within_the_budget(profile):
         ex.schedule_specs(0, 0.2)
 
 
+def test_the_warm_up_lambda_is_the_transformers_schedule():
+    # min(t / w, sqrt(w / t)) with a warm-up of w = 2 epochs, t = epoch + 1
+    warm = ex.LR_LAMBDAS["warmup_inverse_sqrt"]
+    t = np.arange(1, 101)
+    np.testing.assert_allclose([warm(e) for e in t - 1], np.minimum(t / 2, np.sqrt(2 / t)))
+
+
 def test_lambda_step_is_steplr_written_as_a_lambda():
     specs = ex.schedule_specs(0.05, 0.2, profile="full")
     step, lam = (specs[k].resolve("full") for k in ("step", "lambda_step"))
