@@ -75,8 +75,8 @@ print(f"profile {profile.name!r}, seeds {SEEDS}, device {device}")
 # ------------------------
 # The learning-rate sweep (:func:`~fashion_optim.experiments.run_sweep`) trained SGD with
 # momentum 0.9 at seven rates, steps of :math:`\sqrt{10}`, on this chapter's short budget
-# (:data:`~fashion_optim.experiments.SHORT_BUDGET`: 10,000 training images and 4 epochs
-# in the full profile, 5,000 and 3 in the quick one). The **base rate** has the best mean
+# (:data:`~fashion_optim.experiments.SHORT_BUDGET`: a few thousand training images and a
+# few epochs, printed below). The **base rate** has the best mean
 # validation accuracy. OneCycleLR's **peak** is the sweep's next rate above it
 # (:math:`\sqrt{10}` times higher) unless a seed diverged there, in which case it is the
 # base rate: a one-cycle schedule stays near its peak only briefly and anneals from it,

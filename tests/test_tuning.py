@@ -178,9 +178,10 @@ def test_sweep_specs_keep_the_named_optimizer_on_the_short_budget():
     for (_, lr), spec in specs.items():
         cfg = spec.resolve("full")
         assert (cfg.lr, cfg.optimizer_kwargs) == (lr, {"momentum": 0.9, "nesterov": True})
-        assert (cfg.epochs, cfg.train_subset, cfg.record) == (
+        assert (cfg.epochs, cfg.train_subset, cfg.val_subset, cfg.record) == (
             budget.epochs,
             budget.train_subset,
+            budget.val_subset,
             Record(),
         )
     with pytest.raises(ValueError, match="no sweep grid for"):

@@ -58,15 +58,16 @@ NAMED: dict[str, Spec] = {
 }
 
 #: The short budget of the learning-rate sweep, the schedule comparison and the
-#: bias-correction ablation: SGD with momentum as in ``NAMED["momentum"]``, on a
-#: stratified subset and a few epochs, without probes. The sweep and the others replace
-#: the optimizer and rate, and keep the data and epochs.
+#: bias-correction ablation: SGD with momentum as in ``NAMED["momentum"]``, on stratified
+#: subsets of the training and validation splits and a few epochs, without probes. The
+#: sweep and the others replace the optimizer and rate, and keep the data and epochs.
 SHORT_BUDGET = Spec(
     "momentum, short budget",
     lr=0.01,
     optimizer_kwargs={"momentum": 0.9},
     epochs=PerProfile(full=4, quick=3),
-    train_subset=PerProfile(full=10000, quick=5000),
+    train_subset=PerProfile(full=8000, quick=5000),
+    val_subset=PerProfile(full=5000, quick="profile"),
 )
 
 

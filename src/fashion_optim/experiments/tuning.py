@@ -69,8 +69,9 @@ def effective_lr(spec: Spec | float, momentum: float | None = None) -> float:
 
 
 def sweep_specs(keys: Sequence[str] = tuple(SWEEP_GRIDS)) -> dict[tuple[str, float], Spec]:
-    """The sweep's specs, keyed ``(key, lr)``: ``NAMED[key]`` at ``lr`` on the data and
-    epochs of :data:`SHORT_BUDGET`, recording nothing beyond the history."""
+    """The sweep's specs, keyed ``(key, lr)``: ``NAMED[key]`` at ``lr`` on the data
+    (training and validation subsets) and epochs of :data:`SHORT_BUDGET`, recording
+    nothing beyond the history."""
     unknown = [k for k in keys if k not in SWEEP_GRIDS]
     if unknown:
         raise ValueError(f"no sweep grid for {unknown}; valid keys: {sorted(SWEEP_GRIDS)}.")
@@ -80,6 +81,7 @@ def sweep_specs(keys: Sequence[str] = tuple(SWEEP_GRIDS)) -> dict[tuple[str, flo
             lr=lr,
             epochs=SHORT_BUDGET.epochs,
             train_subset=SHORT_BUDGET.train_subset,
+            val_subset=SHORT_BUDGET.val_subset,
             record=Record(),
         )
         for key in keys
