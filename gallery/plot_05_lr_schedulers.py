@@ -323,9 +323,9 @@ table.rename_axis("schedule")
 # The pitfall: decaying too fast
 # ------------------------------
 # ``StepLR(step_size=3, gamma=0.1)`` divides the rate by ten every three epochs: over 20
-# epochs, six divisions. The study this project grew from used exactly this schedule and
-# saw learning freeze after epoch 10. We train it and the constant rate from the note's
-# default rate (``NAMED["momentum"]``), on every seed, on 5,000 training images for 20
+# epochs, six divisions: a setting that looks harmless in code. We train it and the
+# constant rate from the note's default rate (``NAMED["momentum"]``), on every seed, on
+# 5,000 training images for 20
 # epochs (2,000 for 12 in the quick profile), so that many epochs fit the budget: the
 # validation accuracy, mean ± std over seeds; the dotted lines mark the drops.
 
