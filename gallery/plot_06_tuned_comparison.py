@@ -81,22 +81,27 @@ plt.show()
 
 # %%
 # The chosen rates beside the defaults. "Next rate up" is the sweep's rate above the
-# chosen one: how close the choice sits to the edge of stability.
+# chosen one: its validation accuracy says how close the choice sits to the rates that
+# stop training.
+
+
+def _acc(point) -> str:
+    if point.diverged:
+        return f"{len(point.diverged)} diverged"
+    return plotting.mean_std(point.results.final("val_acc"))
 
 
 def _row(key: str) -> dict:
     default, best = experiments.NAMED[key].lr, sweep.best_rate(key)
     grid = list(sweep.rates(key))
     i = grid.index(best)
-    above = sweep.points[key][grid[i + 1]] if i + 1 < len(grid) else None
-    at = {lr: sweep.points[key][lr].results for lr in (default, best)}
     return {
         "optimizer": NAMES[key],
         "default rate": f"{default:g}",
-        "val acc, default": plotting.mean_std(at[default].final("val_acc")),
+        "val acc, default": _acc(sweep.points[key][default]),
         "chosen rate": f"{best:g}",
-        "val acc, chosen": plotting.mean_std(at[best].final("val_acc")),
-        "next rate up": "none" if above is None else f"{len(above.diverged)} diverged",
+        "val acc, chosen": _acc(sweep.points[key][best]),
+        "next rate up": "none" if i + 1 == len(grid) else _acc(sweep.points[key][grid[i + 1]]),
     }
 
 
@@ -134,13 +139,14 @@ ax.legend(loc="lower center", fontsize="small")
 plt.show()
 
 # %%
-# Where each variant stops being stable, in effective rate, and how far apart the
-# curves are at the effective rates they share:
+# Where each variant does best and where its loss first blows up (a diverged seed), in
+# effective rate, and how far apart the curves are at the effective rates they share:
 
 for key in KEYS[:3]:
     spec = sweep.points[key][sweep.largest_stable_rate(key)].spec
-    rate = experiments.effective_lr(spec)
-    print(f"{NAMES[key]}: no divergence up to an effective rate of {rate:.3g}")
+    best = sweep.points[key][sweep.best_rate(key)].spec
+    print(f"{NAMES[key]}: best at an effective rate of {experiments.effective_lr(best):.3g};")
+    print(f"  no seed diverged up to {experiments.effective_lr(spec):.3g}")
 sgd = sweep.curve("sgd")
 for key in ("momentum", "nesterov"):
     c = sweep.curve(key)

@@ -66,7 +66,7 @@ SHORT_BUDGET = Spec(
     lr=0.01,
     optimizer_kwargs={"momentum": 0.9},
     epochs=PerProfile(full=4, quick=3),
-    train_subset=PerProfile(full=8000, quick=5000),
+    train_subset=PerProfile(full=10000, quick=5000),
     val_subset=PerProfile(full=5000, quick="profile"),
 )
 
