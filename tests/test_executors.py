@@ -198,7 +198,8 @@ _INTERRUPTED = textwrap.dedent(
     """
     from fashion_optim import experiments as ex
     from fashion_optim.experiments import Record, Spec
-    slow = Spec("slow", lr=0.05, optimizer_kwargs={"momentum": 0.9}, epochs=4, batch_size=32,
+    # long enough that no machine finishes it before the test interrupts it
+    slow = Spec("slow", lr=0.05, optimizer_kwargs={"momentum": 0.9}, epochs=200, batch_size=32,
                 train_subset=10000, val_subset=300)
     ex.run_many([(slow, 0), (slow.replace(lr=0.02), 1), (slow.replace(lr=0.03), 2)],
                 profile="quick", workers=2, progress=False)
@@ -239,7 +240,10 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_partial_entry(tmp_cache):
             assert time.monotonic() < deadline, "the workers did not start"
             time.sleep(0.1)
         workers = _children(proc.pid)
-        time.sleep(8)  # mid-run
+        while not any(_cpu_seconds(pid) > 3 for pid in workers):  # a worker is mid-run
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no worker started training"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
