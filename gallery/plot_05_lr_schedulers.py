@@ -60,12 +60,7 @@ def say(text):
 def paired(a, b, metric="val_acc"):
     """``a - b`` seed by seed for two of the page's runs (``every``, trained below), over
     the seeds at which both finished."""
-    va, vb = (
-        dict(zip(o.results.seeds, o.results.per_seed(metric), strict=True))
-        for o in (every[a], every[b])
-    )
-    both = [seed for seed in va if seed in vb]
-    return stats.paired_difference([va[s] for s in both], [vb[s] for s in both])
+    return stats.paired_by_seed(every[a].results, every[b].results, metric)
 
 
 print(f"profile {profile.name!r}, seeds {SEEDS}, device {device}")

@@ -83,6 +83,14 @@ def test_one_pair_has_no_interval_and_bad_input_is_named():
         stats.paired_difference([0.9, 0.8], [0.8])
 
 
+def test_paired_by_seed_pairs_the_seeds_both_finished():
+    a = _seed_results([0.80, 0.90, 0.70])  # seeds 0, 1, 2
+    b = SeedResults(Spec("b"), _seed_results([0.75, 0.60, 0.65]).results[::2])  # seeds 0, 2
+    d = stats.paired_by_seed(a, b, "val_acc")
+    ref = stats.paired_difference([0.80, 0.70], [0.75, 0.65])
+    assert d == ref and d.n == 2
+
+
 def test_binomial_standard_error():
     assert stats.binomial_se(0.9, 10_000) == pytest.approx(0.003)
     assert stats.binomial_se(0.5, 100) == pytest.approx(0.05)

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import stats as _scipy_stats
 
-__all__ = ["PairedDifference", "binomial_se", "paired_difference"]
+__all__ = ["PairedDifference", "binomial_se", "paired_by_seed", "paired_difference"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,15 @@ def paired_difference(a: ArrayLike, b: ArrayLike, confidence: float = 0.95) -> P
         _scipy_stats.t.ppf(0.5 + confidence / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
     )
     return PairedDifference(mean, mean - half, mean + half, int(d.size), confidence)
+
+
+def paired_by_seed(a, b, metric: str = "test_acc", confidence: float = 0.95) -> PairedDifference:
+    """:func:`paired_difference` of ``a - b`` over the seeds both finished, for two
+    :class:`~fashion_optim.experiments.SeedResults` (``metric`` as in their
+    ``per_seed``)."""
+    va, vb = (dict(zip(r.seeds, r.per_seed(metric), strict=True)) for r in (a, b))
+    both = [seed for seed in va if seed in vb]
+    return paired_difference([va[s] for s in both], [vb[s] for s in both], confidence)
 
 
 def binomial_se(accuracy: float, n: int) -> float:
