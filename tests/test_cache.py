@@ -53,6 +53,7 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/tuning.py": set(),
     "suggest.py": set(),
     "stats.py": set(),
+    "theory.py": set(),
 }
 
 
