@@ -138,6 +138,7 @@ _REEXPORTS = {
         "sweeps",
         "rangetests",
         "schedules",
+        "theory",
     ),
 }
 

@@ -40,6 +40,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/sweeps.py": set(),
     "plotting/schedules.py": set(),
     "plotting/headline.py": set(),
+    "plotting/theory.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

@@ -530,3 +530,65 @@ def test_tuning_table_says_when_every_seed_of_a_tuned_run_diverged():
     row = plotting.tuning_table(tuned).loc["SGD"]
     assert row[("tuned on validation", "test accuracy")] == "diverged (3 of 3 seeds)"
     assert row[("tuned on validation", "validation accuracy")] == "—"
+
+
+# --------------------------------------------------------------------------- theory
+
+
+def test_rate_curves_draw_each_methods_rate_in_its_colour_with_its_lowest_point():
+    from fashion_optim import theory
+
+    curv, lrs = (1.0, 20.0), np.geomspace(1e-3, 0.3, 200)
+    _, ax = plt.subplots()
+    lines = plotting.rate_curves(ax, curv, lrs, {"heavy_ball": 0.4, "nesterov": 0.6})
+    for method, mu in (("gd", 0.0), ("heavy_ball", 0.4), ("nesterov", 0.6)):
+        expected = theory.rate(method, curv, lrs, mu)
+        np.testing.assert_array_equal(lines[method].get_ydata(), expected)
+        color = to_rgba(plotting.COLORS[plotting.METHOD_KEYS[method]])
+        assert to_rgba(lines[method].get_color()) == color
+        lowest = [
+            ln for ln in ax.lines
+            if ln.get_marker() == "o" and to_rgba(ln.get_markeredgecolor()) == color
+        ]  # fmt: skip
+        assert lowest[0].get_xydata().tolist() == [[lrs[expected.argmin()], expected.min()]]
+    assert [ln.get_label() for ln in lines.values()] == [
+        "gradient descent",
+        "heavy ball",
+        "Nesterov",
+    ]
+    assert ax.get_xscale() == "log" and "learning rate" in ax.get_xlabel()
+    assert any(tuple(ln.get_ydata()) == (1.0, 1.0) for ln in ax.lines)  # the line at rho = 1
+    _, ax = plt.subplots()
+    same = plotting.rate_curves(ax, curv, lrs, 0.4, methods=["heavy_ball"])
+    np.testing.assert_array_equal(same["heavy_ball"].get_ydata(), lines["heavy_ball"].get_ydata())
+
+
+def test_rate_map_colours_the_converging_rates_and_hatches_the_regions():
+    from matplotlib.contour import ContourSet
+
+    from fashion_optim import theory
+
+    curv, lrs, momenta = (1.0, 20.0), np.geomspace(1e-3, 1.0, 120), np.linspace(0, 0.99, 100)
+    _, ax = plt.subplots()
+    mesh = plotting.rate_map(ax, "heavy_ball", curv, lrs, momenta)
+    rates = theory.rate("heavy_ball", curv, lrs[None, :], momenta[:, None])
+    shown = mesh.get_array().reshape(rates.shape)
+    np.testing.assert_array_equal(np.ma.getmaskarray(shown), rates >= 1)  # divergent: grey
+    np.testing.assert_allclose(shown.compressed(), rates[rates < 1])
+    assert mesh.norm.vmax == 1.0 and mesh.norm.vmin == pytest.approx(rates.min())
+    filled = {tuple(c.hatches): c for c in ax.collections if isinstance(c, ContourSet) and c.filled}
+    oscillating, divergent = filled[("///",)], filled[("xx",)]
+    # the hatched regions hold the points theory.regions puts there, and not the others
+    for eta, mu in ((0.01, 0.9), (0.005, 0.05), (0.5, 0.5)):
+        kind = theory.regions("heavy_ball", curv, eta, mu)
+        for region, cs in (("oscillating", oscillating), ("divergent", divergent)):
+            inside = any(p.contains_point((eta, mu)) for p in cs.get_paths())
+            assert inside == (kind == region), (eta, mu, kind)
+    best = theory.optimum("heavy_ball", curv)
+    stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
+    assert stars[0].get_xydata().tolist() == [[best.lr, best.momentum]]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["monotone", "oscillating", "divergent", "optimum"]
+    assert ax.get_xscale() == "log" and ax.get_ylim() == (0.0, 0.99)
+    with pytest.raises(ValueError, match="for 'gd'"):
+        plotting.rate_map(ax, "gd", curv, lrs, momenta)

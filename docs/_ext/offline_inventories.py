@@ -143,6 +143,10 @@ def _matplotlib(path: Path) -> None:
         "py:class",
         "api/collections_api.html#matplotlib.collections.PolyCollection",
     )
+    entries["matplotlib.collections.QuadMesh"] = (
+        "py:class",
+        "api/collections_api.html#matplotlib.collections.QuadMesh",
+    )
     entries["matplotlib.contour.QuadContourSet"] = (
         "py:class",
         "api/contour_api.html#matplotlib.contour.QuadContourSet",

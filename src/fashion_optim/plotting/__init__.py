@@ -1,12 +1,13 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Eight modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
-``schedules`` (the learning-rate schedules' figures) and ``headline`` (the
-default-versus-tuned table); everything is imported from here.
+``schedules`` (the learning-rate schedules' figures), ``headline`` (the
+default-versus-tuned table) and ``theory`` (momentum's convergence theory on a
+quadratic); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -31,6 +32,10 @@ default-versus-tuned table); everything is imported from here.
   schedule (its variants dashed, in its colour), and schedules compared on one metric.
 - :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
   and at the rate the sweep chose on validation, side by side.
+- :func:`rate_curves` and :func:`rate_map`: the convergence rate of gradient descent,
+  heavy ball and Nesterov on a quadratic against the learning rate, and over learning
+  rate and momentum with the monotone, oscillating and divergent regions
+  (:mod:`fashion_optim.theory`).
 
 Examples
 --------
@@ -57,9 +62,12 @@ from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .sweeps import sweep_curves
 from .tables import mean_std, rate_drops, results_table
+from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
 
 __all__ = [
     "COLORS",
+    "METHOD_KEYS",
+    "METHOD_LABELS",
     "NEUTRAL",
     "OKABE_ITO",
     "STYLE",
@@ -77,8 +85,10 @@ __all__ = [
     "range_test_panel",
     "range_test_seeds",
     "range_test_with_sweep",
+    "rate_curves",
     "rate_drops",
     "rate_label",
+    "rate_map",
     "results_table",
     "schedule_ranking",
     "schedule_style",
