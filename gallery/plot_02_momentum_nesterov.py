@@ -359,5 +359,6 @@ table.rename(index=NAMES).rename_axis("configuration").round(2)
 # - :ref:`sphx_glr_auto_gallery_plot_01_ewma_bias_correction.py`: the EWMA and its bias.
 # - :ref:`sphx_glr_auto_gallery_plot_03_adam_adapted_gradients.py`: Adam's moments.
 # - :ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`: choosing the learning rate.
+# - :ref:`sphx_glr_auto_gallery_plot_07_momentum_theory.py`: the quadratic's rates, in theory.
 # - :class:`torch.optim.SGD`, :func:`fashion_optim.plotting.toy_paths`,
 #   :func:`fashion_optim.plotting.plane_paths`.
