@@ -68,15 +68,8 @@ say(f"Curvatures {CURV}: condition number κ = {KAPPA:g}. The note's momentum μ
 # and their modulus. A complex pair has modulus :math:`\sqrt{\mu}` for heavy ball, since
 # the product of the roots is :math:`\mu`: there the error turns round the origin of
 # (parameter, buffer) while it shrinks. The closed forms are the eigenvalues that
-# :func:`numpy.linalg.eigvals` finds (checked here out of sight, and by the tests).
+# :func:`numpy.linalg.eigvals` finds (the library's tests check it).
 
-# sphinx_gallery_start_ignore
-for method in theory.METHODS:
-    for lr, mu in ((0.003, 0.2), (0.05, MU), (0.3, 0.5)):
-        mu = 0.0 if method == "gd" else mu
-        eig = [np.linalg.eigvals(theory.iteration_matrix(method, lam, lr, mu)) for lam in CURV]
-        assert np.isclose(theory.rate(method, CURV, lr, mu), np.abs(eig).max(), rtol=1e-9)
-# sphinx_gallery_end_ignore
 ETA = 0.01
 rows = {}
 for method in MOMENTUM_METHODS:
