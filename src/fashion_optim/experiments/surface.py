@@ -13,6 +13,7 @@ import numpy as np
 from .. import landscape
 from ..models import make_model
 from . import train as _train
+from .executors import default_workers
 from .train import TRAIN_THREADS, threads
 
 __all__ = ["compute_loss_surface", "trajectory_plane"]
@@ -37,6 +38,10 @@ def compute_loss_surface(
     plane = trajectory_plane(snapshots)
     loader = _train.get_splits().loader("train", images, seed=seed, subset=train_subset)
     start = time.perf_counter()
+    # every core evaluates rows of the grid, each on one thread: the values do not depend
+    # on how many there are (landscape.loss_surface)
     with threads(TRAIN_THREADS):
-        surf = landscape.loss_surface(make_model("lenet"), plane, loader, n=grid)
+        surf = landscape.loss_surface(
+            make_model("lenet"), plane, loader, n=grid, workers=default_workers()
+        )
     return surf, {"wall_time": time.perf_counter() - start}
