@@ -309,6 +309,22 @@ def test_loss_surface_restores_the_model_and_matches_direct_evaluation():
     assert surf["accuracy"][1, 4] == acc_ab
 
 
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_loss_surface_on_threads_gives_the_single_thread_values_bit_for_bit(workers):
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y)
+    model.train()
+    before = [p.detach().clone() for p in model.parameters()]
+    one = loss_surface(model, plane, (x, y), n=5)
+    many = loss_surface(model, plane, (x, y), n=5, workers=workers)
+    for name in ("alphas", "betas", "loss", "accuracy", "extent"):
+        np.testing.assert_array_equal(many[name], one[name])
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+    assert model.training
+
+
 def test_loss_surface_default_extent_covers_the_trajectories():
     model = tiny_cnn()
     x, y = batch()
@@ -334,6 +350,8 @@ def test_loss_surface_validation():
         loss_surface(model, plane, (x, y), extent=(1.0, -1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="no batches"):
         loss_surface(model, plane, [])
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        loss_surface(model, plane, (x, y), workers=0)
 
 
 def test_random_plane_surface_at_origin_is_the_current_loss():

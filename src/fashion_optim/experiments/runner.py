@@ -438,7 +438,8 @@ def trajectory_surface(
     arrays, meta = cache.cached(
         "loss_surface",
         config,
-        lambda: compute_loss_surface(snapshots, **settings),
+        # every core evaluates rows of the grid; the values do not depend on how many
+        lambda: compute_loss_surface(snapshots, **settings, workers=executors.default_workers()),
         data_checksum=_train.get_splits().data_checksum,
         fresh=fresh,
     )

@@ -30,13 +30,16 @@ def compute_loss_surface(
     train_subset: int | None,
     images: int,
     grid: int,
+    workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """The loss of the CNN on a ``grid`` x ``grid`` window of :func:`trajectory_plane`,
     on the first shuffled batch of ``images`` training images (of ``train_subset``, in
-    the order ``seed`` gives): see :func:`fashion_optim.landscape.loss_surface`."""
+    the order ``seed`` gives): see :func:`fashion_optim.landscape.loss_surface`, which
+    shares the grid's rows among ``workers`` threads (the values do not depend on how
+    many)."""
     plane = trajectory_plane(snapshots)
     loader = _train.get_splits().loader("train", images, seed=seed, subset=train_subset)
     start = time.perf_counter()
     with threads(TRAIN_THREADS):
-        surf = landscape.loss_surface(make_model("lenet"), plane, loader, n=grid)
+        surf = landscape.loss_surface(make_model("lenet"), plane, loader, n=grid, workers=workers)
     return surf, {"wall_time": time.perf_counter() - start}
