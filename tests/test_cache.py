@@ -41,6 +41,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/sweeps.py": set(),
     "plotting/schedules.py": set(),
     "plotting/headline.py": set(),
+    "plotting/adam.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

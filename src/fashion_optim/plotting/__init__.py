@@ -1,12 +1,13 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Eight modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
-``schedules`` (the learning-rate schedules' figures) and ``headline`` (the
-default-versus-tuned table); everything is imported from here.
+``schedules`` (the learning-rate schedules' figures), ``headline`` (the
+default-versus-tuned table) and ``adam`` (Adam's step over each layer's weights);
+everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -31,6 +32,9 @@ default-versus-tuned table); everything is imported from here.
   schedule (its variants dashed, in its colour), and schedules compared on one metric.
 - :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
   and at the rate the sweep chose on validation, side by side.
+- :func:`adam_layer_quantiles` (with :func:`quantile_bands`, :func:`quantile_position`
+  and :func:`position_words`): per layer, the spread over its weights of Adam's adapted
+  step and effective rate against steps, and where one value sits in such a spread.
 
 Examples
 --------
@@ -43,6 +47,13 @@ Examples
 >>> line, fill = plotting.band(ax, np.arange(50), runs, label="sgd")
 """
 
+from .adam import (
+    ADAM_QUANTITIES,
+    adam_layer_quantiles,
+    position_words,
+    quantile_bands,
+    quantile_position,
+)
 from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
 from .figures import (
     learning_curves,
@@ -59,12 +70,14 @@ from .sweeps import sweep_curves
 from .tables import mean_std, rate_drops, results_table
 
 __all__ = [
+    "ADAM_QUANTITIES",
     "COLORS",
     "NEUTRAL",
     "OKABE_ITO",
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
+    "adam_layer_quantiles",
     "band",
     "color_for",
     "label_lr_axis",
@@ -73,6 +86,9 @@ __all__ = [
     "mean_std",
     "plain_log_ticks",
     "plane_paths",
+    "position_words",
+    "quantile_bands",
+    "quantile_position",
     "range_test_blow_up",
     "range_test_panel",
     "range_test_seeds",
