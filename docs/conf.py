@@ -137,6 +137,7 @@ _REEXPORTS = {
         "sweeps",
         "rangetests",
         "schedules",
+        "adam",
     ),
 }
 

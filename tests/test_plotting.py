@@ -595,8 +595,9 @@ def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
     assert [ax.get_xlabel() for ax in axes[1]] == ["step (mini-batch)"] * 2
     assert [ax.get_xlabel() for ax in axes[0]] == ["", ""]
     assert "Adapted step" in axes[0, 0].get_title() and "Effective rate" in axes[0, 1].get_title()
-    assert [t.get_text() for t in axes[0, 0].texts] == ["conv1"]  # readable name, or the key
-    assert [t.get_text() for t in axes[1, 0].texts] == ["fc.weight"]
+    assert [t.get_text() for t in axes[0, 1].texts] == ["conv1"]  # readable name, or the key
+    assert [t.get_text() for t in axes[1, 1].texts] == ["fc.weight"]
+    assert not axes[0, 0].texts and axes[0, 1].texts[0].get_position()[0] > 1  # right of it
     # the weight's own values in its layer's row only, as absolute values
     adapted, rate = out["weight"]
     assert adapted.axes is axes[1, 0] and rate.axes is axes[1, 1]

@@ -73,8 +73,9 @@ def quantile_bands(
         Positions (steps).
     quantiles : array_like, shape (T, L)
         One row per position, one column per level.
-    levels : sequence of float, length L
-        Symmetric about 0.5, increasing; 0.5 itself gives the median line.
+    levels : sequence of float
+        One per column of ``quantiles``, increasing and symmetric about 0.5; 0.5 itself
+        gives the median line.
     color : str, optional
         Default: ``color_for("adam")``.
     label : str, optional
@@ -134,15 +135,17 @@ def adam_layer_quantiles(
 
     Parameters
     ----------
-    axes : array of matplotlib.axes.Axes, shape (len(layers), 2)
-        From ``plt.subplots(len(layers), 2, sharex=True, sharey="col")``.
+    axes : numpy.ndarray
+        Of :class:`matplotlib.axes.Axes`, ``len(layers)`` rows by 2 columns, from
+        ``plt.subplots(len(layers), 2, sharex=True, sharey="col")``.
     records : mapping
         A run's records with the recorder's ``"adam_q/..."`` arrays
         (:attr:`fashion_optim.experiments.Result.records`).
     layers : sequence of str
         Parameter names, one per row.
     names : mapping of str to str, optional
-        A readable name per layer (e.g. ``"conv1 weights"``), written in each row.
+        A readable name per layer (e.g. ``"conv1\\n150 weights"``), written right of
+        its row; by default the parameter's name.
     color : str, optional
         Default: ``color_for("adam")``.
     steps_per_epoch : int, optional
@@ -198,10 +201,11 @@ def adam_layer_quantiles(
             ax.set_ylabel(unit)
             if row == 0:
                 ax.set_title(title)
-            ax.text(
-                0.01, 0.04, (names or {}).get(layer, layer), transform=ax.transAxes,
-                fontsize=9, va="bottom", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0},
-            )  # fmt: skip
+        # the layer's name as a row label, right of the row: inside, it would hide bands
+        grid[row, 1].text(
+            1.04, 0.5, (names or {}).get(layer, layer), transform=grid[row, 1].transAxes,
+            rotation=270, va="center", ha="left", fontsize=10, multialignment="center",
+        )  # fmt: skip
     for col in range(2):
         if steps_per_epoch:
             label_step_axis(grid[0, col], steps_per_epoch)  # epochs above the top row
