@@ -267,7 +267,7 @@ rec = result.records
 LEVELS, q_steps = rec["adam_q/levels"], rec["adam_q/steps"]
 sizes = {n: p.numel() for n, p in make_model("lenet").named_parameters() if "weight" in n}
 print(f"quantiles {LEVELS.tolist()}, every {cfg.record.layer_quantiles_every} step(s)")
-fig, axes = plt.subplots(len(sizes), 2, figsize=(8.0, 10.0), sharex=True, sharey="col")
+fig, axes = plt.subplots(len(sizes), 2, figsize=(8.0, 11.0), sharex=True, sharey="col")
 names = {n: f"{n}\n{k:,} weights" for n, k in sizes.items()}
 probe = (PROBE, q_steps, adapted[q_steps - 1], LR * scaling[q_steps - 1])  # same steps
 plotting.adam_layer_quantiles(

@@ -198,7 +198,7 @@ def adam_layer_quantiles(
                 trace = np.abs(np.asarray(weight[2 + col], dtype=np.float64))
                 out["weight"] += ax.plot(weight[1], trace, color="black", lw=0.5, alpha=0.7)
             ax.set_yscale("log")
-            ax.set_ylabel(unit)
+            ax.set_ylabel(unit, fontsize=9)  # five rows: a full-size label overlaps the next
             if row == 0:
                 ax.set_title(title)
         # the layer's name as a row label, right of the row: inside, it would hide bands
