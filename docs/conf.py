@@ -139,6 +139,7 @@ _REEXPORTS = {
         "rangetests",
         "schedules",
         "theory",
+        "adam",
     ),
 }
 

@@ -592,3 +592,119 @@ def test_rate_map_colours_the_converging_rates_and_hatches_the_regions():
     assert ax.get_xscale() == "log" and ax.get_ylim() == (0.0, 0.99)
     with pytest.raises(ValueError, match="for 'gd'"):
         plotting.rate_map(ax, "gd", curv, lrs, momenta)
+
+
+# --------------------------------------------------------------------------- Adam's layer spread
+
+ADAM_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def adam_records(steps=(1, 3, 5, 7), layers=("conv.weight", "fc.weight")):
+    """Quantile records as AdamQuantileRecorder writes them, made-up and increasing."""
+    rng = np.random.default_rng(1)
+    out = {"adam_q/steps": np.asarray(steps), "adam_q/levels": np.asarray(ADAM_LEVELS)}
+    for layer in layers:
+        for kind in ("adapted", "rate"):
+            out[f"adam_q/{kind}/{layer}"] = np.sort(rng.lognormal(size=(len(steps), 5)), axis=1)
+    return out
+
+
+def test_quantile_bands_draw_the_median_and_the_inner_band_over_the_outer_one():
+    x = np.array([1.0, 2.0, 4.0])
+    q = np.sort(np.random.default_rng(0).lognormal(size=(3, 5)), axis=1)
+    _, ax = plt.subplots()
+    line, (outer, inner) = plotting.quantile_bands(ax, x, q, ADAM_LEVELS, label="conv")
+    np.testing.assert_array_equal(line.get_ydata(), q[:, 2])
+    assert line.get_label() == "conv"
+    for fill, (lo, hi) in ((outer, (0, 4)), (inner, (1, 3))):
+        np.testing.assert_allclose(band_edges(fill, x), (q[:, lo], q[:, hi]))
+        assert to_rgba(fill.get_facecolor()[0])[:3] == to_rgba(plotting.COLORS["adam"])[:3]
+    assert ax.collections.index(outer) < ax.collections.index(inner)  # inner drawn on top
+    line, bands = plotting.quantile_bands(ax, x, q[:, [0, 4]], (0.05, 0.95))
+    assert line is None and len(bands) == 1
+
+
+@pytest.mark.parametrize(
+    ("levels", "shape", "message"),
+    [
+        ((0.05, 0.25, 0.5, 0.75, 0.9), (3, 5), "symmetric about a median"),
+        ((0.1, 0.4, 0.9), (3, 3), "symmetric about a median"),
+        (ADAM_LEVELS, (3, 4), r"shape \(len\(x\), len\(levels\)\) = \(3, 5\)"),
+    ],
+)
+def test_quantile_bands_refuse_asymmetric_levels_and_wrong_shapes(levels, shape, message):
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match=message):
+        plotting.quantile_bands(ax, np.arange(3), np.ones(shape), levels)
+
+
+def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
+    rec = adam_records()
+    _, axes = plt.subplots(2, 2, sharex=True, sharey="col")
+    steps = np.arange(1, 8)
+    weight = ("fc.weight", steps, -np.linspace(0.1, 1, 7), np.linspace(1, 2, 7))
+    out = plotting.adam_layer_quantiles(
+        axes, rec, ["conv.weight", "fc.weight"], names={"conv.weight": "conv1"},
+        steps_per_epoch=4, weight=weight,
+    )  # fmt: skip
+    for (layer, kind), (line, _) in out["bands"].items():
+        row, col = ["conv.weight", "fc.weight"].index(layer), ["adapted", "rate"].index(kind)
+        assert line.axes is axes[row, col]
+        np.testing.assert_array_equal(line.get_xdata(), rec["adam_q/steps"])
+        np.testing.assert_array_equal(line.get_ydata(), rec[f"adam_q/{kind}/{layer}"][:, 2])
+    assert all(ax.get_yscale() == "log" for ax in axes.flat)
+    assert [ax.get_ylabel() for ax in axes[0]] == ["adapted step (no unit)", "rate ($w^2$ per nat)"]
+    assert [ax.get_xlabel() for ax in axes[1]] == ["step (mini-batch)"] * 2
+    assert [ax.get_xlabel() for ax in axes[0]] == ["", ""]
+    assert "Adapted step" in axes[0, 0].get_title() and "Effective rate" in axes[0, 1].get_title()
+    assert [t.get_text() for t in axes[0, 1].texts] == ["conv1"]  # readable name, or the key
+    assert [t.get_text() for t in axes[1, 1].texts] == ["fc.weight"]
+    assert not axes[0, 0].texts and axes[0, 1].texts[0].get_position()[0] > 1  # right of it
+    # the weight's own values in its layer's row only, as absolute values
+    adapted, rate = out["weight"]
+    assert adapted.axes is axes[1, 0] and rate.axes is axes[1, 1]
+    np.testing.assert_allclose(adapted.get_ydata(), np.linspace(0.1, 1, 7))
+    assert not axes[0, 0].lines[1:]
+    assert len(axes[0, 0].child_axes) == 1 and not axes[1, 0].child_axes  # epochs on top
+
+
+def test_adam_layer_quantiles_says_how_to_record_what_is_missing():
+    rec = adam_records(layers=("conv.weight",))
+    _, axes = plt.subplots(2, 2)
+    with pytest.raises(KeyError, match=r"adam_q/adapted/fc.weight.*Record\(layer_quantiles"):
+        plotting.adam_layer_quantiles(axes, rec, ["conv.weight", "fc.weight"])
+    with pytest.raises(ValueError, match="1 rows"):
+        plotting.adam_layer_quantiles(axes, rec, ["conv.weight"])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.5, (None, 0.05)),
+        (1.0, (0.05, 0.25)),
+        (3.5, (0.5, 0.75)),
+        (5.0, (0.95, None)),
+        (9, (0.95, None)),
+    ],
+)
+def test_quantile_position_names_the_two_levels_around_a_value(value, expected):
+    assert plotting.quantile_position(value, ADAM_LEVELS, (1, 2, 3, 4, 5)) == expected
+
+
+def test_quantile_position_refuses_a_nan_or_mismatched_quantiles():
+    with pytest.raises(ValueError, match="finite value"):
+        plotting.quantile_position(float("nan"), ADAM_LEVELS, (1, 2, 3, 4, 5))
+    with pytest.raises(ValueError, match="one quantile per level"):
+        plotting.quantile_position(1.0, ADAM_LEVELS, (1, 2))
+
+
+def test_position_words_say_between_below_or_above():
+    words = [plotting.position_words(*plotting.quantile_position(v, ADAM_LEVELS, (1, 2, 3, 4, 5)))
+             for v in (0.5, 2.5, 7.0)]  # fmt: skip
+    assert words == [
+        "below the 5% quantile",
+        "between the 25% and the 50% quantiles",
+        "above the 95% quantile",
+    ]
+    with pytest.raises(ValueError, match="at least one level"):
+        plotting.position_words(None, None)

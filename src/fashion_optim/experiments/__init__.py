@@ -44,8 +44,10 @@ from .runner import (
     trajectory_surface,
 )
 from .selection import VALIDATION_METRICS, best_on_validation, rank_on_validation
-from .specs import LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
+from .specs import ADAM_LIKE, LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
 from .studies import (
+    ADAM_RECORD,
+    LAYER_QUANTILES,
     NAMED,
     NOTE_RECORD,
     PROBES,
@@ -69,7 +71,10 @@ from .tuning import (
 )
 
 __all__ = [
+    "ADAM_LIKE",
+    "ADAM_RECORD",
     "DIVERGE_THRESHOLD",
+    "LAYER_QUANTILES",
     "LR_LAMBDAS",
     "NAMED",
     "NOTE_RECORD",

@@ -6,8 +6,9 @@ by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
 (numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
 ``schedules`` (the learning-rate schedules' figures), ``headline`` (the
-default-versus-tuned table) and ``theory`` (momentum's convergence theory on a
-quadratic); everything is imported from here.
+default-versus-tuned table), ``theory`` (momentum's convergence theory on a
+quadratic) and ``adam`` (Adam's step over each layer's weights); everything is imported
+from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -36,6 +37,9 @@ quadratic); everything is imported from here.
   heavy ball and Nesterov on a quadratic against the learning rate, and over learning
   rate and momentum with the monotone, oscillating and divergent regions
   (:mod:`fashion_optim.theory`).
+- :func:`adam_layer_quantiles` (with :func:`quantile_bands`, :func:`quantile_position`
+  and :func:`position_words`): per layer, the spread over its weights of Adam's adapted
+  step and effective rate against steps, and where one value sits in such a spread.
 
 Examples
 --------
@@ -48,6 +52,13 @@ Examples
 >>> line, fill = plotting.band(ax, np.arange(50), runs, label="sgd")
 """
 
+from .adam import (
+    ADAM_QUANTITIES,
+    adam_layer_quantiles,
+    position_words,
+    quantile_bands,
+    quantile_position,
+)
 from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
 from .figures import (
     learning_curves,
@@ -65,6 +76,7 @@ from .tables import mean_std, rate_drops, results_table
 from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
 
 __all__ = [
+    "ADAM_QUANTITIES",
     "COLORS",
     "METHOD_KEYS",
     "METHOD_LABELS",
@@ -73,6 +85,7 @@ __all__ = [
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
+    "adam_layer_quantiles",
     "band",
     "color_for",
     "label_lr_axis",
@@ -81,6 +94,9 @@ __all__ = [
     "mean_std",
     "plain_log_ticks",
     "plane_paths",
+    "position_words",
+    "quantile_bands",
+    "quantile_position",
     "range_test_blow_up",
     "range_test_panel",
     "range_test_seeds",
