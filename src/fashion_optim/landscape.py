@@ -860,7 +860,7 @@ def random_walk_explained_variance(
     dim : int
         The dimension of the space (a network's number of parameters).
     seed : int
-        Seeds a private :func:`numpy.random.default_rng`.
+        Seeds a private ``numpy.random.default_rng(seed)``.
     n_components : int
         How many ratios to return.
     method : {"auto", "gram", "walk"}
