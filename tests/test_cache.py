@@ -18,8 +18,10 @@ PACKAGE = Path(cache.__file__).resolve().parents[1]
 #: Which computations each module of the package decides, written out by hand: a change
 #: in the module must change exactly these kinds' keys. (Everything a run imports also
 #: decides the range test and the loss surface, which are built from the same model,
-#: optimizer and data code.)
-ALL = {"run", "range_test", "loss_surface"}
+#: optimizer and data code.) Both loss surfaces, the PCA plane's and the random plane's,
+#: are computed in experiments/surface.py.
+SURFACES = {"loss_surface", "random_plane_surface"}
+ALL = {"run", "range_test", *SURFACES}
 DEPENDS: dict[str, set[str]] = {
     "data.py": ALL,
     "models.py": ALL,
@@ -30,8 +32,8 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/specs.py": ALL,
     "experiments/train.py": ALL,
     "experiments/rangetest.py": {"range_test"},
-    "experiments/surface.py": {"loss_surface"},
-    "landscape.py": {"loss_surface"},
+    "experiments/surface.py": SURFACES,
+    "landscape.py": SURFACES,
     "plotting/__init__.py": set(),
     "plotting/style.py": set(),
     "plotting/axes.py": set(),
@@ -43,6 +45,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/headline.py": set(),
     "plotting/theory.py": set(),
     "plotting/adam.py": set(),
+    "plotting/landscape.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),

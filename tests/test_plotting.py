@@ -241,6 +241,68 @@ def test_plane_paths_draws_the_plane_coordinates_over_log_contours():
         plotting.plane_paths(ax, traj, ["sgd"])
 
 
+def test_random_plane_contours_draws_the_grid_in_weight_units():
+    from matplotlib.colors import LogNorm
+
+    from fashion_optim import experiments
+
+    alphas, betas = np.linspace(-1, 1, 5), np.linspace(-1, 1, 7)
+    loss = 0.3 + np.add.outer(betas**2, 2 * alphas**2)
+    surface = {"alphas": alphas, "betas": betas, "loss": loss, "accuracy": 0 * loss}
+    surface["direction_norms"] = np.array([4.0, 3.0])
+    result = experiments.RandomPlaneSurface(None, surface, 0, 10, 5, 0.0, 0.01)
+    _, ax = plt.subplots()
+    filled = plotting.random_plane_contours(ax, result)
+    assert isinstance(filled.norm, LogNorm)
+    np.testing.assert_allclose(filled.levels[[0, -1]], [loss.min(), loss.max()])
+    # The grid's coordinates times each direction's length: weight units, to scale.
+    np.testing.assert_allclose(ax.get_xlim(), (-4.0, 4.0))
+    np.testing.assert_allclose(ax.get_ylim(), (-3.0, 3.0))
+    assert ax.get_aspect() == 1.0
+    assert "(weight units)" in ax.get_xlabel() and "(weight units)" in ax.get_ylabel()
+    assert ax.get_legend_handles_labels()[1] == ["final weights"]
+    surface["direction_norms"] = np.array([4.0, 0.0])
+    with pytest.raises(ValueError, match="direction_norms must be two positive lengths"):
+        plotting.random_plane_contours(ax, result)
+
+
+def test_plane_gap_panels_draws_measured_and_projected_loss_and_the_distance():
+    steps = np.array([0, 10, 20, 30])
+    paths = [
+        {"loss": [2.3, 1.0, 0.7, 0.5], "projected_loss": [2.3, 1.2, 0.9, 0.8]},
+        {"loss": [2.3, 0.8, 0.5, 0.4], "projected_loss": [2.3, 1.5, 1.1, 1.0]},
+    ]
+    for i, path in enumerate(paths):
+        path["distance"] = np.arange(4.0) * (i + 1)
+    _, (top, bottom) = plt.subplots(2, 1)
+    keys = ["sgd", "momentum"]
+    plotting.plane_gap_panels(
+        top, bottom, steps, paths, keys, labels={"sgd": "SGD"}, steps_per_epoch=10
+    )
+    assert top.get_yscale() == "log"
+    assert top.get_legend_handles_labels()[1] == [
+        "SGD",
+        "momentum",
+        "at the snapshot",
+        "at its projection (contour)",
+    ]
+    drawn = [ln for ln in top.lines if len(ln.get_xdata())]
+    for path, key in zip(paths, keys, strict=True):
+        mine = [ln for ln in drawn if to_rgba(ln.get_color()) == to_rgba(plotting.COLORS[key])]
+        solid, dashed = sorted(mine, key=lambda ln: ln.get_linestyle() == "--")
+        np.testing.assert_array_equal(solid.get_xydata(), np.column_stack([steps, path["loss"]]))
+        np.testing.assert_array_equal(dashed.get_ydata(), path["projected_loss"])
+        assert dashed.get_linestyle() == "--"
+    for line, path in zip(bottom.lines, paths, strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), path["distance"])
+    assert "distance from the plane (weight units)" == bottom.get_ylabel()
+    assert top.get_xlabel() == bottom.get_xlabel() == "step (mini-batch)"
+    with pytest.raises(ValueError, match="keys must name each of the 2 runs"):
+        plotting.plane_gap_panels(top, bottom, steps, paths, ["sgd"])
+    with pytest.raises(ValueError, match="run 'sgd' has 4 snapshots but steps has 3"):
+        plotting.plane_gap_panels(top, bottom, steps[:3], paths, keys)
+
+
 # --------------------------------------------------------------------------- learning rates
 
 

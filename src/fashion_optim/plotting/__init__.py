@@ -7,8 +7,9 @@ by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
 ``schedules`` (the learning-rate schedules' figures), ``headline`` (the
 default-versus-tuned table), ``theory`` (momentum's convergence theory on a
-quadratic) and ``adam`` (Adam's step over each layer's weights); everything is imported
-from here.
+quadratic), ``adam`` (Adam's step over each layer's weights) and ``landscape`` (what a
+plane through the weights leaves out, and a random plane); everything is imported from
+here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -24,6 +25,9 @@ from here.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
+- :func:`plane_gap_panels`: the loss at each snapshot beside the contour value under
+  it, and its distance from the plane; :func:`random_plane_contours`: the loss on a
+  filter-normalised random plane through the final weights, in weight units.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
@@ -68,6 +72,7 @@ from .figures import (
     toy_paths,
 )
 from .headline import rate_label, tuning_table
+from .landscape import plane_gap_panels, random_plane_contours
 from .rangetests import range_test_seeds, range_test_with_sweep
 from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
@@ -93,10 +98,12 @@ __all__ = [
     "learning_curves",
     "mean_std",
     "plain_log_ticks",
+    "plane_gap_panels",
     "plane_paths",
     "position_words",
     "quantile_bands",
     "quantile_position",
+    "random_plane_contours",
     "range_test_blow_up",
     "range_test_panel",
     "range_test_seeds",
