@@ -29,7 +29,7 @@ from 1, :class:`torch.optim.Adam` computes
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run` or
+# Every run goes through :func:`fashion_optim.experiments.run_specs` or
 # :func:`~fashion_optim.experiments.run_outcomes`, which train once and cache the result;
 # the seed fixes the initial weights and the mini-batch order. The published site trains
 # on 50,000 images for 10 epochs with 3 seeds; the quick profile on 10,000 for 3 with 2.
@@ -71,7 +71,8 @@ def say(text):
 # :math:`g_t`. The spec sets no ``betas`` or ``eps``, so torch's defaults apply; we read
 # them from torch itself.
 
-result = experiments.run(experiments.NAMED["adam"], seed=SEED)  # shared with the note
+adam = experiments.run_specs({"adam": experiments.NAMED["adam"]})["adam"]  # every seed
+result = adam.results[adam.seeds.index(SEED)]  # shared with the note
 cfg = result.config
 defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
 hyper = {**defaults, **cfg.optimizer_kwargs}
@@ -308,6 +309,12 @@ say(
     f"Without gradients the adapted step falls a decade every "
     f"{np.log(10) / np.log(np.sqrt(BETA2) / BETA1):.0f} steps. The highest {LEVELS[-1]:.0%} "
     f"quantile of any layer's rate, {peak:.3g}, is {peak / cap:.2g} times η/ε = {cap:.3g}."
+)
+ends = np.array([[r.records[f"adam_q/adapted/{n}"][-1, i50] for n in sizes] for r in adam.results])
+by_seed = ends.max(axis=0) / ends.min(axis=0)
+say(
+    f"Over the {len(ends)} seeds, a layer's median adapted step at the end differs by at "
+    f"most a factor {by_seed.max():.2f} ({list(sizes)[int(by_seed.argmax())]})."
 )
 last.map(lambda value: f"{value:.3g}")
 
