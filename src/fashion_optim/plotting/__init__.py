@@ -1,9 +1,10 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Eight modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
-(numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
+(numbers for the reader), ``figures`` (the figures several pages draw), ``animation``
+(paths drawn step by step, for a player the reader scrubs), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
 ``schedules`` (the learning-rate schedules' figures) and ``headline`` (the
 default-versus-tuned table); everything is imported from here.
@@ -22,6 +23,9 @@ default-versus-tuned table); everything is imported from here.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
+- :func:`toy_animation` and :func:`plane_animation`: the same paths moving step by step
+  (on the plane, beside the runs' losses), as a :class:`PathAnimation` that a page or a
+  notebook shows as a player with a slider; :func:`frame_indices` picks its frames.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
@@ -43,6 +47,7 @@ Examples
 >>> line, fill = plotting.band(ax, np.arange(50), runs, label="sgd")
 """
 
+from .animation import PathAnimation, frame_indices, plane_animation, toy_animation
 from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
 from .figures import (
     learning_curves,
@@ -65,13 +70,16 @@ __all__ = [
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
+    "PathAnimation",
     "band",
     "color_for",
+    "frame_indices",
     "label_lr_axis",
     "label_step_axis",
     "learning_curves",
     "mean_std",
     "plain_log_ticks",
+    "plane_animation",
     "plane_paths",
     "range_test_blow_up",
     "range_test_panel",
@@ -85,6 +93,7 @@ __all__ = [
     "smooth_curve",
     "style_context",
     "sweep_curves",
+    "toy_animation",
     "toy_paths",
     "tuning_table",
     "use_style",
