@@ -85,6 +85,7 @@ API_MODULES = (
     "suggest",
     "stats",
     "landscape",
+    "theory",
     "experiments",
     "plotting",
 )
@@ -138,6 +139,8 @@ _REEXPORTS = {
         "sweeps",
         "rangetests",
         "schedules",
+        "theory",
+        "adam",
     ),
 }
 
@@ -183,6 +186,8 @@ napoleon_type_aliases = {
     "Spec": ":class:`~fashion_optim.experiments.Spec`",
     "Plane": ":class:`~fashion_optim.landscape.Plane`",
     "Surface": ":class:`~fashion_optim.landscape.Surface`",
+    "MeasuredRate": ":class:`~fashion_optim.theory.MeasuredRate`",
+    "Optimum": ":class:`~fashion_optim.theory.Optimum`",
 }
 # Words that numpydoc type lines use but are not objects.
 nitpick_ignore_regex = [

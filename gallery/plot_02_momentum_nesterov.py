@@ -10,8 +10,8 @@ We train the LeNet-like CNN on Fashion-MNIST with plain SGD, heavy-ball momentum
 Nesterov's momentum at one learning rate, and plain SGD at the larger :math:`\eta/(1-\mu)`,
 from the same initial weights. Look at how fast the loss falls, what the momentum buffer
 averages, whether momentum is just a larger learning rate, and the paths the optimizers
-take on toy surfaces and on the network's own loss surface, in figures and in players
-that run them step by step.
+take on toy surfaces, in figures and in a player that runs them step by step (their
+paths on the network's own loss surface are in chapter 8).
 
 With :math:`g_t` the mini-batch gradient at :math:`\theta_{t-1}`, learning rate
 :math:`\eta` and momentum :math:`\mu`, :class:`torch.optim.SGD` computes (buffer
@@ -75,14 +75,9 @@ print(f"profile {profile.name!r}, seeds {list(profile.seeds)}, device {device}")
 # (:math:`b_t = -v_t/\eta`): the second line above. The fourth run is plain SGD at
 # :math:`\eta/(1-\mu)`, the step of a buffer fed one gradient for ever. Each trains for
 # 10 epochs on 50,000 images with 3 seeds (the quick profile: 3 epochs, 10,000 images,
-# 2 seeds), in one call with shorter runs, at two seeds, for the last section.
+# 2 seeds), all in one call.
 
-snap_specs = {f"{key} snapshots": spec for key, spec in experiments.snapshot_specs().items()}
-shared = {key: experiments.NAMED[key] for key in FOUR}
-SNAP_SEEDS = [SEED, profile.seeds[1]]  # the plane at the first, the spread over both
-runs = experiments.run_specs({**shared, **snap_specs}, seeds=dict.fromkeys(snap_specs, SNAP_SEEDS))
-snap_runs = {key: runs.pop(f"{key} snapshots") for key in THREE}
-snaps = {key: snap_runs[key].results[0] for key in THREE}  # seed SEED
+runs = experiments.run_specs({key: experiments.NAMED[key] for key in FOUR})
 NAMES = {key: runs[key].spec.name for key in FOUR}
 first = runs["sgd"].results[0]
 steps_per_epoch, epochs = int(first.meta["steps_per_epoch"]), first.history.epochs
@@ -308,73 +303,20 @@ toy_anim  # in a notebook, the player is the cell's value
 # %%
 # Paths on the CNN's loss surface
 # -------------------------------
-# :func:`~fashion_optim.experiments.trajectory_surface` fits the plane through the shared
-# start that holds most of the snapshot runs' trajectories (a PCA,
-# :cite:p:`li2018visualizing`) and the loss on a grid of it, on a sample of the training
-# images. Top, the paths (dots: snapshots) over the loss on the plane itself, where
-# each run's weights off the plane are dropped. Below, each run's distance from the
-# start in all weights and in the plane: the gap is what the plane leaves out.
-
-surf = experiments.trajectory_surface([snaps[key] for key in THREE])
-plane, evr = surf.plane, surf.plane.explained_variance_ratio
-snap_steps = snaps["sgd"].records["param_steps"]
-say(
-    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run over "
-    f"{snaps['sgd'].config.epochs} epochs, seed {SEED}; the plane holds {evr[0]:.1%} + "
-    f"{evr[1]:.1%} of the variance ({surf.grid}² grid, {surf.images} images)."
-)
-fig, (ax_plane, ax_dist) = plt.subplots(2, 1, figsize=(8.0, 8.5), height_ratios=(1.3, 1))
-filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
-fig.colorbar(filled, ax=ax_plane, label="training loss on the sample (nat)", format="%.2g")
-for coords, key in zip(plane.coords, THREE, strict=True):
-    full = np.linalg.norm(snaps[key].records["params"] - plane.origin, axis=1)
-    ax_dist.plot(snap_steps, full, color=plotting.color_for(key))
-    ax_dist.plot(snap_steps, np.linalg.norm(coords, axis=1), "--", color=plotting.color_for(key))
-ax_dist.set(ylabel=r"distance from the start $\|\theta_t - \theta_0\|_2$ (weight units)")
-plotting.label_step_axis(ax_dist, steps_per_epoch)
-ax_dist.set_title("solid: all weights; dashed: in the plane")
-fig.legend(*ax_plane.get_legend_handles_labels(), loc="outside lower center", ncols=5)
-plt.show()
-
-# %%
-# The same paths step by step, beside each run's training loss (an EWMA of its
-# mini-batch losses) and validation loss (after each epoch), up to the snapshot shown.
-
-plane_anim = plotting.plane_animation(surf, [snaps[key] for key in THREE], THREE, labels=NAMES)
-plt.show()
-# sphinx_gallery_capture_repr_block = ()
-plane_anim  # in a notebook, the player is the cell's value
-
-# %%
-# The plane's directions have unit length: its coordinates are distances in weight space.
-# Read SGD's short path above with both distances in mind. The runs at the second seed
-# (no plane fitted) say how much the ratios of the distances depend on the seed.
-
-
-def spread(values):
-    """The values over seeds, in words: one number if they agree to one decimal."""
-    low, high = f"{min(values):.1f}", f"{max(values):.1f}"
-    return f"{low} times at both seeds" if low == high else f"between {low} and {high} times"
-
-
-ends = {k: [r.records["params"][[0, -1]] for r in snap_runs[k].results] for k in THREE}
-far = {k: np.array([np.linalg.norm(last - start) for start, last in ends[k]]) for k in THREE}
-say(
-    f"After the snapshot runs' {snaps['sgd'].config.epochs} epochs, momentum ends "
-    f"{spread(far['momentum'] / far['sgd'])} as far from the start as plain SGD (seeds "
-    f"{SNAP_SEEDS}), Nesterov {spread(far['nesterov'] / far['sgd'])}. At seed {SEED} the two "
-    f"end {np.linalg.norm(ends['momentum'][0][1] - ends['nesterov'][0][1]):.2f} apart."
-)
-table = pd.DataFrame(far, index=[f"distance at the end, seed {s}" for s in SNAP_SEEDS]).T
-table[f"in the plane, seed {SEED}"] = [np.linalg.norm(c[-1]) for c in plane.coords]
-table.rename(index=NAMES).rename_axis("configuration").round(2)
+# The toy surfaces have two parameters; the CNN has tens of thousands. A later chapter,
+# :ref:`sphx_glr_auto_gallery_plot_08_loss_landscape.py`, draws these optimizers' paths
+# on the plane through their shared start that holds most of their trajectories, and
+# measures what such a plane leaves out: the loss at each snapshot beside the contour
+# value under it, the loss on a random plane through the final weights, and how much of
+# a random walk's variance its own plane would hold.
 
 # %%
 # Takeaways
 # ---------
 # - At one learning rate, momentum's buffer makes its steps on a steady gradient
 #   :math:`1/(1-\mu)` times plain SGD's; the curves and tables say how much faster it
-#   trained in this build, and the last table how much farther it went, at two seeds.
+#   trained in this build (how much farther it went:
+#   :ref:`chapter 8 <sphx_glr_auto_gallery_plot_08_loss_landscape.py>`).
 # - Torch's momentum buffer is :math:`1/(1-\mu)` times an EWMA of the gradients, without
 #   bias correction: the step grows from :math:`\eta g_1` to its full size over a few
 #   tens of steps, and the averaging cuts the mini-batch noise.
@@ -387,16 +329,18 @@ table.rename(index=NAMES).rename_axis("configuration").round(2)
 # References
 # ----------
 # Momentum and Nesterov's method for deep networks, and its look-ahead form, follow
-# :cite:t:`sutskever2013importance`; the method is due to :cite:t:`nesterov1983method`,
-# the PCA plane of trajectories to :cite:t:`li2018visualizing`. Torch's formulation, and
-# momentum as an EWMA, are discussed by :cite:t:`godoy2022deep`. The data set is
-# Fashion-MNIST :cite:p:`xiao2017fashion`. See the :doc:`bibliography </references>`.
+# :cite:t:`sutskever2013importance`; the method is due to :cite:t:`nesterov1983method`.
+# Torch's formulation, and momentum as an EWMA, are discussed by :cite:t:`godoy2022deep`.
+# The data set is Fashion-MNIST :cite:p:`xiao2017fashion`. See the
+# :doc:`bibliography </references>`.
 #
 # See also
 # --------
 # - :ref:`sphx_glr_auto_gallery_plot_01_ewma_bias_correction.py`: the EWMA and its bias.
 # - :ref:`sphx_glr_auto_gallery_plot_03_adam_adapted_gradients.py`: Adam's moments.
 # - :ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`: choosing the learning rate.
+# - :ref:`sphx_glr_auto_gallery_plot_07_momentum_theory.py`: the quadratic's rates, in theory.
+# - :ref:`sphx_glr_auto_gallery_plot_08_loss_landscape.py`: these optimizers' paths on
+#   the network's loss surface, and what a plane leaves out.
 # - :class:`torch.optim.SGD`, :func:`fashion_optim.plotting.toy_paths`,
-#   :func:`fashion_optim.plotting.plane_paths`, :func:`fashion_optim.plotting.toy_animation`,
-#   :func:`fashion_optim.plotting.plane_animation`.
+#   :func:`fashion_optim.plotting.toy_animation`.

@@ -10,9 +10,8 @@ Adam :cite:p:`kingma2015adam` keeps two bias-corrected EWMAs per weight: one of 
 gradient, which smooths it, and one of its square, which scales it. We record, at every
 mini-batch, the gradient of one weight of the LeNet-like CNN training on Fashion-MNIST
 and Adam's own state for it, rebuild both moments from the gradients alone, and follow
-the three quantities Adam combines into its step. Then we train Adam with and without
-its bias corrections, and compare its learning curves with the better SGD variant of
-the previous chapter.
+the three quantities Adam combines into its step, then their spread over every weight
+of each layer. Last, we train Adam with and without its bias corrections.
 
 With :math:`g_t` the mini-batch gradient, :math:`m_0 = v_0 = 0` and steps counted
 from 1, :class:`torch.optim.Adam` computes
@@ -30,8 +29,8 @@ from 1, :class:`torch.optim.Adam` computes
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run` or
-# :func:`~fashion_optim.experiments.run_specs`, which train once and cache the result;
+# Every run goes through :func:`fashion_optim.experiments.run_specs` or
+# :func:`~fashion_optim.experiments.run_outcomes`, which train once and cache the result;
 # the seed fixes the initial weights and the mini-batch order. The published site trains
 # on 50,000 images for 10 epochs with 3 seeds; the quick profile on 10,000 for 3 with 2.
 
@@ -45,9 +44,10 @@ import torch
 from matplotlib.lines import Line2D
 
 from fashion_optim import ewma, experiments, plotting, stats
+from fashion_optim.models import make_model
 from fashion_optim.training import resolve_device
 
-SEED = 0  # the single-seed sections; the comparison uses all of the profile's seeds
+SEED = 0  # the single-seed sections; the ablation uses all of the profile's seeds
 torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 profile = experiments.current_profile()
@@ -71,7 +71,8 @@ def say(text):
 # :math:`g_t`. The spec sets no ``betas`` or ``eps``, so torch's defaults apply; we read
 # them from torch itself.
 
-result = experiments.run(experiments.NAMED["adam"], seed=SEED)  # shared with the note
+adam = experiments.run_specs({"adam": experiments.NAMED["adam"]})["adam"]  # every seed
+result = adam.results[adam.seeds.index(SEED)]  # shared with the note
 cfg = result.config
 defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
 hyper = {**defaults, **cfg.optimizer_kwargs}
@@ -80,7 +81,7 @@ steps_per_epoch = int(result.meta["steps_per_epoch"])
 n_steps = len(result.records[f"grad/{next(iter(experiments.PROBES))}"])
 steps = np.arange(1, n_steps + 1)
 source = "cache" if result.from_cache else "trained now"
-facts = {  # the test set reports Adam once, in the comparison at the end
+facts = {  # no test-set numbers here: chapter 6 reports Adam's
     "optimizer": f"Adam, lr {LR:g}, betas ({BETA1}, {BETA2}), eps {EPS:g}",
     "batch size, epochs": f"{cfg.batch_size}, {cfg.epochs}",
     "training images": f"{result.meta['train_size']:,}",
@@ -223,14 +224,12 @@ plt.show()
 # At :math:`t = 1`, :math:`\hat m_1 = g_1` and :math:`\sqrt{\hat v_1} = |g_1|`: the
 # adapted gradient is the sign of :math:`g_1` (up to :math:`\epsilon`), so Adam's first
 # step moves every weight by :math:`\eta`, whatever the size of its gradient. Without
-# the corrections, :math:`m_t = (1-\beta_1^t)\,\hat m_t` and
-# :math:`\sqrt{v_t} = \sqrt{1-\beta_2^t}\,\sqrt{\hat v_t}`: (:math:`\epsilon` aside)
-# the step is the corrected one times :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}`,
-# which is :math:`(1-\beta_1)/\sqrt{1-\beta_2}` at :math:`t = 1` only. The numerator
-# nears one within tens of steps, the denominator within thousands: :math:`r_t` grows
-# after the first step, then falls back towards one. The lines above the table give its
-# peak, how long each bias lasts, and what is left of it, :math:`\beta^T`, at the run's
-# last step :math:`T`.
+# the corrections (:math:`\epsilon` aside) the step is the corrected one times
+# :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}`: :math:`(1-\beta_1)/\sqrt{1-\beta_2}`
+# at :math:`t = 1`, growing while the numerator nears one (tens of steps), then falling
+# back towards one with the denominator (thousands). The lines above the table give its
+# peak, how long each bias lasts, and :math:`\beta^T`, what is left of it at the last
+# step :math:`T`.
 
 t_all = np.arange(1, max(n_steps, 20_000) + 1)
 ratio = (1 - BETA1**t_all) / np.sqrt(1 - BETA2**t_all)  # r_t, uncorrected / corrected
@@ -256,38 +255,74 @@ for beta in (BETA1, BETA2):
 first.round(4)
 
 # %%
-# Two layers, one step size
-# -------------------------
-# The second recorded weight belongs to the first fully connected layer. Each weight's
-# adapted gradient is divided by its own running RMS. The table gives the root mean
-# square over all steps of the raw and of the adapted gradient, the mean
-# :math:`|\text{step}|` (:math:`\eta` times the mean absolute adapted gradient), and
-# the share of steps where the adapted gradient exceeds one in size.
+# Every weight of each layer
+# --------------------------
+# The shared Adam run also records, per layer (parameter tensor), quantiles over all its
+# weights of the adapted step :math:`|\hat m_t/(\sqrt{\hat v_t}+\epsilon)|` and of the
+# effective rate :math:`\eta/(\sqrt{\hat v_t}+\epsilon)` (the SGD rate that moves a
+# weight as far along :math:`\hat m_t`), from Adam's own state
+# (:class:`~fashion_optim.training.AdamQuantileRecorder`). One row per layer's weights:
+# median, 25-75 % and 5-95 % bands; in black, the weight of the figures above.
 
-layers = {}
-for probe in experiments.PROBES:
-    raw = moments(probe)[0]
-    scaled = adapted_of(raw)
-    layers[probe] = {
-        "RMS raw g (nat per unit w)": np.sqrt(np.mean(raw**2)),
-        "RMS adapted": np.sqrt(np.mean(scaled**2)),
-        "mean |step| (unit w)": LR * np.abs(scaled).mean(),
-        "steps with |adapted| > 1": np.mean(np.abs(scaled) > 1),
-    }
-two = pd.DataFrame.from_dict(layers, orient="index").rename_axis("weight")
-ratio_raw, ratio_adapted = (two[column].max() / two[column].min() for column in two.columns[:2])
-closer = "closer together" if ratio_adapted < ratio_raw else "no closer together"
-print(f"RMS ratio of the two weights: raw {ratio_raw:.1f}x, adapted {ratio_adapted:.1f}x")
-print(f"Adam's adapted gradients are {closer} in size than the raw ones.")
-two.map(lambda value: f"{value:.3g}")
+rec = result.records
+LEVELS, q_steps = rec["adam_q/levels"], rec["adam_q/steps"]
+sizes = {n: p.numel() for n, p in make_model("lenet").named_parameters() if "weight" in n}
+print(f"quantiles {LEVELS.tolist()}, every {cfg.record.layer_quantiles_every} step(s)")
+fig, axes = plt.subplots(len(sizes), 2, figsize=(8.0, 11.0), sharex=True, sharey="col")
+names = {n: f"{n}\n{k:,} weights" for n, k in sizes.items()}
+probe = (PROBE, q_steps, adapted[q_steps - 1], LR * scaling[q_steps - 1])  # same steps
+plotting.adam_layer_quantiles(
+    axes, rec, list(sizes), names=names, steps_per_epoch=steps_per_epoch, weight=probe
+)
+plt.show()
+
+# %%
+# A weight whose gradient stays zero (its ReLU unit, or the one feeding it, off for the
+# whole mini-batch) keeps decaying moments: its adapted step shrinks by
+# :math:`\beta_1/\sqrt{\beta_2}` per step and its rate climbs towards
+# :math:`\eta/\epsilon`, the rate of a weight that has had no gradient yet. The lines
+# say where the weight of the figures above sits in its layer (at the last recorded
+# step, and how often inside the middle half); the table gives each layer's medians at
+# the last recorded step, and the ratio of the top to the bottom quantile of its rate.
+
+i25, i50, i75 = (int(np.argmin(np.abs(LEVELS - level))) for level in (0.25, 0.5, 0.75))
+OWN = {"adapted": ("adapted step", np.abs(adapted)), "rate": ("effective rate", LR * scaling)}
+for key, (what, own) in OWN.items():
+    q, mine = rec[f"adam_q/{key}/{PROBE}"], own[q_steps - 1]
+    inside = np.mean((q[:, i25] <= mine) & (mine <= q[:, i75]))
+    where = plotting.position_words(*plotting.quantile_position(mine[-1], LEVELS, q[-1]))
+    say(
+        f"Its {what} at step {q_steps[-1]}, {mine[-1]:.3g}, lies {where} of its "
+        f"layer; inside the middle half at {inside:.0%} of the {len(q_steps)} recorded steps."
+    )
+at_end = {key: np.array([rec[f"adam_q/{key}/{n}"][-1] for n in sizes]) for key in OWN}
+last = pd.DataFrame(
+    {
+        "median adapted step": at_end["adapted"][:, i50],
+        "median rate (w² per nat)": at_end["rate"][:, i50],
+        f"rate, {LEVELS[-1]:.0%} / {LEVELS[0]:.0%}": at_end["rate"][:, -1] / at_end["rate"][:, 0],
+    },
+    index=pd.Index(list(sizes), name="layer"),
+)
+peak, cap = max(rec[f"adam_q/rate/{n}"][:, -1].max() for n in sizes), LR / EPS
+say(
+    f"Without gradients the adapted step falls a decade every "
+    f"{np.log(10) / np.log(np.sqrt(BETA2) / BETA1):.0f} steps. The highest {LEVELS[-1]:.0%} "
+    f"quantile of any layer's rate, {peak:.3g}, is {peak / cap:.2g} times η/ε = {cap:.3g}."
+)
+ends = np.array([[r.records[f"adam_q/adapted/{n}"][-1, i50] for n in sizes] for r in adam.results])
+by_seed = ends.max(axis=0) / ends.min(axis=0)
+say(
+    f"Over the {len(ends)} seeds, a layer's median adapted step at the end differs by at "
+    f"most a factor {by_seed.max():.2f} ({list(sizes)[int(by_seed.argmax())]})."
+)
+last.map(lambda value: f"{value:.3g}")
 
 # %%
 # Bias correction in training
 # ---------------------------
-# Without the corrections every step is :math:`\eta\, m_t/(\sqrt{v_t}+\epsilon)`, both
-# moments biased towards zero, :math:`\sqrt{v_t}` more and for longer: (:math:`\epsilon`
-# aside) each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}` times the corrected
-# one, longer while the bias of :math:`v_t` lasts. We train the from-scratch
+# Without the corrections each step is :math:`r_t` times the corrected one (above). We
+# train the from-scratch
 # :class:`~fashion_optim.optimizers.Adam` with and without the corrections on the
 # sweep's short budget, over the profile's seeds, at the rate the sweep chose on
 # validation (:meth:`~fashion_optim.experiments.Sweep.best_rate`) and at the next rate
@@ -354,57 +389,8 @@ for lr in RATES:
         zero = "excludes zero" if d.excludes_zero else f"includes zero: {d.n} seeds cannot tell"
         text += f" over {d.n} seeds; the interval {d} {zero}." if d.n > 1 else ", on one seed."
     say(text)
-pd.DataFrame.from_dict(table, orient="index").rename_axis(["learning rate", "correction"]).fillna(
-    ""
-)
-
-# %%
-# Adam against the better SGD variant
-# -----------------------------------
-# Now over the profile's seeds: Adam at its default learning rate, and the better of
-# SGD with heavy-ball momentum and SGD with Nesterov momentum from
-# :ref:`chapter 2 <sphx_glr_auto_gallery_plot_02_momentum_nesterov.py>`, chosen by mean
-# *validation* accuracy after the last epoch (the test set is only reported). Bands:
-# ±1 standard deviation over the seeds.
-
-KEYS = ("adam", "momentum", "nesterov")
-runs = experiments.run_specs({key: experiments.NAMED[key] for key in KEYS})
-best_sgd = experiments.best_on_validation({k: runs[k] for k in ("momentum", "nesterov")})
-shown = {key: runs[key] for key in ("adam", best_sgd)}
-
-fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(8.5, 3.9), layout="constrained")
-plotting.learning_curves(ax_acc, shown, "val_acc", marker="o")
-plotting.learning_curves(ax_loss, shown, "val_loss", marker="o")
-ax_acc.set_title("Validation accuracy")
-ax_loss.set_title("Validation loss")
-for ax in (ax_acc, ax_loss):
-    ax.set_xticks(range(1, runs["adam"].config.epochs + 1))
-ax_acc.legend(loc="lower right")
-plt.show()
-
-# %%
-# All three configurations, mean ± std over seeds: validation accuracy after the first
-# and the last epoch, test accuracy and loss after the last. The lines above the table
-# say how close the choice was (where the gap between the SGD variants is smaller than
-# their spread over seeds, either would do) and compare Adam with the chosen one.
-
-(mean_mom, std_mom), (mean_nes, std_nes) = (runs[k].final("val_acc") for k in KEYS[1:])
-gap, spread = abs(mean_mom - mean_nes), max(std_mom, std_nes)
-than = "smaller than" if gap < spread else "at least"
-name, last = runs[best_sgd].spec.name, runs["adam"].config.epochs
-print(f"chosen: {name}; gap {gap:.4f}, {than} the larger std ({spread:.4f})")
-val = {key: res.stack("val_acc") for key, res in runs.items()}
-for epoch in (1, last):
-    lead = val["adam"][:, epoch - 1].mean() - val[best_sgd][:, epoch - 1].mean()
-    where = "ahead of" if lead > 0 else "behind"
-    print(f"after epoch {epoch}: Adam {where} {name} by {abs(lead):.4f}")
-rows = {res.spec.name: res for res in runs.values()}
-table = plotting.results_table(rows, metrics=("val_acc", "test_acc", "test_loss"))
-table = table.drop(columns="seeds").rename_axis("optimizer")
-table = table.rename(columns={"validation accuracy": f"val. accuracy, epoch {last}"})
-table.insert(0, "lr", [f"{res.config.lr:g}" for res in runs.values()])
-table.insert(1, "val. accuracy, epoch 1", [plotting.mean_std(v[:, 0]) for v in val.values()])
-table.T  # one column per optimizer: fits the page
+table = pd.DataFrame.from_dict(table, orient="index").fillna("")
+table.rename_axis(["learning rate", "correction"])
 
 # %%
 # Takeaways
@@ -415,31 +401,28 @@ table.T  # one column per optimizer: fits the page
 # - The first moment smooths the direction, as momentum does; the second divides each
 #   weight's step by the recent RMS of its own gradient, so the adapted gradient is
 #   :math:`\pm 1` at the first step and of order one after it, whatever the gradient's
-#   scale :cite:p:`kingma2015adam` (the two-layer table: how often it exceeds one).
+#   scale :cite:p:`kingma2015adam`; the per-layer figure shows it over every weight.
 # - Both bias corrections matter, the second one for much longer: with
 #   :math:`\beta_2 = 0.999` the bias of :math:`v_t` lasts thousands of steps. Without
 #   them each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}` times longer, more
 #   after the first step than at it; the ablation's sentences say what that did here.
-# - The SGD variant is chosen on validation accuracy; the test set only reports. The
-#   lines above the last table say whether Adam at its default learning rate leads it
-#   after the first and after the last epoch. Neither learning rate was tuned here (see
-#   :ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`).
+# - One weight is not its layer: quantile bands over all its weights show how typical
+#   the weight of the first figure is, and the weights a zero gradient leaves behind.
 #
 # References
 # ----------
-# Adam and its bias corrections are from :cite:t:`kingma2015adam`; heavy-ball and
-# Nesterov momentum as used by :class:`torch.optim.SGD` follow
-# :cite:t:`sutskever2013importance` and :cite:t:`nesterov1983method`. The data set is
+# Adam and its bias corrections are from :cite:t:`kingma2015adam`. The data set is
 # Fashion-MNIST :cite:p:`xiao2017fashion`; the presentation of the EWMAs follows
 # :cite:t:`godoy2022deep`. See the :doc:`bibliography </references>` for full entries.
 #
 # See also
 # --------
 # - :ref:`sphx_glr_auto_gallery_plot_01_ewma_bias_correction.py`: the EWMA, its age and
-#   the bias correction on their own; :ref:`the SGD variants compared here
-#   <sphx_glr_auto_gallery_plot_02_momentum_nesterov.py>`; :ref:`how to choose the
-#   learning rate of SGD and Adam <sphx_glr_auto_gallery_plot_04_lr_range_test.py>`.
+#   the bias correction on their own; :ref:`how to choose the learning rate of SGD and
+#   Adam <sphx_glr_auto_gallery_plot_04_lr_range_test.py>`; Adam against the SGD
+#   variants, at default and at tuned rates, in
+#   :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`.
 # - :class:`torch.optim.Adam`, :func:`fashion_optim.ewma.ewma`,
 #   :func:`fashion_optim.ewma.bias_corrected`,
 #   :class:`fashion_optim.training.OptimizerStateRecorder` and
-#   :func:`fashion_optim.experiments.run_specs`.
+#   :class:`fashion_optim.training.AdamQuantileRecorder`.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,8 +18,10 @@ PACKAGE = Path(cache.__file__).resolve().parents[1]
 #: Which computations each module of the package decides, written out by hand: a change
 #: in the module must change exactly these kinds' keys. (Everything a run imports also
 #: decides the range test and the loss surface, which are built from the same model,
-#: optimizer and data code.)
-ALL = {"run", "range_test", "loss_surface"}
+#: optimizer and data code.) Both loss surfaces, the PCA plane's and the random plane's,
+#: are computed in experiments/surface.py.
+SURFACES = {"loss_surface", "random_plane_surface"}
+ALL = {"run", "range_test", *SURFACES}
 DEPENDS: dict[str, set[str]] = {
     "data.py": ALL,
     "models.py": ALL,
@@ -29,8 +32,8 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/specs.py": ALL,
     "experiments/train.py": ALL,
     "experiments/rangetest.py": {"range_test"},
-    "experiments/surface.py": {"loss_surface"},
-    "landscape.py": {"loss_surface"},
+    "experiments/surface.py": SURFACES,
+    "landscape.py": SURFACES,
     "plotting/__init__.py": set(),
     "plotting/style.py": set(),
     "plotting/axes.py": set(),
@@ -41,6 +44,9 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/sweeps.py": set(),
     "plotting/schedules.py": set(),
     "plotting/headline.py": set(),
+    "plotting/theory.py": set(),
+    "plotting/adam.py": set(),
+    "plotting/landscape.py": set(),
     "ewma.py": set(),
     "cli.py": set(),
     "__main__.py": set(),
@@ -54,6 +60,7 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/tuning.py": set(),
     "suggest.py": set(),
     "stats.py": set(),
+    "theory.py": set(),
 }
 
 
@@ -116,6 +123,66 @@ def test_a_new_import_joins_the_keys_of_its_importer(package_copy):
     finally:
         path.write_text(text)
         plotting.write_text(plot_text)
+
+
+def _run_key(record) -> str:
+    from fashion_optim.experiments import NAMED, runner
+
+    cfg = NAMED["adam"].replace(record=record).resolve("quick")
+    return cache.cache_key("run", runner._run_config(cfg, 0), "data")
+
+
+def test_the_layer_quantiles_a_record_asks_for_are_part_of_a_runs_key():
+    from fashion_optim.experiments import Record
+
+    records = [
+        Record(),
+        Record(layer_quantiles=(0.5,)),
+        Record(layer_quantiles=(0.25, 0.5)),
+        Record(layer_quantiles=(0.5,), layer_quantiles_every=5),
+    ]
+    assert len({_run_key(r) for r in records}) == len(records)
+    assert _run_key(Record(layer_quantiles=[0.5])) == _run_key(Record(layer_quantiles=(0.5,)))
+    data = Record(layer_quantiles=(0.25, 0.5), layer_quantiles_every=5).to_dict()
+    assert (data["layer_quantiles"], data["layer_quantiles_every"]) == ([0.25, 0.5], 5)
+    assert Record().to_dict()["layer_quantiles"] is None
+
+
+def test_only_the_shared_adam_run_and_its_tuned_copy_record_layer_quantiles():
+    from fashion_optim import experiments as ex
+
+    assert ex.NAMED["adam"].record.layer_quantiles == ex.LAYER_QUANTILES
+    assert not any(s.record.layer_quantiles for k, s in ex.NAMED.items() if k != "adam")
+    assert not any(s.record.layer_quantiles for s in ex.sweep_specs().values())
+    sweep = SimpleNamespace(points={}, best_rate=lambda key: 3e-4)  # all tuned_specs reads
+    tuned = ex.tuned_specs(sweep, ["adam"])["adam"]
+    assert tuned.record == ex.NAMED["adam"].record
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"layer_quantiles": (5, 50, 95)}, r"\[0, 1\] \(0.5 is the median, not 50\)"),
+        ({"layer_quantiles": (0.75, 0.25)}, "strictly increasing"),
+        ({"layer_quantiles": ()}, "non-empty"),
+        ({"layer_quantiles": (0.5,), "layer_quantiles_every": 0}, "layer_quantiles_every"),
+    ],
+)
+def test_a_record_with_bad_layer_quantiles_is_refused(changes, message):
+    from fashion_optim.experiments import Record
+
+    with pytest.raises(ValueError, match=message):
+        Record(**changes)
+
+
+def test_layer_quantiles_on_an_optimizer_without_adams_moments_are_refused():
+    from fashion_optim.experiments import NAMED, Record
+
+    spec = NAMED["momentum"].replace(record=Record(layer_quantiles=(0.5,)))
+    with pytest.raises(ValueError, match=r"optimizer 'sgd' keeps no Adam moments; use one of"):
+        spec.resolve("quick")
+    for optimizer in ("adamw", "scratch_adam"):
+        spec.replace(optimizer=optimizer, lr=1e-3, optimizer_kwargs={}).resolve("quick")
 
 
 def test_unknown_kind_is_refused():

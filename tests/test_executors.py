@@ -194,6 +194,20 @@ def test_a_killed_local_worker_is_named_and_stops_the_batch(tmp_cache):
     assert not [p for p in multiprocessing.active_children() if _pool_worker(p)]
 
 
+def test_local_workers_are_kept_from_one_batch_to_the_next(tmp_cache):
+    from fashion_optim.experiments import executors
+
+    first = ex.run_many([(TINY, 10), (TINY, 11)], profile="quick", workers=2)
+    pids = set(executors._pool.processes())
+    second = ex.run_many([(TINY, 12), (TINY, 13)], profile="quick", workers=2)
+    assert not any(r.from_cache for r in first + second)
+    assert len(pids) == 2 and set(executors._pool.processes()) == pids
+    assert all(p.is_alive() for p in executors._pool.processes().values())
+    # the same numbers as a run trained here
+    here = ex.run(TINY, seed=12, profile="quick", fresh=True)
+    assert here.history.same_as(second[0].history)
+
+
 _INTERRUPTED = textwrap.dedent(
     """
     from fashion_optim import experiments as ex

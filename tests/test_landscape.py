@@ -19,10 +19,14 @@ from fashion_optim.landscape import (
     filter_normalized_directions,
     linear_regression,
     loss_surface,
+    losses_at,
     optimize_path,
     pca_plane,
+    plane_gap,
+    project,
     quadratic,
     random_plane,
+    random_walk_explained_variance,
     rosenbrock,
     surface_grid,
 )
@@ -309,6 +313,22 @@ def test_loss_surface_restores_the_model_and_matches_direct_evaluation():
     assert surf["accuracy"][1, 4] == acc_ab
 
 
+@pytest.mark.parametrize("workers", [2, 3, 7])
+def test_loss_surface_on_threads_gives_the_single_thread_values_bit_for_bit(workers):
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y)
+    model.train()
+    before = [p.detach().clone() for p in model.parameters()]
+    one = loss_surface(model, plane, (x, y), n=5)
+    many = loss_surface(model, plane, (x, y), n=5, workers=workers)
+    for name in ("alphas", "betas", "loss", "accuracy", "extent"):
+        np.testing.assert_array_equal(many[name], one[name])
+    for p, b in zip(model.parameters(), before, strict=True):
+        assert torch.equal(p, b)
+    assert model.training
+
+
 def test_loss_surface_default_extent_covers_the_trajectories():
     model = tiny_cnn()
     x, y = batch()
@@ -334,6 +354,8 @@ def test_loss_surface_validation():
         loss_surface(model, plane, (x, y), extent=(1.0, -1.0, 0.0, 1.0))
     with pytest.raises(ValueError, match="no batches"):
         loss_surface(model, plane, [])
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        loss_surface(model, plane, (x, y), workers=0)
 
 
 def test_random_plane_surface_at_origin_is_the_current_loss():
@@ -369,3 +391,171 @@ def test_filter_normalized_directions():
         for k in range(2):
             for i in range(p.shape[0]):  # each filter (output channel / row)
                 assert np.linalg.norm(part[k, i]) == pytest.approx(np.linalg.norm(w[i]), rel=1e-8)
+
+
+# --------------------------------------------------------------------------- off the plane
+
+
+def orthogonal_unit(directions, seed=0):
+    """A unit vector orthogonal to both rows of ``directions``."""
+    v = np.random.default_rng(seed).normal(size=directions.shape[1])
+    q = np.linalg.qr(directions.T)[0]
+    v -= q @ (q.T @ v)
+    return v / np.linalg.norm(v)
+
+
+@pytest.mark.parametrize("kind", ["pca", "random"])
+def test_project_recovers_coordinates_and_an_orthogonal_offset(kind):
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y) if kind == "pca" else random_plane(model, seed=3)
+    normal = orthogonal_unit(plane.directions)
+    coords = np.array([[0.0, 0.0], [0.3, -0.2], [-1.5, 2.0]])
+    offsets = np.array([0.0, 0.7, 2.5])
+    points = np.stack([plane.point(a, b) for a, b in coords]) + offsets[:, None] * normal
+    got, distance = project(plane, points)
+    np.testing.assert_allclose(got, coords, atol=1e-9)
+    np.testing.assert_allclose(distance, offsets, atol=1e-9)
+    if kind == "pca":  # orthonormal directions: the coordinates pca_plane gives
+        got, _ = project(plane, trajectory := np.vstack([plane.origin, points]))
+        np.testing.assert_allclose(got, (trajectory - plane.origin) @ plane.directions.T)
+
+
+def test_project_validation():
+    plane = Plane(np.zeros(4), np.array([[1.0, 0, 0, 0], [2.0, 0, 0, 0]]), np.zeros(2))
+    with pytest.raises(ValueError, match="directions are parallel"):
+        project(plane, np.ones((1, 4)))
+    plane = Plane(np.zeros(4), np.eye(4)[:2], np.zeros(2))
+    with pytest.raises(ValueError, match=r"points must be \[n, P\] with the plane's P = 4"):
+        project(plane, np.ones((2, 5)))
+
+
+def test_losses_at_matches_direct_evaluation_and_restores_the_model():
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y, steps=4)
+    model.train()
+    before = [p.detach().clone() for p in model.parameters()]
+    points = np.vstack([plane.origin, plane.point(0.5, -0.5)])
+    got = losses_at(model, points, (x, y))
+    for i, point in enumerate(points):
+        loss, acc = loss_at(model, point, x, y)
+        assert got["loss"][i] == pytest.approx(loss, rel=1e-6)
+        assert got["accuracy"][i] == acc
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+    assert model.training
+    with pytest.raises(ValueError, match=r"points must be an array \[n, P\].*P = 226"):
+        losses_at(model, points[:, 1:], (x, y))
+
+
+def test_plane_gap_is_nil_on_the_plane_and_measures_what_lies_off_it():
+    model = tiny_cnn()
+    x, y = batch()
+    plane = trained_plane(model, x, y)
+    coords = np.column_stack([np.linspace(0, 1.0, 6), np.linspace(0, -0.8, 6)])
+    on = np.stack([plane.point(a, b) for a, b in coords])  # a path lying in the plane
+    offsets = np.linspace(0, 3.0, 6)
+    off = on + offsets[:, None] * orthogonal_unit(plane.directions, seed=1)
+    gap_on, gap_off = plane_gap(model, plane, [on, off], (x, y))
+
+    np.testing.assert_allclose(gap_on["coords"], coords, atol=1e-9)
+    np.testing.assert_allclose(gap_on["distance"], 0.0, atol=1e-9)
+    np.testing.assert_allclose(gap_on["loss"], gap_on["projected_loss"], rtol=1e-6)
+    np.testing.assert_array_equal(gap_on["accuracy"], gap_on["projected_accuracy"])
+
+    # Off the plane: the same projections (so the same contour values), other losses.
+    np.testing.assert_allclose(gap_off["coords"], coords, atol=1e-9)
+    np.testing.assert_allclose(gap_off["distance"], offsets, atol=1e-9)
+    np.testing.assert_allclose(gap_off["projected_loss"], gap_on["loss"], rtol=1e-6)
+    assert np.all(np.abs(gap_off["loss"] - gap_off["projected_loss"])[1:] > 1e-3)
+    for i, point in enumerate(off):  # measured exactly at the snapshot, not interpolated
+        assert gap_off["loss"][i] == pytest.approx(loss_at(model, point, x, y)[0], rel=1e-6)
+
+
+def test_plane_gap_validation():
+    model = tiny_cnn()
+    x, y = batch()
+    plane = random_plane(model, seed=0)
+    with pytest.raises(TypeError, match="wrap a single one"):
+        plane_gap(model, plane, np.zeros((3, 226)), (x, y))
+    with pytest.raises(ValueError, match=r"trajectory 1 must be an array \[n, P\]"):
+        plane_gap(model, plane, [np.zeros((3, 226)), np.zeros((3, 60))], (x, y))
+
+
+# --------------------------------------------------------------------------- random walks
+
+
+def test_random_walk_ratios_tend_to_the_papers_limit():
+    """Antognini and Sohl-Dickstein (2018): with equal steps, as the dimension and then
+    the number of steps grow, the k-th ratio tends to 6 / (pi^2 k^2)."""
+    steps, limit = 400, 6 / (np.pi**2 * np.arange(1, 3) ** 2)
+    # In infinite dimension the directions are orthonormal: the points' Gram matrix is
+    # that of the centred cumulative sums, whose ratios differ from the limit by O(1/T^2).
+    sums = np.tril(np.ones((steps + 1, steps)), -1)
+    sums -= sums.mean(axis=0)
+    values = np.linalg.eigvalsh(sums @ sums.T)[::-1]
+    np.testing.assert_allclose(values[:2] / values.sum(), limit, atol=1e-4)
+    # In dimension 10^6 the ratios scatter about that by about 0.3 / sqrt(dim) = 3e-4
+    # (measured over seeds, also at 10^4 and 10^5); 2e-3 is six standard deviations.
+    ratios = random_walk_explained_variance(np.ones(steps), dim=10**6, seed=0)
+    np.testing.assert_allclose(ratios, limit, atol=2e-3)
+
+
+def test_random_walk_gram_and_explicit_walk_agree_with_pca_plane():
+    """The Gram-matrix draw has the distribution of an explicit walk, and the ratios are
+    those pca_plane finds on such a walk (two walks from one start, uneven steps)."""
+    sizes = [np.linspace(0.5, 2.0, 12), np.full(9, 1.5)]
+    dim, n = 48, 600
+    gram = np.array([random_walk_explained_variance(sizes, dim, s) for s in range(n)])
+    walk = np.array(
+        [random_walk_explained_variance(sizes, dim, s, method="walk") for s in range(n, 2 * n)]
+    )
+    rng = np.random.default_rng(123)
+    explicit = []
+    for _ in range(n):
+        trajs = []
+        for r in sizes:
+            u = rng.normal(size=(r.size, dim))
+            u *= (r / np.linalg.norm(u, axis=1))[:, None]  # exactly the given sizes
+            trajs.append(np.vstack([np.zeros(dim), np.cumsum(u, axis=0)]))
+        explicit.append(pca_plane(trajs).explained_variance_ratio)
+    explicit = np.array(explicit)
+    for a, b in ((gram, explicit), (walk, explicit), (gram, walk)):
+        se = np.sqrt(a.var(axis=0) / n + b.var(axis=0) / n)
+        assert np.all(np.abs(a.mean(axis=0) - b.mean(axis=0)) < 4 * se)
+
+
+def test_random_walk_invariances():
+    sizes = np.random.default_rng(0).uniform(0.1, 1.0, size=20)
+    ratios = random_walk_explained_variance(sizes, 1000, seed=5)
+    assert ratios.shape == (2,) and ratios[0] >= ratios[1] > 0
+    # Only the steps' relative sizes matter.
+    np.testing.assert_allclose(random_walk_explained_variance(7 * sizes, 1000, 5), ratios)
+    np.testing.assert_array_equal(random_walk_explained_variance(sizes, 1000, 5), ratios)
+    # One step that moves: three points on a line, all the variance on one component.
+    line = random_walk_explained_variance([0.0, 2.0, 0.0], 50, seed=1)
+    np.testing.assert_allclose(line, [1.0, 0.0], atol=1e-12)
+    # Two one-step walks from one start: three points, a plane holds them all.
+    assert random_walk_explained_variance([[1.0], [1.0]], 50, seed=1).sum() == pytest.approx(1)
+    three = random_walk_explained_variance(sizes, 1000, 5, n_components=3)
+    np.testing.assert_allclose(three[:2], ratios)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        (([],), {}, "at least one walk"),
+        (([1.0, -1.0],), {}, r"finite and >= 0 \(they are norms\), got \[-1.0\]"),
+        (([1.0, np.nan],), {}, "finite and >= 0"),
+        ((np.zeros(3),), {}, "every step size is zero"),
+        ((np.ones((2, 2)),), {}, "must be a 1-d array"),
+        ((np.ones(3), 0), {}, "dim must be an integer >= 1, got 0"),
+        ((np.ones(5), 3), {"method": "gram"}, "needs dim >= the number of steps"),
+        ((np.ones(3), 10), {"method": "svd"}, "method must be 'auto', 'gram' or 'walk'"),
+        ((np.ones(3), 10), {"n_components": 5}, "from 1 to the 4 points"),
+    ],
+)
+def test_random_walk_errors(args, kwargs, message):
+    args = args if len(args) == 2 else (*args, 10)
+    with pytest.raises(ValueError, match=message):
+        random_walk_explained_variance(*args, seed=0, **kwargs)

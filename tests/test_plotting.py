@@ -241,6 +241,68 @@ def test_plane_paths_draws_the_plane_coordinates_over_log_contours():
         plotting.plane_paths(ax, traj, ["sgd"])
 
 
+def test_random_plane_contours_draws_the_grid_in_weight_units():
+    from matplotlib.colors import LogNorm
+
+    from fashion_optim import experiments
+
+    alphas, betas = np.linspace(-1, 1, 5), np.linspace(-1, 1, 7)
+    loss = 0.3 + np.add.outer(betas**2, 2 * alphas**2)
+    surface = {"alphas": alphas, "betas": betas, "loss": loss, "accuracy": 0 * loss}
+    surface["direction_norms"] = np.array([4.0, 3.0])
+    result = experiments.RandomPlaneSurface(None, surface, 0, 10, 5, 0.0, 0.01)
+    _, ax = plt.subplots()
+    filled = plotting.random_plane_contours(ax, result)
+    assert isinstance(filled.norm, LogNorm)
+    np.testing.assert_allclose(filled.levels[[0, -1]], [loss.min(), loss.max()])
+    # The grid's coordinates times each direction's length: weight units, to scale.
+    np.testing.assert_allclose(ax.get_xlim(), (-4.0, 4.0))
+    np.testing.assert_allclose(ax.get_ylim(), (-3.0, 3.0))
+    assert ax.get_aspect() == 1.0
+    assert "(weight units)" in ax.get_xlabel() and "(weight units)" in ax.get_ylabel()
+    assert ax.get_legend_handles_labels()[1] == ["final weights"]
+    surface["direction_norms"] = np.array([4.0, 0.0])
+    with pytest.raises(ValueError, match="direction_norms must be two positive lengths"):
+        plotting.random_plane_contours(ax, result)
+
+
+def test_plane_gap_panels_draws_measured_and_projected_loss_and_the_distance():
+    steps = np.array([0, 10, 20, 30])
+    paths = [
+        {"loss": [2.3, 1.0, 0.7, 0.5], "projected_loss": [2.3, 1.2, 0.9, 0.8]},
+        {"loss": [2.3, 0.8, 0.5, 0.4], "projected_loss": [2.3, 1.5, 1.1, 1.0]},
+    ]
+    for i, path in enumerate(paths):
+        path["distance"] = np.arange(4.0) * (i + 1)
+    _, (top, bottom) = plt.subplots(2, 1)
+    keys = ["sgd", "momentum"]
+    plotting.plane_gap_panels(
+        top, bottom, steps, paths, keys, labels={"sgd": "SGD"}, steps_per_epoch=10
+    )
+    assert top.get_yscale() == "log"
+    assert top.get_legend_handles_labels()[1] == [
+        "SGD",
+        "momentum",
+        "at the snapshot",
+        "at its projection (contour)",
+    ]
+    drawn = [ln for ln in top.lines if len(ln.get_xdata())]
+    for path, key in zip(paths, keys, strict=True):
+        mine = [ln for ln in drawn if to_rgba(ln.get_color()) == to_rgba(plotting.COLORS[key])]
+        solid, dashed = sorted(mine, key=lambda ln: ln.get_linestyle() == "--")
+        np.testing.assert_array_equal(solid.get_xydata(), np.column_stack([steps, path["loss"]]))
+        np.testing.assert_array_equal(dashed.get_ydata(), path["projected_loss"])
+        assert dashed.get_linestyle() == "--"
+    for line, path in zip(bottom.lines, paths, strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), path["distance"])
+    assert "distance from the plane (weight units)" == bottom.get_ylabel()
+    assert top.get_xlabel() == bottom.get_xlabel() == "step (mini-batch)"
+    with pytest.raises(ValueError, match="keys must name each of the 2 runs"):
+        plotting.plane_gap_panels(top, bottom, steps, paths, ["sgd"])
+    with pytest.raises(ValueError, match="run 'sgd' has 4 snapshots but steps has 3"):
+        plotting.plane_gap_panels(top, bottom, steps[:3], paths, keys)
+
+
 # --------------------------------------------------------------------------- animations
 
 
@@ -698,3 +760,181 @@ def test_tuning_table_says_when_every_seed_of_a_tuned_run_diverged():
     row = plotting.tuning_table(tuned).loc["SGD"]
     assert row[("tuned on validation", "test accuracy")] == "diverged (3 of 3 seeds)"
     assert row[("tuned on validation", "validation accuracy")] == "—"
+
+
+# --------------------------------------------------------------------------- theory
+
+
+def test_rate_curves_draw_each_methods_rate_in_its_colour_with_its_lowest_point():
+    from fashion_optim import theory
+
+    curv, lrs = (1.0, 20.0), np.geomspace(1e-3, 0.3, 200)
+    _, ax = plt.subplots()
+    lines = plotting.rate_curves(ax, curv, lrs, {"heavy_ball": 0.4, "nesterov": 0.6})
+    for method, mu in (("gd", 0.0), ("heavy_ball", 0.4), ("nesterov", 0.6)):
+        expected = theory.rate(method, curv, lrs, mu)
+        np.testing.assert_array_equal(lines[method].get_ydata(), expected)
+        color = to_rgba(plotting.COLORS[plotting.METHOD_KEYS[method]])
+        assert to_rgba(lines[method].get_color()) == color
+        lowest = [
+            ln for ln in ax.lines
+            if ln.get_marker() == "o" and to_rgba(ln.get_markeredgecolor()) == color
+        ]  # fmt: skip
+        assert lowest[0].get_xydata().tolist() == [[lrs[expected.argmin()], expected.min()]]
+    assert [ln.get_label() for ln in lines.values()] == [
+        "gradient descent",
+        "heavy ball",
+        "Nesterov",
+    ]
+    assert ax.get_xscale() == "log" and "learning rate" in ax.get_xlabel()
+    assert any(tuple(ln.get_ydata()) == (1.0, 1.0) for ln in ax.lines)  # the line at rho = 1
+    _, ax = plt.subplots()
+    same = plotting.rate_curves(ax, curv, lrs, 0.4, methods=["heavy_ball"])
+    np.testing.assert_array_equal(same["heavy_ball"].get_ydata(), lines["heavy_ball"].get_ydata())
+
+
+def test_rate_map_colours_the_converging_rates_and_hatches_the_regions():
+    from matplotlib.contour import ContourSet
+
+    from fashion_optim import theory
+
+    curv, lrs, momenta = (1.0, 20.0), np.geomspace(1e-3, 1.0, 120), np.linspace(0, 0.99, 100)
+    _, ax = plt.subplots()
+    mesh = plotting.rate_map(ax, "heavy_ball", curv, lrs, momenta)
+    rates = theory.rate("heavy_ball", curv, lrs[None, :], momenta[:, None])
+    shown = mesh.get_array().reshape(rates.shape)
+    np.testing.assert_array_equal(np.ma.getmaskarray(shown), rates >= 1)  # divergent: grey
+    np.testing.assert_allclose(shown.compressed(), rates[rates < 1])
+    assert mesh.norm.vmax == 1.0 and mesh.norm.vmin == pytest.approx(rates.min())
+    filled = {tuple(c.hatches): c for c in ax.collections if isinstance(c, ContourSet) and c.filled}
+    oscillating, divergent = filled[("///",)], filled[("xx",)]
+    # the hatched regions hold the points theory.regions puts there, and not the others
+    for eta, mu in ((0.01, 0.9), (0.005, 0.05), (0.5, 0.5)):
+        kind = theory.regions("heavy_ball", curv, eta, mu)
+        for region, cs in (("oscillating", oscillating), ("divergent", divergent)):
+            inside = any(p.contains_point((eta, mu)) for p in cs.get_paths())
+            assert inside == (kind == region), (eta, mu, kind)
+    best = theory.optimum("heavy_ball", curv)
+    stars = [ln for ln in ax.lines if ln.get_marker() == "*"]
+    assert stars[0].get_xydata().tolist() == [[best.lr, best.momentum]]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels == ["monotone", "oscillating", "divergent", "optimum"]
+    assert ax.get_xscale() == "log" and ax.get_ylim() == (0.0, 0.99)
+    with pytest.raises(ValueError, match="for 'gd'"):
+        plotting.rate_map(ax, "gd", curv, lrs, momenta)
+
+
+# --------------------------------------------------------------------------- Adam's layer spread
+
+ADAM_LEVELS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def adam_records(steps=(1, 3, 5, 7), layers=("conv.weight", "fc.weight")):
+    """Quantile records as AdamQuantileRecorder writes them, made-up and increasing."""
+    rng = np.random.default_rng(1)
+    out = {"adam_q/steps": np.asarray(steps), "adam_q/levels": np.asarray(ADAM_LEVELS)}
+    for layer in layers:
+        for kind in ("adapted", "rate"):
+            out[f"adam_q/{kind}/{layer}"] = np.sort(rng.lognormal(size=(len(steps), 5)), axis=1)
+    return out
+
+
+def test_quantile_bands_draw_the_median_and_the_inner_band_over_the_outer_one():
+    x = np.array([1.0, 2.0, 4.0])
+    q = np.sort(np.random.default_rng(0).lognormal(size=(3, 5)), axis=1)
+    _, ax = plt.subplots()
+    line, (outer, inner) = plotting.quantile_bands(ax, x, q, ADAM_LEVELS, label="conv")
+    np.testing.assert_array_equal(line.get_ydata(), q[:, 2])
+    assert line.get_label() == "conv"
+    for fill, (lo, hi) in ((outer, (0, 4)), (inner, (1, 3))):
+        np.testing.assert_allclose(band_edges(fill, x), (q[:, lo], q[:, hi]))
+        assert to_rgba(fill.get_facecolor()[0])[:3] == to_rgba(plotting.COLORS["adam"])[:3]
+    assert ax.collections.index(outer) < ax.collections.index(inner)  # inner drawn on top
+    line, bands = plotting.quantile_bands(ax, x, q[:, [0, 4]], (0.05, 0.95))
+    assert line is None and len(bands) == 1
+
+
+@pytest.mark.parametrize(
+    ("levels", "shape", "message"),
+    [
+        ((0.05, 0.25, 0.5, 0.75, 0.9), (3, 5), "symmetric about a median"),
+        ((0.1, 0.4, 0.9), (3, 3), "symmetric about a median"),
+        (ADAM_LEVELS, (3, 4), r"shape \(len\(x\), len\(levels\)\) = \(3, 5\)"),
+    ],
+)
+def test_quantile_bands_refuse_asymmetric_levels_and_wrong_shapes(levels, shape, message):
+    _, ax = plt.subplots()
+    with pytest.raises(ValueError, match=message):
+        plotting.quantile_bands(ax, np.arange(3), np.ones(shape), levels)
+
+
+def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
+    rec = adam_records()
+    _, axes = plt.subplots(2, 2, sharex=True, sharey="col")
+    steps = np.arange(1, 8)
+    weight = ("fc.weight", steps, -np.linspace(0.1, 1, 7), np.linspace(1, 2, 7))
+    out = plotting.adam_layer_quantiles(
+        axes, rec, ["conv.weight", "fc.weight"], names={"conv.weight": "conv1"},
+        steps_per_epoch=4, weight=weight,
+    )  # fmt: skip
+    for (layer, kind), (line, _) in out["bands"].items():
+        row, col = ["conv.weight", "fc.weight"].index(layer), ["adapted", "rate"].index(kind)
+        assert line.axes is axes[row, col]
+        np.testing.assert_array_equal(line.get_xdata(), rec["adam_q/steps"])
+        np.testing.assert_array_equal(line.get_ydata(), rec[f"adam_q/{kind}/{layer}"][:, 2])
+    assert all(ax.get_yscale() == "log" for ax in axes.flat)
+    assert [ax.get_ylabel() for ax in axes[0]] == ["adapted step (no unit)", "rate ($w^2$ per nat)"]
+    assert [ax.get_xlabel() for ax in axes[1]] == ["step (mini-batch)"] * 2
+    assert [ax.get_xlabel() for ax in axes[0]] == ["", ""]
+    assert "Adapted step" in axes[0, 0].get_title() and "Effective rate" in axes[0, 1].get_title()
+    assert [t.get_text() for t in axes[0, 1].texts] == ["conv1"]  # readable name, or the key
+    assert [t.get_text() for t in axes[1, 1].texts] == ["fc.weight"]
+    assert not axes[0, 0].texts and axes[0, 1].texts[0].get_position()[0] > 1  # right of it
+    # the weight's own values in its layer's row only, as absolute values
+    adapted, rate = out["weight"]
+    assert adapted.axes is axes[1, 0] and rate.axes is axes[1, 1]
+    np.testing.assert_allclose(adapted.get_ydata(), np.linspace(0.1, 1, 7))
+    assert not axes[0, 0].lines[1:]
+    assert len(axes[0, 0].child_axes) == 1 and not axes[1, 0].child_axes  # epochs on top
+
+
+def test_adam_layer_quantiles_says_how_to_record_what_is_missing():
+    rec = adam_records(layers=("conv.weight",))
+    _, axes = plt.subplots(2, 2)
+    with pytest.raises(KeyError, match=r"adam_q/adapted/fc.weight.*Record\(layer_quantiles"):
+        plotting.adam_layer_quantiles(axes, rec, ["conv.weight", "fc.weight"])
+    with pytest.raises(ValueError, match="1 rows"):
+        plotting.adam_layer_quantiles(axes, rec, ["conv.weight"])
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (0.5, (None, 0.05)),
+        (1.0, (0.05, 0.25)),
+        (3.5, (0.5, 0.75)),
+        (5.0, (0.95, None)),
+        (9, (0.95, None)),
+    ],
+)
+def test_quantile_position_names_the_two_levels_around_a_value(value, expected):
+    assert plotting.quantile_position(value, ADAM_LEVELS, (1, 2, 3, 4, 5)) == expected
+
+
+def test_quantile_position_refuses_a_nan_or_mismatched_quantiles():
+    with pytest.raises(ValueError, match="finite value"):
+        plotting.quantile_position(float("nan"), ADAM_LEVELS, (1, 2, 3, 4, 5))
+    with pytest.raises(ValueError, match="one quantile per level"):
+        plotting.quantile_position(1.0, ADAM_LEVELS, (1, 2))
+
+
+def test_position_words_say_between_below_or_above():
+    words = [plotting.position_words(*plotting.quantile_position(v, ADAM_LEVELS, (1, 2, 3, 4, 5)))
+             for v in (0.5, 2.5, 7.0)]  # fmt: skip
+    assert words == [
+        "below the 5% quantile",
+        "between the 25% and the 50% quantiles",
+        "above the 95% quantile",
+    ]
+    with pytest.raises(ValueError, match="at least one level"):
+        plotting.position_words(None, None)

@@ -107,6 +107,10 @@ def _numpy(path: Path) -> None:
             continue
         full = f"numpy.{name}"
         entries[full] = (_role(obj), f"reference/generated/{full}.html#{full}")
+    for name in np.linalg.__all__:
+        full = f"numpy.linalg.{name}"
+        if callable(getattr(np.linalg, name)) and not inspect.isclass(getattr(np.linalg, name)):
+            entries[full] = ("py:function", f"reference/generated/{full}.html#{full}")
     entries["array_like"] = ("std:term", "glossary.html#term-array_like")
     entries["numpy.typing.ArrayLike"] = ("py:data", "reference/typing.html#numpy.typing.ArrayLike")
     entries["numpy.typing.NDArray"] = ("py:data", "reference/typing.html#numpy.typing.NDArray")
@@ -142,6 +146,10 @@ def _matplotlib(path: Path) -> None:
     entries["matplotlib.collections.PolyCollection"] = (
         "py:class",
         "api/collections_api.html#matplotlib.collections.PolyCollection",
+    )
+    entries["matplotlib.collections.QuadMesh"] = (
+        "py:class",
+        "api/collections_api.html#matplotlib.collections.QuadMesh",
     )
     entries["matplotlib.contour.QuadContourSet"] = (
         "py:class",

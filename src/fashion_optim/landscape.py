@@ -5,12 +5,18 @@ drawn: :func:`optimize_path` runs any torch optimizer on one, :func:`surface_gri
 it for a contour plot. For the CNN, :func:`pca_plane` finds the plane that best holds
 recorded training trajectories (Li et al., 2018), :func:`random_plane` a random one with
 :func:`filter_normalized_directions`, and :func:`loss_surface` evaluates the loss on a grid
-of that plane.
+of that plane. What a plane leaves out: :func:`project` gives each point's coordinates on
+a plane and its distance from it, :func:`plane_gap` the loss measured at each snapshot of
+a trajectory beside the loss at its projection, and :func:`random_walk_explained_variance`
+how much of a random walk's variance its own PCA plane holds (Antognini and
+Sohl-Dickstein, 2018), the baseline for a trajectory's.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +32,14 @@ __all__ = [
     "filter_normalized_directions",
     "linear_regression",
     "loss_surface",
+    "losses_at",
     "optimize_path",
     "pca_plane",
+    "plane_gap",
+    "project",
     "quadratic",
     "random_plane",
+    "random_walk_explained_variance",
     "rosenbrock",
     "surface_grid",
 ]
@@ -482,6 +492,251 @@ def _first_batch(loader_or_batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
+def _evaluate(
+    model: nn.Module,
+    count: int,
+    point: Callable[[int], torch.Tensor],
+    loader_or_batch: Any,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None,
+    workers: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Loss and accuracy of ``model`` at each parameter vector ``point(k)``, ``k <
+    count`` (flat, in the order of ``model.parameters()``) on one fixed batch; in eval
+    mode, under :class:`torch.inference_mode`, with the parameters and modes restored
+    bitwise.
+
+    With ``workers`` > 1 the points are shared among that many threads, each with its own
+    copy of the model; torch runs each forward pass on the thread that asked for it, with
+    the caller's thread count, so every value is the one a single thread gives, bit for
+    bit, in less time.
+    """
+    if not (isinstance(workers, int) and workers >= 1):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}.")
+    params = list(model.parameters())
+    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
+    x, y = _first_batch(loader_or_batch)
+    device = params[0].device
+    x, y = x.to(device), y.to(device)
+    saved = [p.detach().clone() for p in params]
+    modes = [m.training for m in model.modules()]
+    losses, accs = np.empty(count), np.empty(count)
+
+    def evaluate(net: nn.Module, which: range) -> None:
+        own = list(net.parameters())
+        with torch.inference_mode():
+            for k in which:
+                vec = point(k)
+                # In-place copies keep each parameter's storage; vector_to_parameters
+                # would rebind .data to views of vec.
+                offset = 0
+                for p in own:
+                    p.copy_(vec[offset : offset + p.numel()].view_as(p))
+                    offset += p.numel()
+                logits = net(x)
+                losses[k] = float(loss_fn(logits, y))
+                accs[k] = float((logits.argmax(1) == y).float().mean())
+
+    model.eval()
+    try:
+        threads = max(1, min(workers, count))
+        if threads == 1:
+            evaluate(model, range(count))
+        else:
+            copies = [model] + [copy.deepcopy(model) for _ in range(threads - 1)]
+            with ThreadPoolExecutor(threads) as pool:
+                done = [
+                    pool.submit(evaluate, net, range(i, count, threads))
+                    for i, net in enumerate(copies)
+                ]
+                for future in done:
+                    future.result()
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
+        for m, mode in zip(model.modules(), modes, strict=True):
+            m.training = mode
+    return losses, accs
+
+
+def _points_for(model: nn.Module, points: Any, what: str = "points") -> np.ndarray:
+    size = sum(p.numel() for p in model.parameters())
+    arr = points.detach().cpu().numpy() if torch.is_tensor(points) else np.asarray(points)
+    if arr.ndim != 2 or arr.shape[1] != size:
+        raise ValueError(
+            f"{what} must be an array [n, P] of parameter vectors with the model's P = {size} "
+            f"parameters, got shape {arr.shape}."
+        )
+    return arr
+
+
+def losses_at(
+    model: nn.Module,
+    points: Any,
+    loader_or_batch: Any,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    workers: int = 1,
+) -> dict[str, np.ndarray]:
+    """Loss and accuracy of ``model`` with its parameters set to each of ``points``.
+
+    Evaluated as :func:`loss_surface` evaluates a grid point: in eval mode, under
+    :class:`torch.inference_mode`, on one fixed batch; the model's parameters and modes
+    are restored bitwise afterwards.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    points : array-like
+        ``[n, P]`` parameter vectors, flattened in the order of ``model.parameters()``
+        (e.g. a trajectory's snapshots).
+    loader_or_batch : tuple of torch.Tensor or iterable
+        An ``(inputs, targets)`` batch, or a loader whose first batch is used.
+    loss_fn : callable, optional
+        :class:`torch.nn.CrossEntropyLoss` by default.
+    workers : int
+        Threads that evaluate points at once; the values do not depend on it (see
+        :func:`loss_surface`).
+
+    Returns
+    -------
+    dict
+        ``"loss"`` and ``"accuracy"``, ``[n]`` float64 each.
+
+    Examples
+    --------
+    >>> measured = losses_at(model, run.records["params"], (images, labels))  # doctest: +SKIP
+    >>> measured["loss"].shape  # doctest: +SKIP
+    (31,)
+    """
+    arr = _points_for(model, points)
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+
+    def point(k: int) -> torch.Tensor:
+        return torch.as_tensor(arr[k], dtype=dtype, device=device)
+
+    loss, acc = _evaluate(model, len(arr), point, loader_or_batch, loss_fn, workers)
+    return {"loss": loss, "accuracy": acc}
+
+
+def project(plane: Plane, points: Any) -> tuple[np.ndarray, np.ndarray]:
+    r"""Each point's coordinates on ``plane`` and its distance from it.
+
+    The coordinates are those of the orthogonal projection of :math:`\theta - o` onto
+    the span of the directions :math:`D = [d_1; d_2]` (through their ``2 x 2`` Gram
+    matrix, so the directions need be neither unit nor orthogonal); the distance is the
+    norm of what the projection leaves out:
+
+    .. math::
+
+        (\alpha, \beta) = (D D^\top)^{-1} D\,(\theta - o), \qquad
+        \operatorname{dist}(\theta) =
+        \lVert \theta - o - \alpha\, d_1 - \beta\, d_2 \rVert_2.
+
+    For a :func:`pca_plane` (orthonormal directions) the coordinates are
+    :math:`D(\theta - o)`, those of :attr:`Plane.coords`.
+
+    Parameters
+    ----------
+    plane : Plane
+    points : array-like
+        ``[n, P]`` (or one point ``[P]``).
+
+    Returns
+    -------
+    coords : numpy.ndarray
+        ``[n, 2]`` float64.
+    distance : numpy.ndarray
+        ``[n]`` float64, in the units of the parameters.
+
+    Examples
+    --------
+    >>> plane = Plane(np.zeros(3), np.eye(3)[:2], np.full(2, np.nan))
+    >>> coords, distance = project(plane, [[1.0, 2.0, 2.0]])
+    >>> coords.tolist(), distance.tolist()
+    ([[1.0, 2.0]], [2.0])
+    """
+    origin = np.asarray(plane.origin, dtype=np.float64)
+    directions = np.asarray(plane.directions, dtype=np.float64)
+    arr = points.detach().cpu().numpy() if torch.is_tensor(points) else np.asarray(points)
+    arr = np.atleast_2d(arr).astype(np.float64)
+    if arr.ndim != 2 or arr.shape[1] != origin.size:
+        raise ValueError(
+            f"points must be [n, P] with the plane's P = {origin.size}, got shape {arr.shape}."
+        )
+    gram = directions @ directions.T
+    if np.linalg.matrix_rank(gram) < 2:
+        raise ValueError("the plane's two directions are parallel (or zero): no plane.")
+    offsets = arr - origin
+    coords = np.linalg.solve(gram, directions @ offsets.T).T
+    residual = offsets - coords @ directions
+    return coords, np.linalg.norm(residual, axis=1)
+
+
+def plane_gap(
+    model: nn.Module,
+    plane: Plane,
+    trajectories: Sequence[Any],
+    loader_or_batch: Any,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    workers: int = 1,
+) -> list[dict[str, np.ndarray]]:
+    """What a plane leaves out of trajectories: at each snapshot, the loss measured there
+    beside the loss at its projection on the plane, and its distance from the plane.
+
+    A contour plot of the plane shows, under a snapshot's dot, the loss at the snapshot's
+    projection :meth:`Plane.point` ``(alpha, beta)``, not at the snapshot itself: the two
+    differ by what the weights off the plane do. Both are evaluated here exactly (not
+    interpolated from a grid), on the same batch, as :func:`losses_at` evaluates.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    plane : Plane
+    trajectories : sequence of array-like
+        ``[n_i, P]`` snapshots each.
+    loader_or_batch : tuple of torch.Tensor or iterable
+        The batch the loss is measured on (the surface's, for a fair comparison).
+    loss_fn : callable, optional
+    workers : int
+        Threads that evaluate snapshots at once (see :func:`losses_at`).
+
+    Returns
+    -------
+    list of dict
+        Per trajectory: ``"coords"`` ``[n_i, 2]`` and ``"distance"`` ``[n_i]`` (from
+        :func:`project`), ``"loss"`` and ``"accuracy"`` at the snapshots,
+        ``"projected_loss"`` and ``"projected_accuracy"`` at their projections.
+
+    Examples
+    --------
+    >>> gap = plane_gap(model, plane, [sgd["params"]], (images, labels))  # doctest: +SKIP
+    >>> gap[0]["loss"] - gap[0]["projected_loss"]  # doctest: +SKIP
+    """
+    if isinstance(trajectories, np.ndarray | torch.Tensor):
+        raise TypeError(
+            "trajectories must be a list of [n_i, P] arrays; wrap a single one as [traj]."
+        )
+    out = []
+    for i, traj in enumerate(trajectories):
+        arr = _points_for(model, traj, what=f"trajectory {i}")
+        coords, distance = project(plane, arr)
+        measured = losses_at(model, arr, loader_or_batch, loss_fn, workers)
+        on_plane = np.stack([plane.point(a, b) for a, b in coords])
+        projected = losses_at(model, on_plane, loader_or_batch, loss_fn, workers)
+        out.append(
+            {
+                "coords": coords,
+                "distance": distance,
+                "loss": measured["loss"],
+                "accuracy": measured["accuracy"],
+                "projected_loss": projected["loss"],
+                "projected_accuracy": projected["accuracy"],
+            }
+        )
+    return out
+
+
 def loss_surface(
     model: nn.Module,
     plane: Plane,
@@ -489,12 +744,17 @@ def loss_surface(
     extent: Sequence[float] | None = None,
     n: int = 21,
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    workers: int = 1,
 ) -> dict[str, np.ndarray]:
     """Loss and accuracy of ``model`` on a grid of a plane in its parameter space.
 
     At each grid point the model's parameters are set to ``plane.point(alpha, beta)`` and
     the model is evaluated, in eval mode and under :class:`torch.inference_mode`, on one
     fixed batch. The parameters and train/eval modes are restored bitwise afterwards.
+    With ``workers`` > 1 the grid's points are shared among that many threads, each with
+    its own copy of the model: torch runs each point's forward pass on the thread that
+    asked for it, with the caller's thread count, so every value is the one a single
+    thread gives, bit for bit, in less time.
 
     Parameters
     ----------
@@ -511,6 +771,8 @@ def loss_surface(
         Grid points per axis.
     loss_fn : callable, optional
         ``loss_fn(logits, targets)``; :class:`torch.nn.CrossEntropyLoss` by default.
+    workers : int
+        Threads that evaluate points of the grid at once (1: this thread only).
 
     Returns
     -------
@@ -543,43 +805,17 @@ def loss_surface(
             f"extent must be (alpha_min, alpha_max, beta_min, beta_max) with min < max, got "
             f"{tuple(extent)}."
         )
-    loss_fn = nn.CrossEntropyLoss() if loss_fn is None else loss_fn
-    x, y = _first_batch(loader_or_batch)
-    device = params[0].device
-    x, y = x.to(device), y.to(device)
     alphas = np.linspace(extent[0], extent[1], n)
     betas = np.linspace(extent[2], extent[3], n)
-    loss = np.empty((n, n))
-    acc = np.empty((n, n))
-
+    device = params[0].device
     origin_t = torch.from_numpy(origin).to(device)
     d1, d2 = (torch.from_numpy(d).to(device) for d in directions)
-    saved = [p.detach().clone() for p in params]
-    modes = [m.training for m in model.modules()]
 
-    def load(vec: torch.Tensor) -> None:
-        # In-place copies keep each parameter's storage; vector_to_parameters would
-        # rebind .data to views of vec.
-        offset = 0
-        for p in params:
-            p.copy_(vec[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
+    def point(k: int) -> torch.Tensor:  # row by row, beta outer: indexed [beta, alpha]
+        return origin_t + float(alphas[k % n]) * d1 + float(betas[k // n]) * d2
 
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i, beta in enumerate(betas):
-                for j, alpha in enumerate(alphas):
-                    load(origin_t + float(alpha) * d1 + float(beta) * d2)
-                    logits = model(x)
-                    loss[i, j] = float(loss_fn(logits, y))
-                    acc[i, j] = float((logits.argmax(1) == y).float().mean())
-    finally:
-        with torch.no_grad():
-            for p, s in zip(params, saved, strict=True):
-                p.copy_(s)
-        for m, mode in zip(model.modules(), modes, strict=True):
-            m.training = mode
+    loss, acc = _evaluate(model, n * n, point, loader_or_batch, loss_fn, workers)
+    loss, acc = loss.reshape(n, n), acc.reshape(n, n)
     return {
         "alphas": alphas,
         "betas": betas,
@@ -587,3 +823,140 @@ def loss_surface(
         "accuracy": acc,
         "extent": np.asarray(extent, dtype=float),
     }
+
+
+# --------------------------------------------------------------------------- random walks
+
+
+def _as_walks(step_sizes: Any) -> list[np.ndarray]:
+    if torch.is_tensor(step_sizes):
+        step_sizes = step_sizes.detach().cpu().numpy()
+    if isinstance(step_sizes, np.ndarray) or (
+        isinstance(step_sizes, Sequence) and step_sizes and np.ndim(step_sizes[0]) == 0
+    ):
+        step_sizes = [step_sizes]  # one walk
+    walks = [np.asarray(w, dtype=np.float64) for w in step_sizes]
+    if not walks:
+        raise ValueError("step_sizes must hold at least one walk, got none.")
+    for i, w in enumerate(walks):
+        if w.ndim != 1 or w.size < 1:
+            raise ValueError(
+                f"walk {i}'s step sizes must be a 1-d array of at least one step, got shape "
+                f"{w.shape}."
+            )
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError(
+                f"walk {i}'s step sizes must be finite and >= 0 (they are norms), got "
+                f"{w[~(np.isfinite(w) & (w >= 0))][:3].tolist()} among them."
+            )
+    if not any(w.any() for w in walks):
+        raise ValueError("every step size is zero: the walk never moves, no PCA to take.")
+    return walks
+
+
+def _unit_step_gram(steps: int, dim: int, rng: np.random.Generator, method: str) -> np.ndarray:
+    """The Gram matrix ``[steps, steps]`` of ``steps`` independent directions drawn
+    uniformly on the unit sphere of dimension ``dim``."""
+    if method == "walk":
+        g = rng.standard_normal((steps, dim))
+        w = g @ g.T
+    else:
+        # Bartlett: W = A A^T, A lower triangular with A_ii^2 ~ chi2(dim - i) (i from 0)
+        # and N(0, 1) below the diagonal, is distributed as G G^T for G [steps, dim] of
+        # independent N(0, 1): a Wishart matrix, without drawing the dim-wide rows.
+        a = np.tril(rng.standard_normal((steps, steps)), -1)
+        a[np.diag_indices(steps)] = np.sqrt(rng.chisquare(dim - np.arange(steps)))
+        w = a @ a.T
+    # Normalising g_s to g_s / |g_s| (a uniform direction) is a function of W alone.
+    scale = 1.0 / np.sqrt(np.diag(w))
+    return w * scale[:, None] * scale[None, :]
+
+
+def random_walk_explained_variance(
+    step_sizes: Any,
+    dim: int,
+    seed: int,
+    n_components: int = 2,
+    method: str = "auto",
+) -> np.ndarray:
+    r"""The PCA explained-variance ratios of a random walk with given step sizes.
+
+    The walk takes steps of exactly the given sizes :math:`r_s` in independent uniformly
+    random directions :math:`u_s` of :math:`\mathbb R^{\mathrm{dim}}`, from a shared start:
+    :math:`x_t = \sum_{s \le t} r_s u_s`. Its points (the start once, then each walk's
+    points, as :func:`pca_plane` takes a trajectory's snapshots) are centred, and the
+    ratios are the top eigenvalues of their covariance over its trace:
+    :attr:`Plane.explained_variance_ratio` of the walk. Antognini and Sohl-Dickstein
+    (2018) show that for equal steps, as the dimension and then the number of steps grow,
+    the :math:`k`-th ratio tends to :math:`6/(\pi^2 k^2)`: the first two hold about 76 %
+    of the variance of pure noise. A trajectory's ratios mean something only beside
+    these.
+
+    The points are :math:`X = M R U` (:math:`M` the centred cumulative sums, :math:`R =
+    \operatorname{diag}(r)`, :math:`U` the directions as rows), so their Gram matrix
+    :math:`X X^\top = M R\,(U U^\top)\,R M^\top` needs only the ``T x T`` Gram
+    matrix of the directions. With :math:`u_s = g_s / \lVert g_s \rVert`, :math:`g_s
+    \sim \mathcal N(0, I)`, that is the normalised Wishart matrix :math:`G G^\top`,
+    drawn through Bartlett's decomposition in :math:`O(T^3)` instead of :math:`O(T^2\,
+    \mathrm{dim})`: the same distribution, exactly, without a ``T x dim`` array.
+
+    Parameters
+    ----------
+    step_sizes : array-like
+        ``[T]`` step sizes of one walk (e.g. the norms of a trajectory's successive
+        snapshot differences), or a sequence of them: several walks from one start (as
+        :func:`pca_plane` takes several trajectories).
+    dim : int
+        The dimension of the space (a network's number of parameters).
+    seed : int
+        Seeds a private ``numpy.random.default_rng(seed)``.
+    n_components : int
+        How many ratios to return.
+    method : {"auto", "gram", "walk"}
+        ``"gram"`` draws the directions' Gram matrix (needs ``dim >= T``); ``"walk"``
+        draws the ``T x dim`` directions themselves (for checking, or ``dim < T``);
+        ``"auto"``: ``"gram"`` when it applies.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[n_components]`` ratios, largest first.
+
+    Examples
+    --------
+    >>> ratios = random_walk_explained_variance(np.ones(300), dim=10**6, seed=0)
+    >>> np.round(ratios, 2).tolist()  # 6 / pi^2 = 0.61 and 6 / (4 pi^2) = 0.15
+    [0.61, 0.15]
+    """
+    walks = _as_walks(step_sizes)
+    steps = sum(w.size for w in walks)
+    if not (isinstance(dim, int | np.integer) and dim >= 1):
+        raise ValueError(f"dim must be an integer >= 1, got {dim!r}.")
+    if method not in ("auto", "gram", "walk"):
+        raise ValueError(f"method must be 'auto', 'gram' or 'walk', got {method!r}.")
+    if method == "auto":
+        method = "gram" if dim >= steps else "walk"
+    if method == "gram" and dim < steps:
+        raise ValueError(
+            f"method='gram' needs dim >= the number of steps, got dim {dim} and {steps} "
+            "steps; use method='walk' (or 'auto')."
+        )
+    if not (isinstance(n_components, int) and 1 <= n_components <= steps + 1):
+        raise ValueError(
+            f"n_components must be an integer from 1 to the {steps + 1} points, got "
+            f"{n_components!r}."
+        )
+    # M: the start (a row of zeros), then each walk's points as sums of its own steps.
+    cumulative = np.zeros((steps + 1, steps))
+    row = col = 0
+    for w in walks:
+        block = np.tril(np.ones((w.size, w.size)))
+        cumulative[row + 1 : row + 1 + w.size, col : col + w.size] = block
+        row, col = row + w.size, col + w.size
+    centred = cumulative - cumulative.mean(axis=0)
+    r = np.concatenate(walks)
+    gram = _unit_step_gram(steps, int(dim), np.random.default_rng(seed), method)
+    weighted = centred * r  # M R
+    values = np.linalg.eigvalsh(weighted @ gram @ weighted.T)[::-1]
+    values = np.clip(values, 0.0, None)
+    return values[:n_components] / values.sum()

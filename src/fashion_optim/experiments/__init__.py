@@ -18,7 +18,7 @@ One job per module:
 - ``executors``: local processes, a Dask cluster, or any
   ``concurrent.futures.Executor``.
 - ``runner``: :func:`run`, :func:`run_many`, the cached
-  range test and loss surface.
+  range test and loss surfaces.
 - ``studies``: the note's named runs and studies.
 - ``selection``: every choice, on validation metrics only.
 - ``tuning``: the learning-rate sweep and the rates it chooses.
@@ -33,9 +33,11 @@ from .cache import CacheError, cache_dir, clear_cache
 from .executors import ExecutorError, dask_executor, default_workers
 from .profiles import PROFILES, PerProfile, Profile, current_profile
 from .runner import (
+    RandomPlaneSurface,
     Result,
     SeedResults,
     TrajectorySurface,
+    random_plane_surface,
     run,
     run_many,
     run_range_test,
@@ -44,8 +46,10 @@ from .runner import (
     trajectory_surface,
 )
 from .selection import VALIDATION_METRICS, best_on_validation, rank_on_validation
-from .specs import LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
+from .specs import ADAM_LIKE, LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
 from .studies import (
+    ADAM_RECORD,
+    LAYER_QUANTILES,
     NAMED,
     NOTE_RECORD,
     PROBES,
@@ -69,7 +73,10 @@ from .tuning import (
 )
 
 __all__ = [
+    "ADAM_LIKE",
+    "ADAM_RECORD",
     "DIVERGE_THRESHOLD",
+    "LAYER_QUANTILES",
     "LR_LAMBDAS",
     "NAMED",
     "NOTE_RECORD",
@@ -84,6 +91,7 @@ __all__ = [
     "ExecutorError",
     "PerProfile",
     "Profile",
+    "RandomPlaneSurface",
     "Record",
     "Result",
     "RunConfig",
@@ -103,6 +111,7 @@ __all__ = [
     "environment",
     "full_budget_onecycle",
     "get_splits",
+    "random_plane_surface",
     "rank_on_validation",
     "run",
     "run_many",

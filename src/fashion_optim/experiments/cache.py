@@ -59,6 +59,7 @@ KINDS: dict[str, str] = {
     "run": "fashion_optim.experiments.train",
     "range_test": "fashion_optim.experiments.rangetest",
     "loss_surface": "fashion_optim.experiments.surface",
+    "random_plane_surface": "fashion_optim.experiments.surface",
 }
 
 TAG_NAME = "CACHEDIR.TAG"

@@ -4,7 +4,9 @@
 
 - by default, a local :class:`~concurrent.futures.ProcessPoolExecutor` (spawn context)
   of :func:`default_workers` processes, with one progress bar over the mini-batches of
-  every run;
+  every run; the processes are kept from one batch to the next (a site build asks for
+  about ten batches, and each new process spends seconds importing torch and loading
+  the data), and stopped after a failure, on Ctrl-C and when this process exits;
 - a Dask cluster when ``FASHION_OPTIM_EXECUTOR`` names its scheduler (through
   ``distributed.Client(address).get_executor()``), with a progress bar over runs;
 - any executor the caller passes.
@@ -16,13 +18,16 @@ process or machine of the same kind trained it.
 
 from __future__ import annotations
 
+import atexit
 import concurrent.futures as cf
+import itertools
 import multiprocessing
 import os
 import re
 import signal
 import sys
 import threading
+import time
 import types
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -140,6 +145,15 @@ def _init_worker(queue: Any) -> None:
     torch.set_num_threads(TRAIN_THREADS)
     # Ctrl-C is the caller's to handle: it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A kept worker outlives its batch: it must not outlive its parent.
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class _Ticker(Recorder):
@@ -161,8 +175,9 @@ def _attempt(cfg: RunConfig, seed: int, **kwargs: Any) -> tuple[str, Any]:
         return "diverged", exc
 
 
-def run_job(cfg: RunConfig, seed: int, job: int = -1) -> Outcome:
-    """Train one run in a worker (local or remote) and return its :data:`Outcome`."""
+def run_job(cfg: RunConfig, seed: int, job: Any = -1) -> Outcome:
+    """Train one run in a worker (local or remote) and return its :data:`Outcome`;
+    ``job`` labels its progress messages."""
     queue = _progress_queue
     extra: list[Recorder] = []
     if queue is not None:
@@ -258,30 +273,90 @@ def _on_executor(executor, jobs, order, progress, on_done) -> None:
         bar.close()
 
 
+class _LocalPool:
+    """Worker processes kept from one batch to the next (each has imported torch and
+    loaded the data once), their progress queue, and a thread that hands each message to
+    the batch running now."""
+
+    def __init__(self, n_workers: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.n_workers = n_workers
+        self.environ = dict(os.environ)  # what the workers inherit (the data's folder...)
+        self.queue = context.Queue()
+        self.pool = cf.ProcessPoolExecutor(
+            n_workers, mp_context=context, initializer=_init_worker, initargs=(self.queue,)
+        )
+        self.lock = threading.Lock()
+        self.handler: Callable[[tuple[str, Any, int]], None] | None = None
+        self.listener = threading.Thread(target=self._listen, daemon=True)
+        self.listener.start()
+
+    def _listen(self) -> None:
+        while (message := self.queue.get()) is not None:
+            with self.lock:
+                if self.handler is not None:
+                    self.handler(message)
+
+    def processes(self) -> dict[int, Any]:
+        return dict(getattr(self.pool, "_processes", None) or {})
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers (at once with ``kill``) and the listener."""
+        if kill:
+            for proc in self.processes().values():
+                if proc.is_alive():
+                    proc.kill()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.queue.put(None)
+        self.listener.join(timeout=5)
+        self.queue.close()
+
+
+_pool: _LocalPool | None = None
+_batches = itertools.count()
+
+
+def _local_pool(n_workers: int) -> _LocalPool:
+    """The kept pool of ``n_workers`` processes, started on first use, and again after a
+    failure, a change of size or a change of the environment the workers inherited;
+    closed when this process exits."""
+    global _pool
+    if _pool is not None and (_pool.n_workers, _pool.environ) != (n_workers, dict(os.environ)):
+        _discard_pool()
+    if _pool is None:
+        _pool = _LocalPool(n_workers)
+    return _pool
+
+
+@atexit.register
+def _discard_pool(kill: bool = False) -> None:
+    global _pool
+    pool, _pool = _pool, None
+    if pool is not None:
+        pool.close(kill=kill)
+
+
 def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
     """Local worker processes, with one bar over every run's mini-batches."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
+    local = _local_pool(n_workers)
+    batch = next(_batches)
     started: dict[int, int] = {}  # job -> pid of the worker training it, until it is done
     bar = _bar(sum(steps), f"training {len(jobs)} runs in {n_workers} processes", "batch", progress)
     seen = [0] * len(jobs)
-    lock = threading.Lock()
 
-    def listen() -> None:
-        while (message := queue.get()) is not None:
-            kind, job, value = message
-            with lock:
-                if kind == "start":
-                    started[job] = value
-                elif job in started:  # not a late tick of a run already done
-                    bar.update(value - seen[job])
-                    seen[job] = value
+    def handle(message: tuple[str, Any, int]) -> None:  # under local.lock
+        kind, (of_batch, job), value = message
+        if of_batch != batch:  # a late tick of an earlier batch
+            return
+        if kind == "start":
+            started[job] = value
+        elif job in started:  # not a late tick of a run already done
+            bar.update(value - seen[job])
+            seen[job] = value
 
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    pool = cf.ProcessPoolExecutor(
-        n_workers, mp_context=context, initializer=_init_worker, initargs=(queue,)
-    )
+    with local.lock:
+        local.handler = handle
+    pool = local.pool
     processes: dict[int, Any] = {}
     futures: dict[cf.Future, int] = {}
     finished: set[int] = set()
@@ -289,8 +364,8 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
     try:
         with _main_module_hidden():
             for i in order:
-                futures[pool.submit(run_job, *jobs[i][:2], i)] = i
-                processes.update(getattr(pool, "_processes", None) or {})
+                futures[pool.submit(run_job, *jobs[i][:2], (batch, i))] = i
+                processes.update(local.processes())
         for future in cf.as_completed(futures):
             i = futures[future]
             try:
@@ -300,10 +375,12 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
                 # exit statuses are read (reading them beside it races it)
                 pool.shutdown(wait=True, cancel_futures=True)
                 unfinished = set(futures.values()) - finished
-                raise _died(jobs, started, unfinished, processes) from exc
+                with local.lock:
+                    running = dict(started)
+                raise _died(jobs, running, unfinished, processes) from exc
             except Exception as exc:
                 raise _failure(jobs[i], exc, "in a worker process") from exc
-            with lock:
+            with local.lock:
                 bar.update(steps[i] - seen[i])
                 seen[i] = steps[i]
                 started.pop(i, None)
@@ -311,16 +388,12 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
             finished.add(i)
         clean = True
     finally:
-        if not clean:  # interrupted or failed: stop every worker now
+        with local.lock:
+            local.handler = None
+        if not clean:  # interrupted or failed: stop every worker now, start afresh next time
             for future in futures:
                 future.cancel()
-            for proc in processes.values():
-                if proc.is_alive():
-                    proc.kill()
-        pool.shutdown(wait=True, cancel_futures=True)
-        queue.put(None)
-        listener.join(timeout=5)
-        queue.close()
+            _discard_pool(kill=True)
         bar.close()
 
 

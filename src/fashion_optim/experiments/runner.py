@@ -8,7 +8,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,13 +21,21 @@ from . import train as _train
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .rangetest import compute_range_test
 from .specs import RunConfig, Spec
-from .surface import compute_loss_surface, trajectory_plane
+from .surface import (
+    PATH_FIELDS,
+    compute_loss_surface,
+    compute_random_plane_surface,
+    random_plane_through,
+    trajectory_plane,
+)
 from .train import TRAIN_THREADS
 
 __all__ = [
+    "RandomPlaneSurface",
     "Result",
     "SeedResults",
     "TrajectorySurface",
+    "random_plane_surface",
     "run",
     "run_many",
     "run_range_test",
@@ -381,7 +389,8 @@ def run_range_test(
 
 @dataclass
 class TrajectorySurface:
-    """Runs' trajectories on the plane that holds most of them, over the loss there.
+    """Runs' trajectories on the plane that holds most of them, over the loss there, and
+    what the plane leaves out of each snapshot.
 
     Attributes
     ----------
@@ -396,6 +405,14 @@ class TrajectorySurface:
         The training images the loss is measured on, and the grid points per axis.
     wall_time : float
         Seconds the grid took when it was computed.
+    paths : list of dict
+        Per run, at each snapshot, on the same images
+        (:func:`fashion_optim.landscape.plane_gap`): ``"distance"`` from the plane (weight
+        units), ``"loss"`` and ``"accuracy"`` measured at the snapshot,
+        ``"projected_loss"`` and ``"projected_accuracy"`` at its projection on the plane
+        (what the contours show under the snapshot's dot).
+    path_wall_time : float
+        Seconds the measurements of ``paths`` took.
     """
 
     plane: landscape.Plane
@@ -403,6 +420,16 @@ class TrajectorySurface:
     images: int
     grid: int
     wall_time: float
+    paths: list[dict[str, np.ndarray]] = field(default_factory=list)
+    path_wall_time: float = 0.0
+
+
+def _snapshot_runs(runs: Sequence[Result], what: str) -> None:
+    if not runs or any("params" not in r.records for r in runs):
+        raise ValueError(
+            f"{what} needs runs that recorded parameter snapshots: give specs a "
+            "Record(snapshot_every=N)."
+        )
 
 
 def trajectory_surface(
@@ -418,14 +445,12 @@ def trajectory_surface(
     ``runs`` must have recorded parameter snapshots
     (:class:`~fashion_optim.experiments.Record` ``snapshot_every``) from one shared
     start. The loss is measured on a ``grid`` x ``grid`` window on the first shuffled
-    batch of ``images`` of the training images the runs trained on. The cache key holds
-    the runs' own keys, so retraining them recomputes the surface.
+    batch of ``images`` of the training images the runs trained on, and on the same
+    images at every snapshot and at its projection on the plane
+    (:attr:`TrajectorySurface.paths`). The cache key holds the runs' own keys, so
+    retraining them recomputes the surface.
     """
-    if not runs or any("params" not in r.records for r in runs):
-        raise ValueError(
-            "trajectory_surface needs runs that recorded parameter snapshots: give specs a "
-            "Record(snapshot_every=N)."
-        )
+    _snapshot_runs(runs, "trajectory_surface")
     prof = current_profile(profile)
     settings = {
         "seed": runs[0].seed,
@@ -438,14 +463,108 @@ def trajectory_surface(
     arrays, meta = cache.cached(
         "loss_surface",
         config,
-        lambda: compute_loss_surface(snapshots, **settings),
+        # every core evaluates rows of the grid; the values do not depend on how many
+        lambda: compute_loss_surface(snapshots, **settings, workers=executors.default_workers()),
         data_checksum=_train.get_splits().data_checksum,
         fresh=fresh,
     )
+    surface = {k: v for k, v in arrays.items() if not k.startswith("path")}
+    paths = [{k: arrays[f"path{i}/{k}"] for k in PATH_FIELDS} for i in range(len(runs))]
     return TrajectorySurface(
         trajectory_plane(snapshots),
-        arrays,
+        surface,
         settings["images"],
         settings["grid"],
         float(meta["wall_time"]),
+        paths,
+        float(meta["path_wall_time"]),
+    )
+
+
+@dataclass
+class RandomPlaneSurface:
+    """The loss on a filter-normalised random plane through one run's final weights.
+
+    Attributes
+    ----------
+    plane : Plane
+        :func:`fashion_optim.landscape.random_plane` through the final weights (its
+        origin); its directions have the norm of the weights they scale
+        (``direction_norms``), biases left out.
+    surface : dict
+        :func:`fashion_optim.landscape.loss_surface` on that plane: ``alphas``,
+        ``betas``, ``loss``, ``accuracy``, ``extent``; and ``direction_norms`` ``[2]``,
+        the directions' lengths in weight units (a step of 1 along a direction moves
+        every filter by its own norm).
+    seed : int
+        The seed the directions were drawn with.
+    images, grid : int
+        As for :class:`TrajectorySurface`: the same images.
+    wall_time : float
+        Seconds the grid took when it was computed.
+    cosine : float
+        Cosine of the angle between the two directions (near 0: random directions in
+        tens of thousands of dimensions are nearly orthogonal).
+    """
+
+    plane: landscape.Plane
+    surface: dict[str, np.ndarray]
+    seed: int
+    images: int
+    grid: int
+    wall_time: float
+    cosine: float
+
+
+def random_plane_surface(
+    run: Result,
+    *,
+    seed: int = 0,
+    grid: Any = SURFACE_GRID,
+    images: Any = SURFACE_IMAGES,
+    span: float = 1.0,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+) -> RandomPlaneSurface:
+    """The loss on a random plane through ``run``'s final weights, cached (Li et al.,
+    2018).
+
+    The plane's directions are :func:`~fashion_optim.landscape.filter_normalized_directions`
+    drawn with ``seed``; the window is ``[-span, span]`` along each (Li et al. use 1),
+    ``grid`` points per axis, and the loss is measured on the same images as
+    :func:`trajectory_surface`'s for the same run (the first shuffled batch of ``images``
+    of the training images the run trained on). ``run`` must have recorded parameter
+    snapshots: the last one is its final weights. The cache key holds the run's own key.
+    """
+    _snapshot_runs([run], "random_plane_surface")
+    if not (np.isfinite(span) and span > 0):
+        raise ValueError(f"span must be a positive number, got {span!r}.")
+    prof = current_profile(profile)
+    weights = run.records["params"][-1]
+    settings = {
+        "directions_seed": int(seed),
+        "seed": run.seed,
+        "train_subset": run.config.train_subset,
+        "images": int(resolve_value(images, prof)),
+        "grid": int(resolve_value(grid, prof)),
+        "span": float(span),
+    }
+    config = {"run": run.meta["key"], **settings}
+    arrays, meta = cache.cached(
+        "random_plane_surface",
+        config,
+        lambda: compute_random_plane_surface(
+            weights, **settings, workers=executors.default_workers()
+        ),
+        data_checksum=_train.get_splits().data_checksum,
+        fresh=fresh,
+    )
+    return RandomPlaneSurface(
+        random_plane_through(weights, settings["directions_seed"]),
+        arrays,
+        settings["directions_seed"],
+        settings["images"],
+        settings["grid"],
+        float(meta["wall_time"]),
+        float(meta["cosine"]),
     )

@@ -16,10 +16,18 @@ import torch
 
 from .. import lr as lr_module
 from .. import optimizers as scratch
-from ..training import GradientRecorder, OptimizerStateRecorder, ParameterRecorder, Recorder
+from ..training import (
+    AdamQuantileRecorder,
+    GradientRecorder,
+    OptimizerStateRecorder,
+    ParameterRecorder,
+    Recorder,
+    check_quantile_levels,
+)
 from .profiles import Profile, current_profile, resolve_value
 
 __all__ = [
+    "ADAM_LIKE",
     "LR_LAMBDAS",
     "OPTIMIZERS",
     "Record",
@@ -39,6 +47,11 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "scratch_sgd": scratch.SGD,
     "scratch_adam": scratch.Adam,
 }
+
+
+#: The optimizers whose state has Adam's moments (``exp_avg``, ``exp_avg_sq``): those a
+#: :class:`Record` with ``layer_quantiles`` can summarise.
+ADAM_LIKE: tuple[str, ...] = ("adam", "adamw", "scratch_adam")
 
 
 def _linear_decay(epoch: int) -> float:
@@ -82,12 +95,29 @@ class Record:
         e.g. ``("exp_avg", "exp_avg_sq")``; default: every tensor entry.
     snapshot_every : int or None
         Snapshot all parameters every this many steps (for trajectories).
+    layer_quantiles : tuple of float, optional
+        Quantile levels in [0, 1]: per parameter tensor, these quantiles over all its
+        weights of Adam's adapted step and effective rate
+        (:class:`~fashion_optim.training.AdamQuantileRecorder`; optimizers of
+        :data:`ADAM_LIKE` only).
+    layer_quantiles_every : int
+        Record the layer quantiles every this many steps (and after the last).
     """
 
     gradients: Mapping[str, Sequence[int] | None] = field(default_factory=dict)
     state: Mapping[str, Sequence[int] | None] = field(default_factory=dict)
     state_keys: tuple[str, ...] | None = None
     snapshot_every: int | None = None
+    layer_quantiles: tuple[float, ...] | None = None
+    layer_quantiles_every: int = 1
+
+    def __post_init__(self) -> None:
+        if self.layer_quantiles is not None:
+            levels = check_quantile_levels(self.layer_quantiles)
+            object.__setattr__(self, "layer_quantiles", levels)  # a tuple of floats
+        every = self.layer_quantiles_every
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise ValueError(f"layer_quantiles_every must be an integer >= 1, got {every!r}.")
 
     def recorders(self) -> list[Recorder]:
         """Fresh recorders for one run."""
@@ -98,6 +128,8 @@ class Record:
             out.append(OptimizerStateRecorder(self.state, self.state_keys))
         if self.snapshot_every:
             out.append(ParameterRecorder(self.snapshot_every))
+        if self.layer_quantiles:
+            out.append(AdamQuantileRecorder(self.layer_quantiles, self.layer_quantiles_every))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,6 +143,8 @@ class Record:
             "state": {k: flat(v) for k, v in self.state.items()},
             "state_keys": list(self.state_keys) if self.state_keys else None,
             "snapshot_every": self.snapshot_every,
+            "layer_quantiles": list(self.layer_quantiles) if self.layer_quantiles else None,
+            "layer_quantiles_every": self.layer_quantiles_every,
         }
 
 
@@ -245,6 +279,12 @@ def _validate(cfg: RunConfig) -> None:
     if cfg.scheduler is not None and cfg.scheduler.lower() not in lr_module.SCHEDULERS:
         raise ValueError(
             f"unknown scheduler {cfg.scheduler!r}; valid choices: {sorted(lr_module.SCHEDULERS)}."
+        )
+    if cfg.record.layer_quantiles and cfg.optimizer not in ADAM_LIKE:
+        raise ValueError(
+            f"record.layer_quantiles summarises Adam's step, and optimizer {cfg.optimizer!r} "
+            f"keeps no Adam moments; use one of {list(ADAM_LIKE)} or leave layer_quantiles "
+            "None."
         )
     lam = cfg.scheduler_kwargs.get("lr_lambda")
     if lam is not None and lam not in LR_LAMBDAS:

@@ -11,6 +11,8 @@ from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .specs import Record, Spec
 
 __all__ = [
+    "ADAM_RECORD",
+    "LAYER_QUANTILES",
     "NAMED",
     "NOTE_EPOCHS",
     "NOTE_RECORD",
@@ -31,6 +33,16 @@ __all__ = [
 PROBES: dict[str, list[int]] = {"features.0.weight": [12], "classifier.1.weight": [0]}
 #: What the note's shared runs record (gradients and optimizer state of :data:`PROBES`).
 NOTE_RECORD = Record(gradients=PROBES, state=PROBES)
+#: The quantile levels over each layer's weights that the shared Adam run records.
+LAYER_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
+#: What the shared Adam run records: :data:`NOTE_RECORD`, and per layer (parameter
+#: tensor) the :data:`LAYER_QUANTILES` of Adam's adapted step and effective rate over
+#: its weights, every 4 steps (each record sorts every weight twice; every step would
+#: slow the run by a fifth: benchmarks/README.md). Only ``NAMED["adam"]`` and its
+#: tuned copies record them; the sweep's points do not.
+ADAM_RECORD = Record(
+    gradients=PROBES, state=PROBES, layer_quantiles=LAYER_QUANTILES, layer_quantiles_every=4
+)
 #: The epochs of the note's shared runs, per profile.
 NOTE_EPOCHS = PerProfile(full=10, quick=3)
 
@@ -54,7 +66,7 @@ NAMED: dict[str, Spec] = {
     "sgd_effective": Spec(
         "SGD at lr / (1 - momentum)", lr=0.1, epochs=NOTE_EPOCHS, record=NOTE_RECORD
     ),
-    "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=NOTE_RECORD),
+    "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=ADAM_RECORD),
 }
 
 #: The short budget of the learning-rate sweep, the schedule comparison and the

@@ -1,13 +1,16 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Twelve modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``animation``
 (paths drawn step by step, for a player the reader scrubs), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
-``schedules`` (the learning-rate schedules' figures) and ``headline`` (the
-default-versus-tuned table); everything is imported from here.
+``schedules`` (the learning-rate schedules' figures), ``headline`` (the
+default-versus-tuned table), ``theory`` (momentum's convergence theory on a
+quadratic), ``adam`` (Adam's step over each layer's weights) and ``landscape`` (what a
+plane through the weights leaves out, and a random plane); everything is imported from
+here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -26,6 +29,9 @@ default-versus-tuned table); everything is imported from here.
 - :func:`toy_animation` and :func:`plane_animation`: the same paths moving step by step
   (on the plane, beside the runs' losses), as a :class:`PathAnimation` that a page or a
   notebook shows as a player with a slider; :func:`frame_indices` picks its frames.
+- :func:`plane_gap_panels`: the loss at each snapshot beside the contour value under
+  it, and its distance from the plane; :func:`random_plane_contours`: the loss on a
+  filter-normalised random plane through the final weights, in weight units.
 - :func:`range_test_panel` (with :func:`range_test_blow_up`): a learning-rate range
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
@@ -35,6 +41,13 @@ default-versus-tuned table); everything is imported from here.
   schedule (its variants dashed, in its colour), and schedules compared on one metric.
 - :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
   and at the rate the sweep chose on validation, side by side.
+- :func:`rate_curves` and :func:`rate_map`: the convergence rate of gradient descent,
+  heavy ball and Nesterov on a quadratic against the learning rate, and over learning
+  rate and momentum with the monotone, oscillating and divergent regions
+  (:mod:`fashion_optim.theory`).
+- :func:`adam_layer_quantiles` (with :func:`quantile_bands`, :func:`quantile_position`
+  and :func:`position_words`): per layer, the spread over its weights of Adam's adapted
+  step and effective rate against steps, and where one value sits in such a spread.
 
 Examples
 --------
@@ -47,6 +60,13 @@ Examples
 >>> line, fill = plotting.band(ax, np.arange(50), runs, label="sgd")
 """
 
+from .adam import (
+    ADAM_QUANTITIES,
+    adam_layer_quantiles,
+    position_words,
+    quantile_bands,
+    quantile_position,
+)
 from .animation import PathAnimation, frame_indices, plane_animation, toy_animation
 from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
 from .figures import (
@@ -57,20 +77,26 @@ from .figures import (
     toy_paths,
 )
 from .headline import rate_label, tuning_table
+from .landscape import plane_gap_panels, random_plane_contours
 from .rangetests import range_test_seeds, range_test_with_sweep
 from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .sweeps import sweep_curves
 from .tables import mean_std, rate_drops, results_table
+from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
 
 __all__ = [
+    "ADAM_QUANTITIES",
     "COLORS",
+    "METHOD_KEYS",
+    "METHOD_LABELS",
     "NEUTRAL",
     "OKABE_ITO",
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
     "PathAnimation",
+    "adam_layer_quantiles",
     "band",
     "color_for",
     "frame_indices",
@@ -80,13 +106,20 @@ __all__ = [
     "mean_std",
     "plain_log_ticks",
     "plane_animation",
+    "plane_gap_panels",
     "plane_paths",
+    "position_words",
+    "quantile_bands",
+    "quantile_position",
+    "random_plane_contours",
     "range_test_blow_up",
     "range_test_panel",
     "range_test_seeds",
     "range_test_with_sweep",
+    "rate_curves",
     "rate_drops",
     "rate_label",
+    "rate_map",
     "results_table",
     "schedule_ranking",
     "schedule_style",
