@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -275,7 +276,11 @@ sphinx_gallery_conf = {
     # its timing pages load jQuery and DataTables from CDNs; the reproducibility page
     # tabulates the same times from the examples' own pages instead
     "write_computation_times": False,
-    "matplotlib_animations": False,
+    # an animation a chapter keeps in a variable becomes matplotlib's JavaScript player,
+    # its frames embedded in the page (no video codec, no server): the frames' number and
+    # size (fashion_optim.plotting.PathAnimation) set the page's weight, which the browser
+    # tests keep within 5 MB, well under matplotlib's animation.embed_limit of 20 MB
+    "matplotlib_animations": (True, "jshtml"),
     "reset_modules": ("matplotlib",),
     "first_notebook_cell": FIRST_NOTEBOOK_CELL.replace("{wheel}", WHEEL),
 }
@@ -347,8 +352,6 @@ def _break_api_titles_after_dots(app, pagename, templatename, context, doctree) 
     """An API page's title is the member's dotted path (up to 46 characters at 2.5rem,
     wider than the column): let it wrap after a dot, not mid-name (custom.css only lets
     headings wrap anywhere when nothing better is left)."""
-    import re
-
     if pagename.startswith("api/") and "body" in context:
         context["body"] = re.sub(
             r"<h1>([\w.]+)(?=<a class=\"headerlink\")",
@@ -358,6 +361,21 @@ def _break_api_titles_after_dots(app, pagename, templatename, context, doctree) 
         )
 
 
+#: The stylesheet matplotlib's JavaScript player links from a CDN for its buttons' icons.
+_PLAYER_ICONS_CDN = re.compile(
+    r'<link rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/[^"]*">'
+)
+
+
+def _player_icons_from_the_theme(app, docname, source) -> None:
+    """Drop the CDN stylesheet from the animations' players: the site asks no other host
+    for anything, and the theme's own Font Awesome has the buttons' icons (``fa fa-play``
+    and the others). A downloaded notebook keeps the link."""
+    if docname.startswith("auto_gallery/"):
+        source[0] = _PLAYER_ICONS_CDN.sub("", source[0])
+
+
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", _reexported_doc_comment)
+    app.connect("source-read", _player_icons_from_the_theme)
     app.connect("html-page-context", _break_api_titles_after_dots)

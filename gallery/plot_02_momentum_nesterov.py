@@ -10,7 +10,8 @@ We train the LeNet-like CNN on Fashion-MNIST with plain SGD, heavy-ball momentum
 Nesterov's momentum at one learning rate, and plain SGD at the larger :math:`\eta/(1-\mu)`,
 from the same initial weights. Look at how fast the loss falls, what the momentum buffer
 averages, whether momentum is just a larger learning rate, and the paths the optimizers
-take on toy surfaces (their paths on the network's own loss surface are in chapter 8).
+take on toy surfaces, in figures and in a player that runs them step by step (their
+paths on the network's own loss surface are in chapter 8).
 
 With :math:`g_t` the mini-batch gradient at :math:`\theta_{t-1}`, learning rate
 :math:`\eta` and momentum :math:`\mu`, :class:`torch.optim.SGD` computes (buffer
@@ -240,10 +241,10 @@ shown.style.format(lambda v: f"{v:g}" if np.isfinite(v) else "–")
 
 TOY = {"quadratic": (0.01, 100), "rosenbrock": (1e-3, 300)}  # learning rate, steps
 STYLES = {"sgd": {"lw": 1.0, "zorder": 4}, "sgd_effective": {"ls": "--", "lw": 0.8, "alpha": 0.45}}
-values = {}
+values, toy = {}, {}
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.8), layout="constrained")
 for ax, (name, (lr_toy, n_steps)) in zip(axes, TOY.items(), strict=True):
-    surface, paths = landscape.SURFACES[name], {}
+    surface, paths = landscape.SURFACES[name], toy.setdefault(name, {})
     for key in FOUR:
         cfg, lr = runs[key].config, lr_toy * runs[key].config.lr / runs["sgd"].config.lr
         make = functools.partial(torch.optim.SGD, lr=lr, **cfg.optimizer_kwargs)
@@ -270,6 +271,34 @@ for name in TOY:
     )
 table = pd.DataFrame(table).rename(index=NAMES, level=1).rename_axis(["surface", "optimizer"])
 table.style.format("{:.2e}", subset="f at the end", na_rep="diverged")
+
+# %%
+# Step by step, with Adam
+# -----------------------
+# The paths as they unfold, with Adam's (:class:`torch.optim.Adam`,
+# :cite:p:`kingma2015adam`) added. While a coordinate's gradient keeps its sign, Adam steps
+# about :math:`\eta` along it whatever the gradient's size (:math:`|\hat m_t| \approx
+# \sqrt{\hat v_t}`): its rate is a length per step, so we set it from the surface, to
+# twice the start's largest distance from the minimum over the run's steps. Press play,
+# or drag the slider.
+
+ADAM = experiments.NAMED["adam"].name
+with_adam = {}
+for name, (_, n_steps) in TOY.items():
+    surface = landscape.SURFACES[name]
+    lr = 2 * np.abs(np.subtract(surface.start, surface.minimum)).max() / n_steps
+    make = functools.partial(torch.optim.Adam, lr=lr)
+    adam = landscape.optimize_path(surface, make, n_steps)
+    with_adam[name] = {key: toy[name][key] for key in THREE} | {"adam": adam}
+    end, sgd_end = surface.fn(torch.from_numpy(adam[-1])).item(), values[name, "sgd"][-1]
+    say(
+        f"On the {name}, {ADAM} at η = {lr:.3g} ends at f = {end:.2e}, "
+        f"{'below' if end < sgd_end else 'not below'} plain SGD."
+    )
+toy_anim = plotting.toy_animation(with_adam, labels=NAMES | {"adam": ADAM})
+plt.show()
+# sphinx_gallery_capture_repr_block = ()
+toy_anim  # in a notebook, the player is the cell's value
 
 # %%
 # Paths on the CNN's loss surface
@@ -313,4 +342,5 @@ table.style.format("{:.2e}", subset="f at the end", na_rep="diverged")
 # - :ref:`sphx_glr_auto_gallery_plot_07_momentum_theory.py`: the quadratic's rates, in theory.
 # - :ref:`sphx_glr_auto_gallery_plot_08_loss_landscape.py`: these optimizers' paths on
 #   the network's loss surface, and what a plane leaves out.
-# - :class:`torch.optim.SGD`, :func:`fashion_optim.plotting.toy_paths`.
+# - :class:`torch.optim.SGD`, :func:`fashion_optim.plotting.toy_paths`,
+#   :func:`fashion_optim.plotting.toy_animation`.

@@ -107,6 +107,16 @@ fig.legend(*ax_plane.get_legend_handles_labels(), loc="outside lower center", nc
 plt.show()
 
 # %%
+# The same paths step by step, beside each run's training loss (an EWMA of its
+# mini-batch losses) and validation loss (after each epoch), up to the snapshot shown.
+# Press play, or drag the slider.
+
+plane_anim = plotting.plane_animation(surf, [snaps[key] for key in THREE], THREE, labels=NAMES)
+plt.show()
+# sphinx_gallery_capture_repr_block = ()
+plane_anim  # in a notebook, the player is the cell's value
+
+# %%
 # The plane's directions have unit length: its coordinates are distances in weight space.
 # Read SGD's short path above with both distances in mind. The runs at the second seed
 # (no plane fitted) say how much the ratios of the distances depend on the seed.
@@ -278,4 +288,5 @@ evr_table.style.format(precision=3)
 #   :func:`fashion_optim.experiments.random_plane_surface`,
 #   :func:`fashion_optim.landscape.plane_gap`,
 #   :func:`fashion_optim.landscape.random_walk_explained_variance`,
-#   :func:`fashion_optim.plotting.plane_paths`.
+#   :func:`fashion_optim.plotting.plane_paths`,
+#   :func:`fashion_optim.plotting.plane_animation`.

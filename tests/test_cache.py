@@ -39,6 +39,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/axes.py": set(),
     "plotting/tables.py": set(),
     "plotting/figures.py": set(),
+    "plotting/animation.py": set(),
     "plotting/rangetests.py": set(),
     "plotting/sweeps.py": set(),
     "plotting/schedules.py": set(),

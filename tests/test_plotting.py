@@ -303,6 +303,174 @@ def test_plane_gap_panels_draws_measured_and_projected_loss_and_the_distance():
         plotting.plane_gap_panels(top, bottom, steps[:3], paths, keys)
 
 
+# --------------------------------------------------------------------------- animations
+
+
+def _lines_by_label(ax):
+    return {line.get_label(): line for line in ax.lines}
+
+
+def _heads(ax):
+    """The hollow circles that mark where each path is, in drawing order."""
+    return [ln for ln in ax.lines if ln.get_markerfacecolor() == "white" and ln.get_xydata().size]
+
+
+def test_frame_indices_spread_at_most_frames_with_both_ends():
+    assert plotting.frame_indices(11, 5).tolist() == [0, 2, 5, 8, 10]
+    assert plotting.frame_indices(301, 60)[[0, -1]].tolist() == [0, 300]
+    assert len(np.unique(plotting.frame_indices(301, 60))) == 60
+    assert plotting.frame_indices(3, 60).tolist() == [0, 1, 2]  # never more than the points
+    with pytest.raises(ValueError, match="frames must be an integer >= 2"):
+        plotting.frame_indices(10, 1)
+
+
+def test_toy_animation_frame_k_draws_each_path_up_to_its_step():
+    from fashion_optim import landscape
+
+    quad, rosen = landscape.SURFACES["quadratic"], landscape.SURFACES["rosenbrock"]
+    to_min = np.array(quad.start) * np.linspace(1.0, 0.0, 31)[:, None]  # 30 steps
+    wide = to_min * np.array([1.0, -1.0])  # mirrored in y
+    away = np.array(quad.start) * np.geomspace(1.0, 1e6, 31)[:, None]  # leaves the window
+    valley = np.linspace(rosen.start, rosen.minimum, 11)  # 10 steps: a slower panel
+    paths = {"quadratic": {"sgd": to_min, "momentum": wide, "adam": away}}
+    paths["rosenbrock"] = {"sgd": valley}
+    anim = plotting.toy_animation(
+        paths, labels={"sgd": "SGD"}, titles={"quadratic": "bowl"}, frames=16
+    )
+    assert anim.frames == 16
+    np.testing.assert_array_equal(anim.steps["quadratic"], plotting.frame_indices(31, 16))
+    assert anim.steps["rosenbrock"][[0, -1]].tolist() == [0, 10]  # the same frames, slower
+    ax_q, ax_r = anim.figure.axes[:2]
+    left = int(np.argmax(np.abs(away[:, 0]) > 10))  # the first point outside the window
+    before = None
+    for k in (0, 7, 15):
+        anim.show(k)
+        step, slow = anim.steps["quadratic"][k], anim.steps["rosenbrock"][k]
+        lines = _lines_by_label(ax_q)
+        np.testing.assert_array_equal(lines["SGD"].get_xydata(), to_min[: step + 1])
+        np.testing.assert_array_equal(lines["momentum"].get_xydata(), wide[: step + 1])
+        np.testing.assert_array_equal(lines["adam"].get_xydata(), away[: min(step, left) + 1])
+        np.testing.assert_array_equal(_lines_by_label(ax_r)["SGD"].get_xydata(), valley[: slow + 1])
+        heads = [tuple(h.get_xydata()[0]) for h in _heads(ax_q)]
+        assert heads == [tuple(to_min[step]), tuple(wide[step]), tuple(away[min(step, left)])]
+        assert ax_q.get_title() == f"bowl, step {step} of 30"
+        assert ax_r.get_title() == f"rosenbrock, step {slow} of 10"
+        assert before is None or len(lines["SGD"].get_xydata()) > before  # the trail grows
+        before = len(lines["SGD"].get_xydata())
+    assert to_rgba(_lines_by_label(ax_q)["momentum"].get_color()) == to_rgba(
+        plotting.COLORS["momentum"]
+    )
+    assert (ax_q.get_xlim(), ax_q.get_ylim()) == (quad.xlim, quad.ylim)
+    assert ax_q.get_xlabel() and ax_q.get_ylabel()
+    legend = [t.get_text() for t in anim.figure.legends[0].get_texts()]
+    assert legend == ["SGD", "momentum", "adam", "start", "position at this step", "minimum"]
+    with pytest.raises(IndexError, match=r"frame must be in 0\.\.15, got 16"):
+        anim.show(16)
+
+
+def _player_frames(html):
+    import base64
+    import re
+
+    frames = re.findall(r'frames\[(\d+)\] = "data:image/webp;base64,([^"]*)"', html)
+    assert [int(i) for i, _ in frames] == list(range(len(frames)))
+    return [base64.b64decode(data) for _, data in frames]
+
+
+def test_a_player_shows_each_frame_as_the_figure_draws_it_at_the_animation_dpi():
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from fashion_optim import landscape
+
+    path = np.linspace(landscape.SURFACES["quadratic"].start, (0.0, 0.0), 9)
+    plt.rcParams["savefig.dpi"] = 300  # the static figures' setting must not apply
+    anim = plotting.toy_animation({"quadratic": {"sgd": path}}, frames=5, dpi=20, figsize=(4, 3))
+    html = anim._repr_html_()  # what a notebook shows
+    assert html == anim.to_jshtml() and 'class="anim-slider"' in html
+    frames = _player_frames(html)
+    assert len(frames) == anim.frames == 5
+    assert len(set(frames)) == 5, "frames repeat: the paths did not move"
+    # the still (what no frame changes) is sent once, behind the frames
+    (still,) = re.findall(r"url\(data:image/webp;base64,([^)]*)\)", html)
+
+    def rgba(image_bytes):
+        with Image.open(io.BytesIO(image_bytes)) as image:
+            return image.convert("RGBA")
+
+    still = rgba(base64.b64decode(still))
+    assert still.size == (4 * 20, 3 * 20)  # figsize times the animation's dpi
+    assert np.asarray(still)[..., 3].min() == 255  # opaque
+    palette = plotting.animation.PALETTE
+    for k in (0, 4):
+        frame = rgba(frames[k])
+        assert np.asarray(frame)[..., 3].min() == 0  # only what moves, over the still
+        assert frame.getcolors(palette) is not None and still.getcolors(palette) is not None
+        seen = np.asarray(Image.alpha_composite(still, frame).convert("RGB"), dtype=float)
+        anim.show(k)
+        whole = io.BytesIO()
+        anim.figure.savefig(whole, format="png", dpi=20)
+        drawn = np.asarray(rgba(whole.getvalue()).convert("RGB"), dtype=float)
+        assert (np.abs(seen - drawn).max(axis=-1) > 25).mean() < 0.01
+    assert not anim.figure.images and anim.figure.legends[0].get_visible()  # as it was
+
+
+def test_plane_animation_moves_paths_and_loss_curves_to_each_snapshot_step():
+    from types import SimpleNamespace
+
+    from fashion_optim import experiments, landscape
+
+    rng = np.random.default_rng(1)
+    start, per_epoch, every = rng.normal(size=30), 20, 10
+    trajs = [np.vstack([start, start + np.cumsum(rng.normal(size=(6, 30)), 0)]) for _ in range(2)]
+    plane = landscape.pca_plane(trajs)
+    alphas, betas = np.linspace(-9, 9, 7), np.linspace(-8, 8, 5)
+    loss = 0.5 + np.add.outer(betas**2, alphas**2)
+    surface = {"alphas": alphas, "betas": betas, "loss": loss, "accuracy": 0 * loss}
+    traj = experiments.TrajectorySurface(plane, surface, images=10, grid=7, wall_time=0.0)
+
+    def run(scale):
+        val_loss = scale * np.array([0.9, 0.7, 0.6])
+        history = SimpleNamespace(batch_loss=scale * np.geomspace(2.3, 0.4, 60), val_loss=val_loss)
+        records = {"param_steps": np.arange(0, 61, every)}
+        return SimpleNamespace(
+            history=history, records=records, meta={"steps_per_epoch": per_epoch}
+        )
+
+    runs = [run(1.0), run(1.2)]
+    anim = plotting.plane_animation(traj, runs, ["sgd", "adam"], labels={"sgd": "SGD"}, frames=4)
+    assert anim.frames == 4
+    np.testing.assert_array_equal(anim.steps["plane"], [0, 20, 40, 60])  # snapshots 0, 2, 4, 6
+    ax_plane, ax_loss = anim.figure.axes[:2]
+    for k, (snap, step) in enumerate(zip([0, 2, 4, 6], [0, 20, 40, 60], strict=True)):
+        anim.show(k)
+        trails = [ln for ln in ax_plane.lines if ln.get_label() in ("SGD", "adam")]
+        for trail, coords in zip(trails, plane.coords, strict=True):
+            np.testing.assert_array_equal(trail.get_xydata(), coords[: snap + 1])
+        heads = [h.get_xydata()[0] for h in _heads(ax_plane)]
+        np.testing.assert_array_equal(heads, [c[snap] for c in plane.coords])
+        for r, key in zip(runs, ("sgd", "adam"), strict=True):
+            train, val = [ln for ln in ax_loss.lines if ln.get_color() == plotting.color_for(key)]
+            np.testing.assert_array_equal(train.get_xdata(), np.arange(1, step + 1))
+            np.testing.assert_allclose(
+                train.get_ydata(), plotting.smooth_curve(r.history.batch_loss, 0.95)[:step]
+            )
+            np.testing.assert_array_equal(val.get_xdata(), [20, 40, 60][: step // per_epoch])
+            np.testing.assert_array_equal(val.get_ydata(), r.history.val_loss[: step // per_epoch])
+        assert ax_loss.get_title() == f"step {step} of 60"
+    assert ax_loss.get_yscale() == "log" and ax_loss.get_xlim() == (0, 60)
+    assert "of variance" in ax_plane.get_xlabel() and ax_loss.get_ylabel() == "loss (nat)"
+    assert ax_loss.get_xlabel() == "step (mini-batch)"
+    runs[1].records["param_steps"] = runs[1].records["param_steps"] + 1
+    with pytest.raises(ValueError, match="snapshots at the same steps"):
+        plotting.plane_animation(traj, runs, ["sgd", "adam"])
+    with pytest.raises(ValueError, match="keys must name each of the 2 runs"):
+        plotting.plane_animation(traj, runs, ["sgd"])
+
+
 # --------------------------------------------------------------------------- learning rates
 
 

@@ -155,6 +155,16 @@ def _matplotlib(path: Path) -> None:
         "py:class",
         "api/contour_api.html#matplotlib.contour.QuadContourSet",
     )
+    entries["matplotlib.artist.Artist"] = (
+        "py:class",
+        "api/artist_api.html#matplotlib.artist.Artist",
+    )
+    for cls in ("Animation", "FuncAnimation"):
+        full = f"matplotlib.animation.{cls}"
+        entries[full] = ("py:class", f"api/_as_gen/{full}.html#{full}")
+    for meth in ("save", "to_jshtml"):
+        full = f"matplotlib.animation.Animation.{meth}"
+        entries[full] = ("py:method", f"api/_as_gen/matplotlib.animation.Animation.html#{full}")
     _write(path, "Matplotlib", matplotlib.__version__, entries)
 
 

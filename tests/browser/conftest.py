@@ -283,3 +283,38 @@ def visit(context, base_url, offsite):
         return cache[rel]
 
     return get
+
+
+def weigh(browser, base_url: str, rel: str, scale: float = 1) -> dict[str, int]:
+    """What a first visit to ``rel`` downloads: bytes per URL, the page's HTML and every
+    file it loads from the site (scripts, styles, fonts, images, lazy ones included;
+    images embedded as data, such as an animation's frames, are inside the HTML).
+
+    A fresh browser context, so nothing comes from a cache; ``scale`` is the device pixel
+    ratio, which decides whether the figures' 1x or 2x files are loaded.
+    """
+    offsite = Offsite()
+    ctx = _make_context(browser, base_url, offsite, device_scale_factor=scale)
+    page = ctx.new_page()
+    responses = []
+    page.on("response", lambda response: responses.append(response))
+    try:
+        page.goto(base_url + rel, wait_until="load")
+        _settle(page)
+        page.evaluate(_IMAGES_JS)
+        page.wait_for_load_state("networkidle")
+        host = urlsplit(base_url).netloc
+        return {
+            r.url: len(r.body())
+            for r in responses
+            if urlsplit(r.url).netloc == host and r.status == 200
+        }
+    finally:
+        page.close()
+        ctx.close()
+
+
+@pytest.fixture(scope="session")
+def page_weight(browser, base_url):
+    """``page_weight(rel, scale=1)``: :func:`weigh` for a page of the site."""
+    return functools.partial(weigh, browser, base_url)

@@ -1,9 +1,10 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Nine modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Twelve modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
-(numbers for the reader), ``figures`` (the figures several pages draw), ``sweeps`` (the
+(numbers for the reader), ``figures`` (the figures several pages draw), ``animation``
+(paths drawn step by step, for a player the reader scrubs), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
 ``schedules`` (the learning-rate schedules' figures), ``headline`` (the
 default-versus-tuned table), ``theory`` (momentum's convergence theory on a
@@ -25,6 +26,9 @@ here.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
+- :func:`toy_animation` and :func:`plane_animation`: the same paths moving step by step
+  (on the plane, beside the runs' losses), as a :class:`PathAnimation` that a page or a
+  notebook shows as a player with a slider; :func:`frame_indices` picks its frames.
 - :func:`plane_gap_panels`: the loss at each snapshot beside the contour value under
   it, and its distance from the plane; :func:`random_plane_contours`: the loss on a
   filter-normalised random plane through the final weights, in weight units.
@@ -63,6 +67,7 @@ from .adam import (
     quantile_bands,
     quantile_position,
 )
+from .animation import PathAnimation, frame_indices, plane_animation, toy_animation
 from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
 from .figures import (
     learning_curves,
@@ -90,14 +95,17 @@ __all__ = [
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
+    "PathAnimation",
     "adam_layer_quantiles",
     "band",
     "color_for",
+    "frame_indices",
     "label_lr_axis",
     "label_step_axis",
     "learning_curves",
     "mean_std",
     "plain_log_ticks",
+    "plane_animation",
     "plane_gap_panels",
     "plane_paths",
     "position_words",
@@ -118,6 +126,7 @@ __all__ = [
     "smooth_curve",
     "style_context",
     "sweep_curves",
+    "toy_animation",
     "toy_paths",
     "tuning_table",
     "use_style",

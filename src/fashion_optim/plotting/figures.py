@@ -163,15 +163,34 @@ def plane_paths(
     >>> filled = plane_paths(ax, surface, ["momentum", "sgd"])  # doctest: +SKIP
     >>> fig.colorbar(filled, ax=ax, label="training loss (nat)")  # doctest: +SKIP
     """
+    plane = trajectory.plane
+    keys = _plane_keys(trajectory, keys)
+    filled = _plane_background(ax, trajectory, levels)
+    for coords, key in zip(plane.coords, keys, strict=True):
+        label = (labels or {}).get(key, key)
+        ax.plot(*coords.T, "-o", ms=2.5, lw=1.5, color=color_for(key), label=label)
+        ax.plot(*coords[-1], "o", ms=8, mfc="white", mec=color_for(key), mew=2)
+    ax.plot(0, 0, "s", ms=7, color="black", zorder=5, ls="", label="start")
+    ax.plot([], [], "o", ms=8, mfc="white", mec="black", mew=2, ls="", label="end")
+    return filled
+
+
+def _plane_keys(trajectory: Any, keys: Any) -> list[str]:
+    keys, runs = list(keys), len(trajectory.plane.coords)
+    if len(keys) != runs:
+        raise ValueError(
+            f"keys must name each of the {runs} runs of the plane, got {len(keys)}: {keys!r}."
+        )
+    return keys
+
+
+def _plane_background(ax: Axes, trajectory: Any, levels: int) -> Any:
+    """The loss on the plane as filled log-spaced grey contours, and the plane's axes
+    (labelled with their share of the variance, to scale); :func:`plane_paths` and the
+    plane's animation draw the paths over it."""
     from matplotlib.colors import LogNorm
 
-    plane, grid = trajectory.plane, trajectory.surface
-    keys = list(keys)
-    if len(keys) != len(plane.coords):
-        raise ValueError(
-            f"keys must name each of the {len(plane.coords)} runs of the plane, got "
-            f"{len(keys)}: {keys!r}."
-        )
+    grid, evr = trajectory.surface, trajectory.plane.explained_variance_ratio
     heights = np.geomspace(grid["loss"].min(), grid["loss"].max(), levels)
     filled = ax.contourf(
         grid["alphas"],
@@ -183,13 +202,6 @@ def plane_paths(
         norm=LogNorm(),
     )
     ax.contour(filled, colors="0.35", linewidths=0.4)
-    for coords, key in zip(plane.coords, keys, strict=True):
-        label = (labels or {}).get(key, key)
-        ax.plot(*coords.T, "-o", ms=2.5, lw=1.5, color=color_for(key), label=label)
-        ax.plot(*coords[-1], "o", ms=8, mfc="white", mec=color_for(key), mew=2)
-    ax.plot(0, 0, "s", ms=7, color="black", zorder=5, ls="", label="start")
-    ax.plot([], [], "o", ms=8, mfc="white", mec="black", mew=2, ls="", label="end")
-    evr = plane.explained_variance_ratio
     ax.set(
         xlabel=f"direction 1, {evr[0]:.0%} of variance (weight units)",
         ylabel=f"direction 2, {evr[1]:.0%} (weight units)",
