@@ -267,7 +267,10 @@ sphinx_gallery_conf = {
     "abort_on_example_error": False,
     "only_warn_on_example_error": False,
     "remove_config_comments": True,
-    "image_srcset": ["2x"],
+    # no 2x files: figures are saved at 200 dpi (plotting.STYLE), already about twice the
+    # column's width in pixels; 2x files (400 dpi) doubled the bytes a hi-dpi screen loads
+    # (chapter 2 weighed 5.9 MB there) and the time spent saving figures
+    "image_srcset": [],
     "download_all_examples": True,
     "doc_module": ("fashion_optim",),
     "backreferences_dir": "api/backreferences",
