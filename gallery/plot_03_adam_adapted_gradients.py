@@ -69,9 +69,19 @@ def say(text):
 # (:data:`~fashion_optim.experiments.PROBES`) and Adam's ``exp_avg`` and ``exp_avg_sq``
 # for them, read *after* each step: the :math:`m_t` and :math:`v_t` that include
 # :math:`g_t`. The spec sets no ``betas`` or ``eps``, so torch's defaults apply; we read
-# them from torch itself.
+# them from torch itself. The page's runs train in two batches, so that no core waits:
+# Adam's learning-rate sweep (:func:`~fashion_optim.experiments.run_sweep`), whose chosen
+# rate sets the rates of the bias-correction ablation (last section), then the shared
+# run at every seed together with that ablation.
 
-adam = experiments.run_specs({"adam": experiments.NAMED["adam"]})["adam"]  # every seed
+sweep = experiments.run_sweep(["adam"])
+grid, best_lr = experiments.SWEEP_GRIDS["adam"], sweep.best_rate("adam")
+i = grid.index(best_lr)
+RATES = tuple(sorted((best_lr, grid[i + 1] if i + 1 < len(grid) else grid[i - 1])))
+ablation = experiments.run_outcomes(
+    {"adam": experiments.NAMED["adam"], **experiments.bias_correction_specs(RATES)}
+)
+adam = ablation.pop("adam").results  # every seed
 result = adam.results[adam.seeds.index(SEED)]  # shared with the note
 cfg = result.config
 defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
@@ -326,13 +336,9 @@ last.map(lambda value: f"{value:.3g}")
 # :class:`~fashion_optim.optimizers.Adam` with and without the corrections on the
 # sweep's short budget, over the profile's seeds, at the rate the sweep chose on
 # validation (:meth:`~fashion_optim.experiments.Sweep.best_rate`) and at the next rate
-# above it on the grid (below it, if the chosen one is the grid's top).
+# above it on the grid (below it, if the chosen one is the grid's top): the second batch
+# of the setup.
 
-sweep = experiments.run_sweep(["adam"])
-grid, best_lr = experiments.SWEEP_GRIDS["adam"], sweep.best_rate("adam")
-i = grid.index(best_lr)
-RATES = tuple(sorted((best_lr, grid[i + 1] if i + 1 < len(grid) else grid[i - 1])))
-ablation = experiments.run_outcomes(experiments.bias_correction_specs(RATES))
 short = sweep.points["adam"][best_lr].finished[0]
 n_short = int(short.meta["steps_per_epoch"]) * short.config.epochs
 say(
