@@ -29,7 +29,7 @@ from 1, :class:`torch.optim.Adam` computes
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run_specs` or
+# Every run goes through :func:`fashion_optim.experiments.run_sweep` or
 # :func:`~fashion_optim.experiments.run_outcomes`, which train once and cache the result;
 # the seed fixes the initial weights and the mini-batch order. The published site trains
 # on 50,000 images for 10 epochs with 3 seeds; the quick profile on 10,000 for 3 with 2.
