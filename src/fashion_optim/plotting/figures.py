@@ -184,24 +184,23 @@ def _plane_keys(trajectory: Any, keys: Any) -> list[str]:
     return keys
 
 
+def _log_contours(ax: Axes, x: np.ndarray, y: np.ndarray, loss: np.ndarray, levels: int) -> Any:
+    """A loss over a plane as grey filled contours at ``levels`` log-spaced heights, with
+    thin lines: the style of every plane the site draws."""
+    from matplotlib.colors import LogNorm
+
+    heights = np.geomspace(loss.min(), loss.max(), levels)
+    filled = ax.contourf(x, y, loss, levels=heights, cmap="Greys_r", alpha=0.7, norm=LogNorm())
+    ax.contour(filled, colors="0.35", linewidths=0.4)
+    return filled
+
+
 def _plane_background(ax: Axes, trajectory: Any, levels: int) -> Any:
     """The loss on the plane as filled log-spaced grey contours, and the plane's axes
     (labelled with their share of the variance, to scale); :func:`plane_paths` and the
     plane's animation draw the paths over it."""
-    from matplotlib.colors import LogNorm
-
     grid, evr = trajectory.surface, trajectory.plane.explained_variance_ratio
-    heights = np.geomspace(grid["loss"].min(), grid["loss"].max(), levels)
-    filled = ax.contourf(
-        grid["alphas"],
-        grid["betas"],
-        grid["loss"],
-        levels=heights,
-        cmap="Greys_r",
-        alpha=0.7,
-        norm=LogNorm(),
-    )
-    ax.contour(filled, colors="0.35", linewidths=0.4)
+    filled = _log_contours(ax, grid["alphas"], grid["betas"], grid["loss"], levels)
     ax.set(
         xlabel=f"direction 1, {evr[0]:.0%} of variance (weight units)",
         ylabel=f"direction 2, {evr[1]:.0%} (weight units)",

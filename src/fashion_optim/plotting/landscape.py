@@ -8,18 +8,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
 
 from .axes import label_step_axis, plain_log_ticks
+from .figures import _log_contours
 from .style import color_for
-
-
-def _log_contours(ax: Axes, x: np.ndarray, y: np.ndarray, loss: np.ndarray, levels: int) -> Any:
-    # The style of plane_paths: grey filled contours at log-spaced levels, thin lines.
-    heights = np.geomspace(loss.min(), loss.max(), levels)
-    filled = ax.contourf(x, y, loss, levels=heights, cmap="Greys_r", alpha=0.7, norm=LogNorm())
-    ax.contour(filled, colors="0.35", linewidths=0.4)
-    return filled
 
 
 def random_plane_contours(ax: Axes, result: Any, *, levels: int = 16) -> Any:
