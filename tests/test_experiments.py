@@ -79,6 +79,10 @@ def test_run_then_cache_hit(tmp_cache):
     assert second.from_cache
     assert second.history.same_as(first.history)
     assert second.test_acc == first.test_acc
+    labels = ex.get_splits().test_labels.numpy()
+    assert first.test_predictions.shape == labels.shape
+    assert float((first.test_predictions == labels).mean()) == first.test_acc
+    np.testing.assert_array_equal(second.test_predictions, first.test_predictions)
     for key, value in first.records.items():
         np.testing.assert_array_equal(second.records[key], value)
     assert len(list(tmp_cache.rglob("*.npz"))) == 1

@@ -250,6 +250,10 @@ def test_evaluate_matches_manual(tiny_loaders):
         logits = trainer.model(x)
     assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, y)), rel=1e-5)
     assert acc == pytest.approx(float((logits.argmax(1) == y).float().mean()))
+    loss_p, acc_p, predicted = trainer.evaluate_predictions(val)
+    assert (loss_p, acc_p) == (loss, acc)
+    assert predicted.dtype == np.uint8
+    np.testing.assert_array_equal(predicted, logits.argmax(1).numpy())
 
 
 def test_divergence_error_survives_pickling():

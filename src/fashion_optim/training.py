@@ -629,20 +629,29 @@ class Trainer:
 
     def evaluate(self, loader: Iterable) -> tuple[float, float]:
         """Mean loss and accuracy over ``loader``, in eval mode, without gradients."""
+        loss, acc, _ = self.evaluate_predictions(loader)
+        return loss, acc
+
+    def evaluate_predictions(self, loader: Iterable) -> tuple[float, float, np.ndarray]:
+        """Like :meth:`evaluate`, and the predicted class of every example, in the
+        loader's order (``uint8``: ten classes), for per-example paired comparisons."""
         was_training = self.model.training
         self.model.eval()
         total_loss, correct, count = 0.0, 0, 0
+        predictions = []
         with torch.inference_mode():
             for x, y in loader:
                 x, y = self._to_device(x), y.to(self.device)
                 logits = self.model(x)
                 total_loss += float(self.loss_fn(logits, y)) * len(y)
-                correct += int((logits.argmax(1) == y).sum())
+                predicted = logits.argmax(1)
+                correct += int((predicted == y).sum())
                 count += len(y)
+                predictions.append(predicted.to(torch.uint8).cpu().numpy())
         self.model.train(was_training)
         if count == 0:
             raise ValueError("the evaluation loader yielded no data.")
-        return total_loss / count, correct / count
+        return total_loss / count, correct / count, np.concatenate(predictions)
 
     # ---------------------------------------------------------------- training
 

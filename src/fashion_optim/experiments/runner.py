@@ -70,6 +70,9 @@ class Result:
         What the spec's :class:`~fashion_optim.experiments.Record` asked for.
     meta : dict
         Wall time, data sizes, environment, cache key.
+    test_predictions : numpy.ndarray
+        The predicted class of each test image (``uint8 [10000]``, the test set's
+        order), for comparisons paired by image (McNemar, a bootstrap over images).
     """
 
     config: RunConfig
@@ -79,6 +82,7 @@ class Result:
     test_acc: float
     records: dict[str, np.ndarray]
     meta: dict[str, Any]
+    test_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
 
     @property
     def from_cache(self) -> bool:
@@ -90,7 +94,10 @@ class Result:
             {k[8:]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
         )
         records = {k[7:]: v for k, v in arrays.items() if k.startswith("record/")}
-        return cls(cfg, seed, history, meta["test_loss"], meta["test_acc"], records, meta)
+        predictions = np.asarray(arrays["predictions/test"])
+        return cls(
+            cfg, seed, history, meta["test_loss"], meta["test_acc"], records, meta, predictions
+        )
 
 
 @dataclass

@@ -80,7 +80,8 @@ def train(
     extra_recorders: Sequence[Recorder] = (),
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Train ``cfg`` with ``seed`` on :data:`TRAIN_THREADS` thread; return the arrays
-    (``history/*``, ``record/*``) and the metadata (test metrics, sizes, wall time) that
+    (``history/*``, ``record/*``, ``predictions/test``: the predicted class of each
+    test image, in the test set's order) and the metadata (test metrics, sizes, wall time) that
     a cache entry holds.
 
     ``extra_recorders`` watch the run without changing it (a progress reporter).
@@ -107,8 +108,8 @@ def train(
         )
         start = time.perf_counter()
         history = trainer.fit(train_loader, val, epochs=cfg.epochs)
-        test_loss, test_acc = trainer.evaluate(test)
-        arrays: dict[str, np.ndarray] = {}
+        test_loss, test_acc, predictions = trainer.evaluate_predictions(test)
+        arrays: dict[str, np.ndarray] = {"predictions/test": predictions}
         for rec in recorders:
             arrays.update({f"record/{k}": v for k, v in rec.result().items()})
         for k, v in history.to_dict().items():

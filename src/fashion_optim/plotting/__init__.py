@@ -82,7 +82,7 @@ from .rangetests import range_test_seeds, range_test_with_sweep
 from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
 from .sweeps import sweep_curves
-from .tables import mean_std, rate_drops, results_table
+from .tables import mean_std, rate_drops, results_table, say
 from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
 
 __all__ = [
@@ -121,6 +121,7 @@ __all__ = [
     "rate_label",
     "rate_map",
     "results_table",
+    "say",
     "schedule_ranking",
     "schedule_style",
     "smooth_curve",
