@@ -86,6 +86,7 @@ API_MODULES = (
     "stats",
     "landscape",
     "theory",
+    "curvature",
     "experiments",
     "plotting",
 )
