@@ -53,7 +53,7 @@ print(f"seed {SEED}, device {device}")
 # --------------------------------
 # We train with plain SGD, without momentum, so that nothing in the optimizer averages
 # the gradient for us: each value is what one mini-batch says. A
-# :class:`~fashion_optim.training.GradientRecorder` keeps, at every step, the gradient
+# :class:`~fashion_optim.recorders.GradientRecorder` keeps, at every step, the gradient
 # of one weight (the centre tap of the first 5x5 filter of the first convolution) and
 # the L2 norm of that layer's whole gradient. The table gives this build's data size,
 # epochs and steps.
@@ -289,7 +289,7 @@ pd.DataFrame(bias, index=BETA_INDEX)
 #   :func:`fashion_optim.ewma.sma_window_for_age` and :func:`fashion_optim.ewma.sma`:
 #   the functions used here.
 # - :func:`fashion_optim.experiments.run` and
-#   :class:`fashion_optim.training.GradientRecorder`: how the gradients were recorded.
+#   :class:`fashion_optim.recorders.GradientRecorder`: how the gradients were recorded.
 # - :class:`torch.optim.Adam`: its ``betas`` are the :math:`\beta` of two bias-corrected
 #   EWMAs, of the gradient and of its square.
 # - :class:`torch.optim.SGD`: its momentum buffer is an EWMA without the

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fashion_optim import ewma, experiments, landscape, plotting
+from fashion_optim import ewma, experiments, plotting, toys
 from fashion_optim.training import resolve_device
 
 profile = experiments.current_profile()
@@ -232,8 +232,8 @@ shown.style.format(lambda v: f"{v:g}" if np.isfinite(v) else "–")
 # %%
 # Paths on toy surfaces
 # ---------------------
-# Two surfaces (:data:`~fashion_optim.landscape.SURFACES`), the four optimizers run by
-# :func:`~fashion_optim.landscape.optimize_path`. The quadratic :math:`\tfrac12 (x^2 + 20 y^2)`
+# Two surfaces (:data:`~fashion_optim.toys.SURFACES`), the four optimizers run by
+# :func:`~fashion_optim.toys.optimize_path`. The quadratic :math:`\tfrac12 (x^2 + 20 y^2)`
 # has curvatures 1 and 20: SGD is stable below :math:`\eta = 2/20`, momentum below
 # :math:`2(1+\mu)/20`; at :math:`\eta = 0.01`, SGD at :math:`\eta/(1-\mu)` sits on its edge
 # of stability, momentum at :math:`\eta` well inside its own. On Rosenbrock's valley, at
@@ -244,11 +244,11 @@ STYLES = {"sgd": {"lw": 1.0, "zorder": 4}, "sgd_effective": {"ls": "--", "lw": 0
 values, toy = {}, {}
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.8), layout="constrained")
 for ax, (name, (lr_toy, n_steps)) in zip(axes, TOY.items(), strict=True):
-    surface, paths = landscape.SURFACES[name], toy.setdefault(name, {})
+    surface, paths = toys.SURFACES[name], toy.setdefault(name, {})
     for key in FOUR:
         cfg, lr = runs[key].config, lr_toy * runs[key].config.lr / runs["sgd"].config.lr
         make = functools.partial(torch.optim.SGD, lr=lr, **cfg.optimizer_kwargs)
-        paths[key] = landscape.optimize_path(surface, make, n_steps)
+        paths[key] = toys.optimize_path(surface, make, n_steps)
         values[name, key] = surface.fn(torch.from_numpy(paths[key])).detach().numpy()
     plotting.toy_paths(ax, surface, paths, labels=NAMES, styles=STYLES)
     ax.set_title(f"{name}, η = {lr_toy:g}, {n_steps} steps")
@@ -285,10 +285,10 @@ table.style.format("{:.2e}", subset="f at the end", na_rep="diverged")
 ADAM = experiments.NAMED["adam"].name
 with_adam = {}
 for name, (_, n_steps) in TOY.items():
-    surface = landscape.SURFACES[name]
+    surface = toys.SURFACES[name]
     lr = 2 * np.abs(np.subtract(surface.start, surface.minimum)).max() / n_steps
     make = functools.partial(torch.optim.Adam, lr=lr)
-    adam = landscape.optimize_path(surface, make, n_steps)
+    adam = toys.optimize_path(surface, make, n_steps)
     with_adam[name] = {key: toy[name][key] for key in THREE} | {"adam": adam}
     end, sgd_end = surface.fn(torch.from_numpy(adam[-1])).item(), values[name, "sgd"][-1]
     say(

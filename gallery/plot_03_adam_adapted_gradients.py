@@ -271,7 +271,7 @@ first.round(4)
 # weights of the adapted step :math:`|\hat m_t/(\sqrt{\hat v_t}+\epsilon)|` and of the
 # effective rate :math:`\eta/(\sqrt{\hat v_t}+\epsilon)` (the SGD rate that moves a
 # weight as far along :math:`\hat m_t`), from Adam's own state
-# (:class:`~fashion_optim.training.AdamQuantileRecorder`). One row per layer's weights:
+# (:class:`~fashion_optim.recorders.AdamQuantileRecorder`). One row per layer's weights:
 # median, 25-75 % and 5-95 % bands; in black, the weight of the figures above.
 
 rec = result.records
@@ -430,5 +430,5 @@ table.rename_axis(["learning rate", "correction"])
 #   :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`.
 # - :class:`torch.optim.Adam`, :func:`fashion_optim.ewma.ewma`,
 #   :func:`fashion_optim.ewma.bias_corrected`,
-#   :class:`fashion_optim.training.OptimizerStateRecorder` and
-#   :class:`fashion_optim.training.AdamQuantileRecorder`.
+#   :class:`fashion_optim.recorders.OptimizerStateRecorder` and
+#   :class:`fashion_optim.recorders.AdamQuantileRecorder`.

@@ -29,7 +29,7 @@ and :math:`c` itself for gradient descent.
 # Setup
 # -----
 # The quadratic is chapter 2's :math:`\tfrac12 (\lambda_1 x^2 + \lambda_2 y^2)`
-# (``landscape.QUADRATIC_CURVATURES``); the momentum is the note's.
+# (``toys.QUADRATIC_CURVATURES``); the momentum is the note's.
 # Everything runs on the CPU in float64: two parameters gain nothing from a GPU, and no
 # step below draws a random number (the seed is set all the same, as in every chapter).
 
@@ -41,12 +41,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fashion_optim import experiments, landscape, plotting, theory
+from fashion_optim import experiments, plotting, theory, toys
 
 SEED = 0
 torch.manual_seed(SEED)
 plotting.use_style()
-CURV = landscape.QUADRATIC_CURVATURES
+CURV = toys.QUADRATIC_CURVATURES
 MU = experiments.NAMED["momentum"].optimizer_kwargs["momentum"]
 KAPPA = theory.condition_number(CURV)
 MOMENTUM_METHODS = ("heavy_ball", "nesterov")
@@ -222,21 +222,21 @@ shown.format({"η": "{:.4g}", "μ": "{:.3g}", "difference": "{:+.1e}"}, precisio
 # %%
 # The book's linear regression
 # ----------------------------
-# :data:`~fashion_optim.landscape.linear_regression` is the mean squared error of
+# :data:`~fashion_optim.toys.linear_regression` is the mean squared error of
 # :math:`y = b + w x` on the 100 points of :cite:t:`godoy2022deep` (chapter 0), from the
 # book's start. As in the book's chapter 6: SGD and Adam at :math:`\eta = 0.1`, and SGD
 # with momentum 0.9. The book takes 10 epochs of mini-batches of 16 of 80 points, 50
-# steps; here :func:`~fashion_optim.landscape.optimize_path` takes full-batch steps, 50
+# steps; here :func:`~fashion_optim.toys.optimize_path` takes full-batch steps, 50
 # drawn on the surface (:func:`~fashion_optim.plotting.toy_paths`), 300 on the right.
 
-surface = landscape.linear_regression
+surface = toys.linear_regression
 BOOK = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
     "momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     "adam": lambda p: torch.optim.Adam(p, lr=0.1),
 }
 NAMES = {"sgd": "SGD", "momentum": "SGD + momentum 0.9", "adam": "Adam"}
-runs = {key: landscape.optimize_path(surface, make, 300) for key, make in BOOK.items()}
+runs = {key: toys.optimize_path(surface, make, 300) for key, make in BOOK.items()}
 minimum = np.array(surface.minimum)
 dist = {key: np.linalg.norm(path - minimum, axis=1) for key, path in runs.items()}
 fig, (ax_path, ax_dist) = plt.subplots(1, 2, figsize=(9.5, 4.6), layout="constrained")

@@ -1,5 +1,5 @@
 """Adam's step over all the weights of each layer: the quantiles that
-:class:`~fashion_optim.training.AdamQuantileRecorder` records, as bands against steps."""
+:class:`~fashion_optim.recorders.AdamQuantileRecorder` records, as bands against steps."""
 
 from __future__ import annotations
 
