@@ -12,6 +12,7 @@ figure takes no image number, so ``sphinx_gallery_thumbnail_number`` counts stil
 
 from __future__ import annotations
 
+import weakref
 from textwrap import indent
 from typing import Any
 
@@ -26,6 +27,10 @@ PLAYER_RST = """
 {html}
 """
 
+# The animations already embedded: a chapter keeps its animation in a variable, and a
+# later cell's figure may reuse the closed figure's number.
+_EMBEDDED: weakref.WeakSet = weakref.WeakSet()
+
 
 def scrape(block: Any, block_vars: dict, gallery_conf: dict, **kwargs: Any) -> str:
     """Players of the cell's open animations, then the matplotlib scraper's figures."""
@@ -34,11 +39,12 @@ def scrape(block: Any, block_vars: dict, gallery_conf: dict, **kwargs: Any) -> s
 
     players = []
     for value in list(block_vars["example_globals"].values()):
-        if not isinstance(value, Animation):
+        if not isinstance(value, Animation) or value in _EMBEDDED:
             continue
         # matplotlib keeps an animation's figure as ``_fig`` (sphinx-gallery reads it too)
         figure = value._fig
-        if plt.fignum_exists(figure.number):  # shown by this cell, not an earlier one
+        if plt.fignum_exists(figure.number):  # still open: made by this cell
             players.append(PLAYER_RST.format(html=indent(value.to_jshtml(), " " * 8)))
+            _EMBEDDED.add(value)
             plt.close(figure)
     return "".join(players) + matplotlib_scraper(block, block_vars, gallery_conf, **kwargs)

@@ -178,7 +178,7 @@ def suggest(
     >>> lrs = np.geomspace(1e-4, 1, 60)
     >>> losses = 2 - np.tanh(np.log10(lrs) + 2)  # falls fastest at lr = 1e-2
     >>> round(suggest("steep", lrs, losses, smoothing="seeded", beta=0.01), 3)
-    0.01
+    0.009
     """
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; valid choices: {sorted(RULES)}.")

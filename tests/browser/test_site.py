@@ -208,6 +208,16 @@ def test_printed_output_fits_its_box(visit, page):
 
 
 @pytest.mark.parametrize("page", PAGES)
+def test_code_fits_its_box(visit, page):
+    # At 1280 px a code line longer than its box scrolls sideways and hides its end.
+    wide = visit(page).wide_code
+    assert not wide, f"{page}: code wider than its box (box px, content px, line):\n" + (
+        "\n".join(f"{box} < {content}: {line!r}" for box, content, line in wide)
+        + "\nShorten the line (gallery/ruff.toml formats chapters to fit the box)."
+    )
+
+
+@pytest.mark.parametrize("page", PAGES)
 def test_display_equations_fit_their_column(visit, page):
     # At 1280 px an equation that scrolls inside its box, or runs past the column, hides
     # its end (MathJax 3 does not break lines).

@@ -351,3 +351,38 @@ def range_test_panel(
     if title is not None:
         ax.set_title(title)
     return drawn
+
+
+def buffer_and_ewma(
+    grad: np.ndarray,
+    scaled: np.ndarray,
+    ewma: np.ndarray,
+    steps_per_epoch: int | None = None,
+    zoom: int = 150,
+) -> Any:
+    r"""One weight's gradient, its momentum buffer times :math:`1-\mu`, and the EWMA
+    of the gradient with :math:`\beta = \mu`, against the step: over the whole run
+    (top, the y axis cut to the gradient's 0.5-99.5 % quantiles) and over the first
+    ``zoom`` steps (bottom).
+
+    Examples
+    --------
+    >>> g = np.sin(np.arange(300) / 9.0)
+    >>> len(buffer_and_ewma(g, g, g, steps_per_epoch=100).axes)  # the run, the zoom
+    2
+    """
+    import matplotlib.pyplot as plt
+
+    from .axes import label_step_axis, legend_below
+
+    steps = np.arange(1, len(grad) + 1)
+    fig, (ax_all, ax_zoom) = plt.subplots(2, 1, figsize=(7.5, 6.0), layout="constrained")
+    for ax, t, per_epoch in ((ax_all, steps, steps_per_epoch), (ax_zoom, steps[:zoom], None)):
+        ax.plot(t, grad[: len(t)], color=NEUTRAL, lw=0.7, label="raw gradient $g_t$")
+        ax.plot(t, scaled[: len(t)], color=color_for("momentum"), label=r"$(1-\mu)\,b_t$")
+        ax.plot(t, ewma[: len(t)], ":", color="black", lw=1.4, label=r"EWMA $m_t$, $\beta = \mu$")
+        ax.set(ylabel=r"$\partial L / \partial w$ (nat per unit $w$)", title=f"{len(t)} steps")
+        label_step_axis(ax, per_epoch)
+    ax_all.set_ylim(np.quantile(grad, [0.005, 0.995]))
+    legend_below(ax_zoom, ncols=3)
+    return fig
