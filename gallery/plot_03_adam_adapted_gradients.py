@@ -45,9 +45,7 @@ from fashion_optim.device import resolve_device
 from fashion_optim.models import make_model
 from fashion_optim.plotting import say
 
-SEED = (
-    0  # the single-seed sections; the ablation uses all of the profile's seeds
-)
+SEED = 0  # the single-seed sections; the ablation uses every seed
 torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 profile = experiments.current_profile()
@@ -77,9 +75,7 @@ i = grid.index(best_lr)
 other = grid[i + 1] if i + 1 < len(grid) else grid[i - 1]
 RATES = tuple(sorted((best_lr, other)))
 specs = experiments.bias_correction_specs(RATES)
-ablation = experiments.run_outcomes(
-    {"adam": experiments.NAMED["adam"], **specs}
-)
+ablation = experiments.run_outcomes({"adam": experiments.NAMED["adam"]} | specs)
 adam = ablation.pop("adam").results  # every seed
 runs = adam.results
 result = runs[adam.seeds.index(SEED)]  # shared with the note

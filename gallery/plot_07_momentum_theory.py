@@ -71,9 +71,8 @@ say(
 ETA = 0.01
 rows = {}
 for method in MOMENTUM_METHODS:
-    for lam, roots in zip(
-        CURV, theory.eigenvalues(method, CURV, ETA, MU), strict=True
-    ):
+    eigenvalues = theory.eigenvalues(method, CURV, ETA, MU)
+    for lam, roots in zip(CURV, eigenvalues, strict=True):
         rows[LABELS[method], f"λ = {lam:g}"] = {
             "eigenvalues": " , ".join(f"{z:.4f}" for z in roots),
             "modulus": np.abs(roots).max(),
@@ -113,15 +112,11 @@ plt.show()
 # ball's rate is :math:`\sqrt\mu` wherever both directions' roots are complex, a flat
 # bottom.
 
-at_mu = {
-    m: theory.rate(m, CURV, LRS, 0.0 if m == "gd" else MU)
-    for m in theory.METHODS
-}
+mus = {m: 0.0 if m == "gd" else MU for m in theory.METHODS}
+at_mu = {m: theory.rate(m, CURV, LRS, mu) for m, mu in mus.items()}
 low = {m: rho.min() for m, rho in at_mu.items()}
 flat = LRS[at_mu["heavy_ball"] <= low["heavy_ball"] * (1 + 1e-9)]
-than = {
-    m: "slower" if low[m] > low["gd"] else "faster" for m in MOMENTUM_METHODS
-}
+than = {m: "slower" if low[m] > low["gd"] else "faster" for m in low}
 verdict = (
     f"both are {than['nesterov']}"
     if than["heavy_ball"] == than["nesterov"]

@@ -97,21 +97,13 @@ fig, (ax_plane, ax_dist) = plt.subplots(
     2, 1, figsize=(8.0, 8.5), height_ratios=(1.3, 1)
 )
 filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
-fig.colorbar(
-    filled,
-    ax=ax_plane,
-    label="training loss on the sample (nat)",
-    format="%.2g",
-)
+LOSS_LABEL = "training loss on the sample (nat)"
+fig.colorbar(filled, ax=ax_plane, label=LOSS_LABEL, format="%.2g")
 for coords, key in zip(plane.coords, THREE, strict=True):
     full = np.linalg.norm(snaps[key].records["params"] - plane.origin, axis=1)
-    ax_dist.plot(snap_steps, full, color=plotting.color_for(key))
-    ax_dist.plot(
-        snap_steps,
-        np.linalg.norm(coords, axis=1),
-        "--",
-        color=plotting.color_for(key),
-    )
+    in_plane, color = np.linalg.norm(coords, axis=1), plotting.color_for(key)
+    ax_dist.plot(snap_steps, full, color=color)
+    ax_dist.plot(snap_steps, in_plane, "--", color=color)
 ax_dist.set(
     ylabel=r"distance from the start $\|\theta_t - \theta_0\|_2$ (weight units)"
 )
@@ -246,9 +238,7 @@ gap.round(3)
 rand = experiments.random_plane_surface(snaps["momentum"], seed=0)
 fig, ax = plt.subplots(figsize=(7.0, 6.0), layout="constrained")
 filled = plotting.random_plane_contours(ax, rand)
-fig.colorbar(
-    filled, ax=ax, label="training loss on the sample (nat)", format="%.2g"
-)
+fig.colorbar(filled, ax=ax, label=LOSS_LABEL, format="%.2g")
 ax.legend(loc="upper right")
 ax.set_title(f"{NAMES['momentum']}, final weights, seed {SEED}")
 plt.show()
