@@ -211,9 +211,9 @@ def label_step_axis(ax: Axes, steps_per_epoch: int | None = None) -> Axes | None
     return top
 
 
-def legend_below(ax: Axes, ncols: int, **kwargs: Any) -> Any:
-    """The legend of ``ax``'s lines, for the whole figure, below its axes (the figure
-    needs ``layout="constrained"``).
+def legend_below(ax: Axes, ncols: int, handles: Any = None, **kwargs: Any) -> Any:
+    """The legend of ``ax``'s lines (or of ``handles``), for the whole figure, below its
+    axes (the figure needs ``layout="constrained"``).
 
     Examples
     --------
@@ -223,9 +223,10 @@ def legend_below(ax: Axes, ncols: int, **kwargs: Any) -> Any:
     >>> [t.get_text() for t in legend_below(ax, ncols=1).get_texts()]
     ['sgd']
     """
-    handles, labels = ax.get_legend_handles_labels()
+    if handles is None:
+        handles, _ = ax.get_legend_handles_labels()
     figure = ax.get_figure()
-    return figure.legend(handles, labels, loc="outside lower center", ncols=ncols, **kwargs)
+    return figure.legend(handles=handles, loc="outside lower center", ncols=ncols, **kwargs)
 
 
 def smoothed_losses(
