@@ -191,7 +191,7 @@ napoleon_type_aliases = {
     "Record": ":class:`~fashion_optim.experiments.Record`",
     "Spec": ":class:`~fashion_optim.experiments.Spec`",
     "Plane": ":class:`~fashion_optim.landscape.Plane`",
-    "Surface": ":class:`~fashion_optim.landscape.Surface`",
+    "Surface": ":class:`~fashion_optim.toys.Surface`",
     "MeasuredRate": ":class:`~fashion_optim.theory.MeasuredRate`",
     "Optimum": ":class:`~fashion_optim.theory.Optimum`",
 }

@@ -207,7 +207,19 @@ def test_printed_output_fits_its_box(visit, page):
     )
 
 
-@pytest.mark.parametrize("page", PAGES)
+# Chapters 4 to 6 are being rewritten (issue 19), their code formatted to 80 columns
+# with them (gallery/ruff.toml excludes them until then).
+_CODE_PENDING = re.compile(r"auto_gallery/plot_0[456]_.+\.html")
+_CODE_PAGES = [
+    pytest.param(p, marks=pytest.mark.xfail(reason="code not yet at 80 columns"))
+    if _CODE_PENDING.fullmatch(p)
+    else p
+    for p in PAGES
+    if not p.startswith("api/")  # docstring examples: the library's own line length
+]
+
+
+@pytest.mark.parametrize("page", _CODE_PAGES)
 def test_code_fits_its_box(visit, page):
     # At 1280 px a code line longer than its box scrolls sideways and hides its end.
     wide = visit(page).wide_code
