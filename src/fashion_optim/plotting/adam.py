@@ -355,9 +355,10 @@ def bias_correction_losses(
 
     Returns
     -------
-    (matplotlib.figure.Figure, dict)
-        The figure, and the mean curves drawn by ``(rate, corrected)`` (none for a
-        variant whose every seed diverged).
+    figure : matplotlib.figure.Figure
+    early : dict
+        The mean curves drawn, by ``(rate, corrected)`` (none for a variant whose every
+        seed diverged).
     """
     import matplotlib.pyplot as plt
 
@@ -408,8 +409,9 @@ def bias_correction_table(
 
     Returns
     -------
-    (pandas.DataFrame, list of str)
-        The table, indexed by (learning rate, correction), and the sentences.
+    table : pandas.DataFrame
+        Indexed by (learning rate, correction).
+    sentences : list of str
     """
     import pandas as pd
 

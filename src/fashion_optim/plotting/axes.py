@@ -244,7 +244,7 @@ def smoothed_losses(
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    runs : mapping of str to SeedResults
+    runs : mapping of str to fashion_optim.experiments.SeedResults
         Keyed by a :data:`~fashion_optim.plotting.COLORS` name, which sets the colour.
     beta : float
         The smoothing's weight of the past.
@@ -252,7 +252,7 @@ def smoothed_losses(
         Only the first mini-batches.
     labels : mapping, optional
         A legend label per key (default: the key).
-    dashed : collection of str
+    dashed : sequence of str
         Keys drawn dashed.
 
     Returns
