@@ -109,7 +109,7 @@ pd.Series(facts, name=f"Adam, seed {SEED}").to_frame()
 
 
 def moments(probe):
-    """Recorded gradient, and per moment: torch's values and the rebuilt EWMA."""
+    """Recorded gradient, and per moment: torch's values and the EWMA."""
     g, m, v = (
         result.records[f"{key}/{probe}"][:, 0].astype(np.float64)
         for key in ("grad", "state/exp_avg", "state/exp_avg_sq")

@@ -131,7 +131,7 @@ plane_anim  # in a notebook, the player is the cell's value
 
 
 def spread(values):
-    """The values over seeds, in words: one number if they agree to one decimal."""
+    """The values over seeds in words: one number if they agree to a decimal."""
     low, high = f"{min(values):.1f}", f"{max(values):.1f}"
     return (
         f"{low} times at both seeds"
