@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from fashion_optim import batches
 from fashion_optim import data as fdata
 from fashion_optim.experiments import NOTE_RECORD
 from fashion_optim.experiments.train import threads
@@ -174,7 +175,7 @@ def make_trainer(record: bool = False, seed: int = 0, foreach: bool | None = Non
 
 
 def trainer_images_per_s(
-    splits: fdata.Splits,
+    splits: batches.Splits,
     batch_size: int,
     images: int,
     *,
@@ -191,7 +192,7 @@ def trainer_images_per_s(
     return loader.dataset_size / (time.perf_counter() - t0)
 
 
-def evaluate_images_per_s(splits: fdata.Splits, batch_size: int = 1000) -> float:
+def evaluate_images_per_s(splits: batches.Splits, batch_size: int = 1000) -> float:
     """Images/s of :meth:`Trainer.evaluate` over the 10,000 test images."""
     loader = splits.loader("test", batch_size)
     trainer = make_trainer()

@@ -2,7 +2,7 @@
 
 ``NAMED["adam"]`` records, beside the note's probes (``NOTE_RECORD``), per layer the
 quantiles over its weights of Adam's adapted step and effective rate
-(``Record(layer_quantiles=...)``, ``training.AdamQuantileRecorder``). This trains the
+(``Record(layer_quantiles=...)``, ``recorders.AdamQuantileRecorder``). This trains the
 same spec, on a subset and a few epochs, with the note's probes only (``plain``: what
 the run recorded before) and with the layer quantiles every ``k`` steps (``every_k``),
 in rounds with a rotating order, on ``TRAIN_THREADS`` thread as the build does, and
@@ -40,8 +40,9 @@ from torch import nn
 from fashion_optim.experiments import ADAM_RECORD, NAMED, NOTE_RECORD, Record
 from fashion_optim.experiments.specs import build_optimizer
 from fashion_optim.experiments.train import TRAIN_THREADS, get_splits, threads, train
+from fashion_optim.files import atomic_write
 from fashion_optim.models import make_model
-from fashion_optim.training import Trainer, atomic_write
+from fashion_optim.training import Trainer
 
 HERE = Path(__file__).resolve().parent
 

@@ -40,9 +40,9 @@ from _bench import (
     trainer_images_per_s,
 )
 
-from fashion_optim import data as fdata
+from fashion_optim import batches as fdata
 from fashion_optim import models
-from fashion_optim.training import atomic_write
+from fashion_optim.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
 

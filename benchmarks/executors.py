@@ -50,7 +50,7 @@ from _bench import interleave, median, paired_ratios
 
 from fashion_optim import experiments
 from fashion_optim.experiments import Result, Spec
-from fashion_optim.training import atomic_write
+from fashion_optim.files import atomic_write
 
 HERE = Path(__file__).resolve().parent
 

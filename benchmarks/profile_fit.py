@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _bench import make_trainer
 
-from fashion_optim.data import make_splits
+from fashion_optim.batches import make_splits
 
 
 def main(argv: list[str] | None = None) -> int:

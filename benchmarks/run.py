@@ -44,9 +44,9 @@ from _bench import (
     trainer_images_per_s,
 )
 
-from fashion_optim.data import make_splits
+from fashion_optim.batches import make_splits
+from fashion_optim.files import atomic_write
 from fashion_optim.models import LeNet
-from fashion_optim.training import atomic_write
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

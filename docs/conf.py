@@ -77,13 +77,19 @@ templates_path = ["_templates"]
 
 API_MODULES = (
     "data",
+    "batches",
     "models",
     "training",
+    "recorders",
+    "device",
+    "files",
     "ewma",
     "optimizers",
     "lr",
+    "lr_finder",
     "suggest",
     "stats",
+    "toys",
     "landscape",
     "theory",
     "curvature",
@@ -186,7 +192,7 @@ napoleon_type_aliases = {
     "Record": ":class:`~fashion_optim.experiments.Record`",
     "Spec": ":class:`~fashion_optim.experiments.Spec`",
     "Plane": ":class:`~fashion_optim.landscape.Plane`",
-    "Surface": ":class:`~fashion_optim.landscape.Surface`",
+    "Surface": ":class:`~fashion_optim.toys.Surface`",
     "MeasuredRate": ":class:`~fashion_optim.theory.MeasuredRate`",
     "Optimum": ":class:`~fashion_optim.theory.Optimum`",
 }
@@ -283,8 +289,12 @@ sphinx_gallery_conf = {
     # an animation a chapter keeps in a variable becomes matplotlib's JavaScript player,
     # its frames embedded in the page (no video codec, no server): the frames' number and
     # size (fashion_optim.plotting.PathAnimation) set the page's weight, which the browser
-    # tests keep within 5 MB, well under matplotlib's animation.embed_limit of 20 MB
-    "matplotlib_animations": (True, "jshtml"),
+    # tests keep within 5 MB, well under matplotlib's animation.embed_limit of 20 MB.
+    # docs/_ext/animation_scraper.py embeds it; sphinx-gallery's own animation support
+    # (matplotlib_animations) would also save a GIF of it that the site never shows
+    # (about 40 % of the players' build time, and ffmpeg's absence logged)
+    "matplotlib_animations": False,
+    "image_scrapers": ("animation_scraper.scrape",),
     "reset_modules": ("matplotlib",),
     "first_notebook_cell": FIRST_NOTEBOOK_CELL.replace("{wheel}", WHEEL),
 }

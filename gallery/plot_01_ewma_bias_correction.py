@@ -35,15 +35,16 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from fashion_optim import ewma, experiments, plotting
-from fashion_optim.training import resolve_device
+from fashion_optim.device import resolve_device
 
 SEED = 0
 device = resolve_device("auto")  # CUDA when available, else the CPU
 profile = experiments.current_profile()
 plotting.use_style()
 BETAS = (0.9, 0.99)
-BETA_COLORS = {0.9: plotting.OKABE_ITO["reddish_purple"], 0.99: plotting.OKABE_ITO["black"]}
-SMA_COLOR = plotting.OKABE_ITO["blue"]
+OKABE = plotting.OKABE_ITO
+BETA_COLORS = {0.9: OKABE["reddish_purple"], 0.99: OKABE["black"]}
+SMA_COLOR = OKABE["blue"]
 BETA_INDEX = pd.Index([str(beta) for beta in BETAS], name="β")  # table rows
 print(f"profile {profile.name!r} ({profile.description})")
 print(f"seed {SEED}, device {device}")
@@ -53,13 +54,14 @@ print(f"seed {SEED}, device {device}")
 # --------------------------------
 # We train with plain SGD, without momentum, so that nothing in the optimizer averages
 # the gradient for us: each value is what one mini-batch says. A
-# :class:`~fashion_optim.training.GradientRecorder` keeps, at every step, the gradient
+# :class:`~fashion_optim.recorders.GradientRecorder` keeps, at every step, the gradient
 # of one weight (the centre tap of the first 5x5 filter of the first convolution) and
 # the L2 norm of that layer's whole gradient. The table gives this build's data size,
 # epochs and steps.
 
 LAYER = "features.0.weight"  # first convolution, 6 filters of shape 1x5x5
-result = experiments.run(experiments.NAMED["sgd"], seed=SEED)  # chapter 2's plain SGD
+# chapter 2's plain SGD
+result = experiments.run(experiments.NAMED["sgd"], seed=SEED)
 grad = result.records[f"grad/{LAYER}"][:, 0].astype(np.float64)
 grad_norm = result.records[f"grad_norm/{LAYER}"].astype(np.float64)
 steps = np.arange(1, len(grad) + 1)
@@ -86,13 +88,18 @@ pd.Series(facts, name=f"plain SGD, seed {SEED}").to_frame()
 # move, and look at the start: both EWMAs begin near zero, the larger :math:`\beta` for
 # longer. That is the bias of the next section.
 
-fig, axes = plt.subplots(2, 1, figsize=(7.0, 6.0), sharex=True, layout="constrained")
+fig, axes = plt.subplots(
+    2, 1, figsize=(7, 6), sharex=True, layout="constrained"
+)
 GRAD_LABEL = r"$\partial L / \partial w$ (nat per unit $w$)"
 NORM_LABEL = r"$\|\nabla_W L\|_2$ of conv 1 (nat per unit $w$)"
-for ax, values, ylabel in zip(axes, (grad, grad_norm), (GRAD_LABEL, NORM_LABEL), strict=True):
-    ax.plot(steps, values, color=plotting.NEUTRAL, lw=0.8, label="raw, per mini-batch")
+RAW = "raw, per mini-batch"
+panels = ((grad, GRAD_LABEL), (grad_norm, NORM_LABEL))
+for ax, (values, ylabel) in zip(axes, panels, strict=True):
+    ax.plot(steps, values, color=plotting.NEUTRAL, lw=0.8, label=RAW)
     for beta in BETAS:
-        ax.plot(steps, ewma.ewma(values, beta), color=BETA_COLORS[beta], label=f"EWMA β = {beta}")
+        label, smooth = f"EWMA β = {beta}", ewma.ewma(values, beta)
+        ax.plot(steps, smooth, color=BETA_COLORS[beta], label=label)
     ax.set_ylabel(ylabel)
 axes[0].axhline(0.0, color="black", lw=0.6)
 axes[0].set_title("One weight of the first convolution")
@@ -100,7 +107,7 @@ axes[1].set_title("Gradient norm of the whole layer")
 plotting.label_step_axis(axes[0], steps_per_epoch)
 axes[0].set_xlabel("")
 plotting.label_step_axis(axes[1])
-fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncols=3)
+plotting.legend_below(axes[1], ncols=3)
 plt.show()
 
 # %%
@@ -108,7 +115,10 @@ plt.show()
 # one mini-batch to the next.
 
 spread = grad.std() / abs(grad.mean())
-print(f"mean {grad.mean():.2e}, std {grad.std():.2e}: the std is {spread:.1f} x |mean|")
+print(
+    f"mean {grad.mean():.2e}, std {grad.std():.2e}: the std is {spread:.1f} x "
+    "|mean|"
+)
 
 # %%
 # Bias correction on the first steps
@@ -121,27 +131,36 @@ print(f"mean {grad.mean():.2e}, std {grad.std():.2e}: the std is {spread:.1f} x 
 
 n_first = min(50, len(steps))
 t = steps[:n_first]
-fig, (ax_real, ax_const) = plt.subplots(1, 2, figsize=(8.0, 4.4), layout="constrained")
+fig, (ax_real, ax_const) = plt.subplots(
+    1, 2, figsize=(8.0, 4.4), layout="constrained"
+)
 ax_real.plot(t, grad_norm[:n_first], "o", ms=3, color=plotting.NEUTRAL)
 for i, beta in enumerate(BETAS):
-    color, dots = BETA_COLORS[beta], slice(2 * i, None, 4)  # interleave the two βs' dots
+    # interleave the two βs' dots
+    color, dots = BETA_COLORS[beta], slice(2 * i, None, 4)
     ax_real.plot(t, ewma.ewma(grad_norm, beta)[:n_first], "--", color=color)
     ax_real.plot(t, ewma.bias_corrected(grad_norm, beta)[:n_first], color=color)
     ax_const.plot(t, 1 - beta**t, "--", color=color)
     for average in (ewma.ewma, ewma.bias_corrected):
-        ax_const.plot(t[dots], average(np.ones(n_first), beta)[dots], "o", ms=4, color=color)
+        ones = average(np.ones(n_first), beta)
+        ax_const.plot(t[dots], ones[dots], "o", ms=4, color=color)
 ax_const.axhline(1.0, color=plotting.NEUTRAL, zorder=1)
 ax_real.set(ylabel=NORM_LABEL, ylim=(0, None), title="Real gradient norm")
-ax_const.set(ylabel="EWMA of the constant 1 (no unit)", ylim=(0, 1.1), title="Constant series")
+ax_const.set_ylabel("EWMA of the constant 1 (no unit)")
+ax_const.set(ylim=(0, 1.1), title="Constant series")
 for ax in (ax_real, ax_const):
     plotting.label_step_axis(ax)
-key = [Line2D([], [], color=BETA_COLORS[b], label=f"β = {b}") for b in BETAS] + [
+dot = {"marker": "o", "ls": ""}
+key = [Line2D([], [], color=BETA_COLORS[b], label=f"β = {b}") for b in BETAS]
+key += [
     Line2D([], [], color="0.35", ls="--", label=r"$m_t$, uncorrected"),
     Line2D([], [], color="0.35", label=r"$\hat m_t$, corrected"),
-    Line2D([], [], color=plotting.NEUTRAL, marker="o", ms=3, ls="", label="raw (left)"),
-    Line2D([], [], color="0.35", marker="o", ms=4, ls="", label="computed (right)"),
+    Line2D([], [], color=plotting.NEUTRAL, ms=3, label="raw (left)", **dot),
+    Line2D([], [], color="0.35", ms=4, label="computed (right)", **dot),
 ]
-fig.legend(handles=key, loc="outside lower center", ncols=6, handlelength=1.6, columnspacing=1)
+plotting.legend_below(
+    ax_real, 6, handles=key, handlelength=1.6, columnspacing=1
+)
 plt.show()
 
 # %%
@@ -156,14 +175,18 @@ columns = {"‖g‖": grad_norm}
 for beta in BETAS:
     columns[f"m, β = {beta}"] = ewma.ewma(grad_norm, beta)
     columns[f"m̂, β = {beta}"] = ewma.bias_corrected(grad_norm, beta)
-first_steps = pd.DataFrame({name: values[rows - 1] for name, values in columns.items()})
+first_steps = pd.DataFrame({k: v[rows - 1] for k, v in columns.items()})
 n_bias = min(20, len(steps))
 for beta in BETAS:
     off = [
-        np.mean(columns[f"{n}, β = {beta}"][:n_bias] / grad_norm[:n_bias] - 1) for n in ("m", "m̂")
+        np.mean(columns[f"{n}, β = {beta}"][:n_bias] / grad_norm[:n_bias] - 1)
+        for n in ("m", "m̂")
     ]
     words = [f"{abs(x):.1%} {'below' if x < 0 else 'above'}" for x in off]
-    print(f"β = {beta}, steps 1-{n_bias}, on average: m {words[0]} the raw norm, m̂ {words[1]}")
+    print(
+        f"β = {beta}, steps 1-{n_bias}, on average: m {words[0]} the raw norm, "
+        f"m̂ {words[1]}"
+    )
 first_steps.index = pd.Index(rows, name="step")
 first_steps.round(5)
 
@@ -182,12 +205,18 @@ fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.8), layout="constrained")
 for ax, beta in zip(axes, BETAS, strict=True):
     age, window = ewma.ewma_age(beta), round(ewma.sma_window_for_age(beta))
     horizon = 4 * window
-    w = ewma.ewma_weights(beta, horizon)[::-1]  # w[k] is the weight of the value k back
-    bars = ax.bar(np.arange(horizon), w, width=1.0, color=BETA_COLORS[beta], alpha=0.55)
-    (sma,) = ax.step([0, window, window], [1 / window, 1 / window, 0], color=SMA_COLOR)
-    mean_age = ax.axvline(age, color=plotting.OKABE_ITO["vermillion"], ls=":")
-    ax.set(xlabel="age k (steps back)", ylabel="weight (fraction of the average)")
-    labels = [f"EWMA β = {beta}", f"SMA, window {window}", f"average age {age:.0f}"]
+    # w[k] is the weight of the value k back
+    w = ewma.ewma_weights(beta, horizon)[::-1]
+    color = BETA_COLORS[beta]
+    bars = ax.bar(np.arange(horizon), w, width=1.0, color=color, alpha=0.55)
+    flat = [1 / window, 1 / window, 0]
+    (sma,) = ax.step([0, window, window], flat, color=SMA_COLOR)
+    mean_age = ax.axvline(age, color=OKABE["vermillion"], ls=":")
+    ax.set(
+        xlabel="age k (steps back)", ylabel="weight (fraction of the average)"
+    )
+    labels = [f"EWMA β = {beta}", f"SMA, window {window}"]
+    labels.append(f"average age {age:.0f}")
     ax.legend([bars, sma, mean_age], labels)
 plt.show()
 
@@ -199,7 +228,7 @@ plt.show()
 ages = {
     "average age β/(1−β) (steps)": [ewma.ewma_age(b) for b in BETAS],
     "1/(1−β) (steps)": [1 / (1 - b) for b in BETAS],
-    "SMA window (1+β)/(1−β) (steps)": [ewma.sma_window_for_age(b) for b in BETAS],
+    "SMA window (1+β)/(1−β) (steps)": list(map(ewma.sma_window_for_age, BETAS)),
 }
 pd.DataFrame(ages, index=BETA_INDEX).round(1)
 
@@ -213,15 +242,21 @@ pd.DataFrame(ages, index=BETA_INDEX).round(1)
 
 n_zoom = min(400, len(steps))
 x = steps[:n_zoom]
-fig, axes = plt.subplots(len(BETAS), 1, figsize=(7.0, 6.0), sharex=True, layout="constrained")
+fig, axes = plt.subplots(
+    2, 1, figsize=(7, 6), sharex=True, layout="constrained"
+)
 lo, hi = np.quantile(grad[:n_zoom], [0.01, 0.99])
 for ax, beta in zip(axes, BETAS, strict=True):
     window = round(ewma.sma_window_for_age(beta))
     smooth_e, smooth_s = ewma.bias_corrected(grad, beta), ewma.sma(grad, window)
     ax.plot(x, grad[:n_zoom], color=plotting.NEUTRAL, lw=0.8, label="raw")
-    ax.plot(x, smooth_e[:n_zoom], color=BETA_COLORS[beta], label=f"EWMA β = {beta}, corrected")
-    ax.plot(x, smooth_s[:n_zoom], "--", color=SMA_COLOR, label=f"SMA, window {window}")
-    ax.set(ylabel=GRAD_LABEL, ylim=(lo - 0.1 * (hi - lo), hi + 0.45 * (hi - lo)))
+    label = f"EWMA β = {beta}, corrected"
+    ax.plot(x, smooth_e[:n_zoom], color=BETA_COLORS[beta], label=label)
+    label = f"SMA, window {window}"
+    ax.plot(x, smooth_s[:n_zoom], "--", color=SMA_COLOR, label=label)
+    ax.set(
+        ylabel=GRAD_LABEL, ylim=(lo - 0.1 * (hi - lo), hi + 0.45 * (hi - lo))
+    )
     ax.legend(loc="upper right", ncols=3)
 plotting.label_step_axis(axes[-1])
 plt.show()
@@ -230,12 +265,12 @@ plt.show()
 # How far each average stays from the raw series: the standard deviation of
 # raw − average over all steps of the run, in nat per unit of weight.
 
-residuals = {}
+residuals, corrected = {}, ewma.bias_corrected
 for beta in BETAS:
     window = round(ewma.sma_window_for_age(beta))
     residuals[str(beta)] = {
         "SMA window (steps)": window,
-        "std(raw − EWMA)": f"{np.std(grad - ewma.bias_corrected(grad, beta)):.2e}",
+        "std(raw − EWMA)": f"{np.std(grad - corrected(grad, beta)):.2e}",
         "std(raw − SMA)": f"{np.std(grad - ewma.sma(grad, window)):.2e}",
     }
 pd.DataFrame.from_dict(residuals, orient="index").rename_axis("β")
@@ -252,7 +287,9 @@ pd.DataFrame.from_dict(residuals, orient="index").rename_axis("β")
 
 last = len(steps)
 bias = {
-    "steps to bias < 1 %": [int(np.ceil(np.log(0.01) / np.log(b))) for b in BETAS],
+    "steps to bias < 1 %": [
+        int(np.ceil(np.log(0.01) / np.log(b))) for b in BETAS
+    ],
     f"1 − β^T at T = {last}": [round(1 - b**last, 4) for b in BETAS],
 }
 pd.DataFrame(bias, index=BETA_INDEX)
@@ -289,7 +326,7 @@ pd.DataFrame(bias, index=BETA_INDEX)
 #   :func:`fashion_optim.ewma.sma_window_for_age` and :func:`fashion_optim.ewma.sma`:
 #   the functions used here.
 # - :func:`fashion_optim.experiments.run` and
-#   :class:`fashion_optim.training.GradientRecorder`: how the gradients were recorded.
+#   :class:`fashion_optim.recorders.GradientRecorder`: how the gradients were recorded.
 # - :class:`torch.optim.Adam`: its ``betas`` are the :math:`\beta` of two bias-corrected
 #   EWMAs, of the gradient and of its square.
 # - :class:`torch.optim.SGD`: its momentum buffer is an EWMA without the

@@ -34,27 +34,28 @@ With :math:`g_t` the mini-batch gradient at :math:`\theta_{t-1}`, learning rate
 
 # sphinx_gallery_thumbnail_number = 5
 import functools
-import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from fashion_optim import ewma, experiments, landscape, plotting
-from fashion_optim.training import resolve_device
+from fashion_optim import ewma, experiments, plotting, toys
+from fashion_optim.device import resolve_device
+from fashion_optim.plotting import say
 
 profile = experiments.current_profile()
-SEED = profile.seeds[0]  # the single-seed sections; run_specs uses all of profile.seeds
+SEED = profile.seeds[
+    0
+]  # the single-seed sections; run_specs uses all of profile.seeds
 torch.manual_seed(SEED)
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
-THREE, FOUR = ("sgd", "momentum", "nesterov"), ("sgd", "momentum", "nesterov", "sgd_effective")
+THREE, FOUR = (
+    ("sgd", "momentum", "nesterov"),
+    ("sgd", "momentum", "nesterov", "sgd_effective"),
+)
 MU = experiments.NAMED["momentum"].optimizer_kwargs["momentum"]
-
-
-def say(text):
-    print(textwrap.fill(text, 79))
 
 
 print(f"profile {profile.name!r}, seeds {list(profile.seeds)}, device {device}")
@@ -80,13 +81,16 @@ print(f"profile {profile.name!r}, seeds {list(profile.seeds)}, device {device}")
 runs = experiments.run_specs({key: experiments.NAMED[key] for key in FOUR})
 NAMES = {key: runs[key].spec.name for key in FOUR}
 first = runs["sgd"].results[0]
-steps_per_epoch, epochs = int(first.meta["steps_per_epoch"]), first.history.epochs
+steps_per_epoch = SPE = int(first.meta["steps_per_epoch"])
+epochs = first.history.epochs
 say(
-    f"{epochs} epochs of {steps_per_epoch} steps (batches of {first.config.batch_size}) on "
-    f"{first.meta['train_size']:,} training images, {first.meta['val_size']:,} for "
-    f"validation, seeds {runs['sgd'].seeds}."
+    f"{epochs} epochs of {steps_per_epoch} steps (batches of "
+    f"{first.config.batch_size}) on {first.meta['train_size']:,} training "
+    f"images, {first.meta['val_size']:,} for validation, seeds "
+    f"{runs['sgd'].seeds}."
 )
-kwargs = {k: {"momentum": 0.0, "nesterov": False, **runs[k].config.optimizer_kwargs} for k in FOUR}
+plain = {"momentum": 0.0, "nesterov": False}
+kwargs = {k: plain | runs[k].config.optimizer_kwargs for k in FOUR}
 table = pd.DataFrame(kwargs).T.assign(lr=[runs[k].config.lr for k in FOUR])
 table.rename(index=NAMES).rename_axis("configuration")
 
@@ -98,11 +102,7 @@ table.rename(index=NAMES).rename_axis("configuration")
 
 steps = np.arange(1, epochs * steps_per_epoch + 1)
 fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
-for key in THREE:
-    smoothed = plotting.smooth_curve(runs[key].stack("batch_loss"), 0.95).mean(axis=0)
-    ax.plot(steps, smoothed, color=plotting.color_for(key), label=NAMES[key])
-ax.set(yscale="log", ylabel="training loss, EWMA β = 0.95 (nat)")
-plotting.plain_log_ticks(ax)
+plotting.smoothed_losses(ax, {k: runs[k] for k in THREE}, 0.95, labels=NAMES)
 plotting.label_step_axis(ax, steps_per_epoch)
 ax.legend()
 plt.show()
@@ -110,8 +110,9 @@ plt.show()
 final = {key: runs[key].final("train_loss")[0] for key in THREE}
 rel = {k: "below" if final[k] < final["sgd"] else "above" for k in THREE}
 say(
-    f"Last epoch's mean training loss: momentum {final['momentum']:.3f} nat ({rel['momentum']} "
-    f"SGD's {final['sgd']:.3f}), Nesterov {final['nesterov']:.3f} ({rel['nesterov']} it)."
+    f"Last epoch's mean training loss: momentum {final['momentum']:.3f} nat "
+    f"({rel['momentum']} SGD's {final['sgd']:.3f}), Nesterov "
+    f"{final['nesterov']:.3f} ({rel['nesterov']} it)."
 )
 
 # %%
@@ -125,15 +126,18 @@ say(
 fig, axes = plt.subplots(1, 2, figsize=(9.0, 4.2), layout="constrained")
 for ax, field in zip(axes, ("val_loss", "val_acc"), strict=True):
     plotting.learning_curves(ax, {key: runs[key] for key in THREE}, field)
-    plotting.learning_curves(ax, {"sgd_effective": runs["sgd_effective"]}, field, ls="--")
+    plotting.learning_curves(
+        ax, {"sgd_effective": runs["sgd_effective"]}, field, ls="--"
+    )
     ax.set_xticks(np.arange(1, epochs + 1))
 axes[0].set(yscale="log")
 plotting.plain_log_ticks(axes[0])
-fig.legend(*axes[1].get_legend_handles_labels(), loc="outside lower center", ncols=2)
+plotting.legend_below(axes[1], ncols=2)
 plt.show()
 
 plotting.results_table(
-    {NAMES[key]: runs[key] for key in FOUR}, metrics=("val_acc", "test_acc", "test_loss")
+    {NAMES[key]: runs[key] for key in FOUR},
+    metrics=("val_acc", "test_acc", "test_loss"),
 )
 
 # %%
@@ -154,19 +158,12 @@ plotting.results_table(
 # The momentum run recorded one weight's gradient and buffer at every step:
 
 LAYER = "features.0.weight"
-mom_run = runs["momentum"].results[0]  # seed SEED
-grad = mom_run.records[f"grad/{LAYER}"][:, 0].astype(np.float64)
-scaled = (1 - MU) * mom_run.records[f"state/momentum_buffer/{LAYER}"][:, 0].astype(np.float64)
+record = runs["momentum"].results[0].records  # seed SEED
+grad = record[f"grad/{LAYER}"][:, 0].astype(np.float64)
+buffer = record[f"state/momentum_buffer/{LAYER}"][:, 0].astype(np.float64)
+scaled = (1 - MU) * buffer
 m = ewma.ewma(grad, MU)
-fig, (ax_all, ax_zoom) = plt.subplots(2, 1, figsize=(7.5, 6.0), layout="constrained")
-for ax, t, per_epoch in ((ax_all, steps, steps_per_epoch), (ax_zoom, steps[:150], None)):
-    ax.plot(t, grad[: len(t)], color=plotting.NEUTRAL, lw=0.7, label="raw gradient $g_t$")
-    ax.plot(t, scaled[: len(t)], color=plotting.color_for("momentum"), label=r"$(1-\mu)\,b_t$")
-    ax.plot(t, m[: len(t)], ":", color="black", lw=1.4, label=r"EWMA $m_t$, $\beta = \mu$")
-    ax.set(ylabel=r"$\partial L / \partial w$ (nat per unit $w$)", title=f"{len(t)} steps")
-    plotting.label_step_axis(ax, per_epoch)
-ax_all.set_ylim(np.quantile(grad, [0.005, 0.995]))
-fig.legend(*ax_zoom.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+plotting.buffer_and_ewma(grad, scaled, m, steps_per_epoch, zoom=150)
 plt.show()
 
 # sphinx_gallery_start_ignore
@@ -175,9 +172,10 @@ np.testing.assert_allclose(scaled, m, rtol=0, atol=1e-5 * np.abs(scaled).max())
 
 white, ratio = np.sqrt((1 - MU) / (1 + MU)), scaled.std() / grad.std()
 say(
-    f"The scaled buffer and the EWMA are one curve. Its standard deviation is {ratio:.3f} "
-    f"times the raw gradient's: {'more' if ratio > white else 'less'} than the "
-    f"√((1-μ)/(1+μ)) = {white:.3f} an EWMA would leave of independent noise."
+    "The scaled buffer and the EWMA are one curve. Its standard deviation is "
+    f"{ratio:.3f} times the raw gradient's: "
+    f"{'more' if ratio > white else 'less'} than the √((1-μ)/(1+μ)) = "
+    f"{white:.3f} an EWMA would leave of independent noise."
 )
 
 # %%
@@ -194,14 +192,11 @@ say(
 THRESHOLD = 1.5  # nat, well below the initial plateau at ln 10 = 2.3
 n_first = min(3 * steps_per_epoch, 300, len(steps))
 fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
-early = {}
-for key in FOUR:
-    early[key] = plotting.smooth_curve(runs[key].stack("batch_loss")[:, :n_first], 0.8).mean(0)
-    style = {"ls": "--" if key == "sgd_effective" else "-", "color": plotting.color_for(key)}
-    ax.plot(steps[:n_first], early[key], label=NAMES[key], **style)
+four = {key: runs[key] for key in FOUR}
+early = plotting.smoothed_losses(
+    ax, four, 0.8, first=n_first, labels=NAMES, dashed={"sgd_effective"}
+)
 ax.axhline(THRESHOLD, color="black", lw=0.8, ls=":", label=f"{THRESHOLD} nat")
-ax.set(yscale="log", ylabel="training loss, EWMA β = 0.8 (nat)")
-plotting.plain_log_ticks(ax)
 plotting.label_step_axis(ax)
 ax.legend()
 plt.show()
@@ -213,18 +208,24 @@ plt.show()
 
 below = {k: np.flatnonzero(early[k] < THRESHOLD) for k in FOUR}
 cross = {k: below[k][0] + 1 if below[k].size else np.inf for k in FOUR}
-lag = {"sgd_effective": 0.0, "momentum": MU / (1 - MU), "nesterov": MU**2 / (1 - MU)}
+lag = {"sgd_effective": 0.0, "momentum": MU / (1 - MU)}
+lag["nesterov"] = MU**2 / (1 - MU)
 delay = {k: cross[k] - cross["sgd_effective"] for k in FOUR}
-table = {f"first step < {THRESHOLD} nat": cross, "delay": delay, "constant-g delay": lag}
-noise = {
-    key: np.std([r.config.lr * r.records[f"{rec}/{LAYER}"][:, 0] for r in runs[key].results])
-    for key, rec in (("sgd_effective", "grad"), ("momentum", "state/momentum_buffer"))
-}
+table = {f"first step < {THRESHOLD} nat": cross, "delay": delay}
+table["constant-g delay"] = lag
+steps_of = {"sgd_effective": "grad", "momentum": "state/momentum_buffer"}
+sd = {}  # the standard deviation of the recorded weight's steps
+for k, rec in steps_of.items():
+    seeds = runs[k].results
+    sd[k] = np.std(
+        [r.config.lr * r.records[f"{rec}/{LAYER}"][:, 0] for r in seeds]
+    )
+first_below = cross["sgd_effective"] < cross["momentum"]
 say(
     f"SGD at η/(1-μ) falls below {THRESHOLD} nat "
-    f"{'before' if cross['sgd_effective'] < cross['momentum'] else 'no earlier than'} "
-    f"momentum; the standard deviation of its steps is "
-    f"{noise['sgd_effective'] / noise['momentum']:.2f} times momentum's."
+    f"{'before' if first_below else 'no earlier than'} "
+    "momentum; the standard deviation of its steps is "
+    f"{sd['sgd_effective'] / sd['momentum']:.2f} times momentum's."
 )
 shown = pd.DataFrame(table).rename(index=NAMES).rename_axis("configuration")
 shown.style.format(lambda v: f"{v:g}" if np.isfinite(v) else "–")
@@ -232,27 +233,30 @@ shown.style.format(lambda v: f"{v:g}" if np.isfinite(v) else "–")
 # %%
 # Paths on toy surfaces
 # ---------------------
-# Two surfaces (:data:`~fashion_optim.landscape.SURFACES`), the four optimizers run by
-# :func:`~fashion_optim.landscape.optimize_path`. The quadratic :math:`\tfrac12 (x^2 + 20 y^2)`
+# Two surfaces (:data:`~fashion_optim.toys.SURFACES`), the four optimizers run by
+# :func:`~fashion_optim.toys.optimize_path`. The quadratic :math:`\tfrac12 (x^2 + 20 y^2)`
 # has curvatures 1 and 20: SGD is stable below :math:`\eta = 2/20`, momentum below
 # :math:`2(1+\mu)/20`; at :math:`\eta = 0.01`, SGD at :math:`\eta/(1-\mu)` sits on its edge
 # of stability, momentum at :math:`\eta` well inside its own. On Rosenbrock's valley, at
 # :math:`\eta = 10^{-3}`, momentum swings from wall to wall; Nesterov, looking ahead, brakes.
 
-TOY = {"quadratic": (0.01, 100), "rosenbrock": (1e-3, 300)}  # learning rate, steps
-STYLES = {"sgd": {"lw": 1.0, "zorder": 4}, "sgd_effective": {"ls": "--", "lw": 0.8, "alpha": 0.45}}
+TOY = {"quadratic": (0.01, 100), "rosenbrock": (1e-3, 300)}  # rate, steps
+STYLES = {"sgd": {"lw": 1.0, "zorder": 4}}
+STYLES["sgd_effective"] = {"ls": "--", "lw": 0.8, "alpha": 0.45}
 values, toy = {}, {}
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.8), layout="constrained")
 for ax, (name, (lr_toy, n_steps)) in zip(axes, TOY.items(), strict=True):
-    surface, paths = landscape.SURFACES[name], toy.setdefault(name, {})
+    surface, paths = toys.SURFACES[name], toy.setdefault(name, {})
     for key in FOUR:
-        cfg, lr = runs[key].config, lr_toy * runs[key].config.lr / runs["sgd"].config.lr
+        cfg = runs[key].config
+        lr = lr_toy * cfg.lr / runs["sgd"].config.lr
         make = functools.partial(torch.optim.SGD, lr=lr, **cfg.optimizer_kwargs)
-        paths[key] = landscape.optimize_path(surface, make, n_steps)
-        values[name, key] = surface.fn(torch.from_numpy(paths[key])).detach().numpy()
+        paths[key] = toys.optimize_path(surface, make, n_steps)
+        path = torch.from_numpy(paths[key])
+        values[name, key] = surface.fn(path).detach().numpy()
     plotting.toy_paths(ax, surface, paths, labels=NAMES, styles=STYLES)
     ax.set_title(f"{name}, η = {lr_toy:g}, {n_steps} steps")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+plotting.legend_below(axes[0], ncols=4)
 plt.show()
 
 # %%
@@ -261,15 +265,19 @@ plt.show()
 
 hit = {k: np.flatnonzero(f < f[0] / 100) for k, f in values.items()}
 table = {"f at the end": {k: f[-1] for k, f in values.items()}}
-table["steps to f0/100"] = {k: h[0] if h.size else "never" for k, h in hit.items()}
+table["steps to f0/100"] = {
+    k: h[0] if h.size else "never" for k, h in hit.items()
+}
 for name in TOY:
     f = {key: values[name, key][-1] for key in FOUR}
-    w = {(a, b): "below" if f[a] < f[b] else "not below" for a in FOUR for b in FOUR}
+    w = {(a, b): "below" if f[a] < f[b] else "not below" for a in f for b in f}
     say(
-        f"On the {name}, momentum ends {w['momentum', 'sgd']} plain SGD; Nesterov "
-        f"{w['nesterov', 'sgd']} it and {w['nesterov', 'momentum']} momentum."
+        f"On the {name}, momentum ends {w['momentum', 'sgd']} plain SGD; "
+        f"Nesterov {w['nesterov', 'sgd']} it and {w['nesterov', 'momentum']} "
+        "momentum."
     )
-table = pd.DataFrame(table).rename(index=NAMES, level=1).rename_axis(["surface", "optimizer"])
+table = pd.DataFrame(table).rename(index=NAMES, level=1)
+table = table.rename_axis(["surface", "optimizer"])
 table.style.format("{:.2e}", subset="f at the end", na_rep="diverged")
 
 # %%
@@ -285,12 +293,13 @@ table.style.format("{:.2e}", subset="f at the end", na_rep="diverged")
 ADAM = experiments.NAMED["adam"].name
 with_adam = {}
 for name, (_, n_steps) in TOY.items():
-    surface = landscape.SURFACES[name]
+    surface = toys.SURFACES[name]
     lr = 2 * np.abs(np.subtract(surface.start, surface.minimum)).max() / n_steps
     make = functools.partial(torch.optim.Adam, lr=lr)
-    adam = landscape.optimize_path(surface, make, n_steps)
+    adam = toys.optimize_path(surface, make, n_steps)
     with_adam[name] = {key: toy[name][key] for key in THREE} | {"adam": adam}
-    end, sgd_end = surface.fn(torch.from_numpy(adam[-1])).item(), values[name, "sgd"][-1]
+    end = surface.fn(torch.from_numpy(adam[-1])).item()
+    sgd_end = values[name, "sgd"][-1]
     say(
         f"On the {name}, {ADAM} at η = {lr:.3g} ends at f = {end:.2e}, "
         f"{'below' if end < sgd_end else 'not below'} plain SGD."

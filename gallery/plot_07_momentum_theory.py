@@ -29,35 +29,33 @@ and :math:`c` itself for gradient descent.
 # Setup
 # -----
 # The quadratic is chapter 2's :math:`\tfrac12 (\lambda_1 x^2 + \lambda_2 y^2)`
-# (``landscape.QUADRATIC_CURVATURES``); the momentum is the note's.
+# (``toys.QUADRATIC_CURVATURES``); the momentum is the note's.
 # Everything runs on the CPU in float64: two parameters gain nothing from a GPU, and no
 # step below draws a random number (the seed is set all the same, as in every chapter).
 
 # sphinx_gallery_thumbnail_number = 2
-import textwrap
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
-from fashion_optim import experiments, landscape, plotting, theory
+from fashion_optim import experiments, plotting, theory, toys
+from fashion_optim.plotting import say
 
 SEED = 0
 torch.manual_seed(SEED)
 plotting.use_style()
-CURV = landscape.QUADRATIC_CURVATURES
+CURV = toys.QUADRATIC_CURVATURES
 MU = experiments.NAMED["momentum"].optimizer_kwargs["momentum"]
 KAPPA = theory.condition_number(CURV)
 MOMENTUM_METHODS = ("heavy_ball", "nesterov")
 LABELS = plotting.METHOD_LABELS
 
 
-def say(text):
-    print(textwrap.fill(text, 79))
-
-
-say(f"Curvatures {CURV}: condition number κ = {KAPPA:g}. The note's momentum μ = {MU:g}.")
+say(
+    f"Curvatures {CURV}: condition number κ = {KAPPA:g}. The note's momentum μ "
+    f"= {MU:g}."
+)
 
 # %%
 # One step as a matrix
@@ -73,13 +71,17 @@ say(f"Curvatures {CURV}: condition number κ = {KAPPA:g}. The note's momentum μ
 ETA = 0.01
 rows = {}
 for method in MOMENTUM_METHODS:
-    for lam, roots in zip(CURV, theory.eigenvalues(method, CURV, ETA, MU), strict=True):
+    eigenvalues = theory.eigenvalues(method, CURV, ETA, MU)
+    for lam, roots in zip(CURV, eigenvalues, strict=True):
         rows[LABELS[method], f"λ = {lam:g}"] = {
             "eigenvalues": " , ".join(f"{z:.4f}" for z in roots),
             "modulus": np.abs(roots).max(),
         }
 matrix = theory.iteration_matrix("heavy_ball", CURV[1], ETA, MU)
-say(f"Heavy ball's matrix for λ = {CURV[1]:g} at η = {ETA:g}: {matrix.round(3).tolist()}.")
+say(
+    f"Heavy ball's matrix for λ = {CURV[1]:g} at η = {ETA:g}: "
+    f"{matrix.round(3).tolist()}."
+)
 pd.DataFrame(rows).T.rename_axis(["method", "direction"])
 
 # %%
@@ -92,13 +94,17 @@ pd.DataFrame(rows).T.rename_axis(["method", "direction"])
 LRS = np.geomspace(1e-3, 0.3, 800)
 best = {method: theory.optimum(method, CURV) for method in theory.METHODS}
 own_mu = {method: best[method].momentum for method in MOMENTUM_METHODS}
-fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.3), sharey=True, layout="constrained")
+fig, axes = plt.subplots(
+    1, 2, figsize=(9.5, 4.3), sharey=True, layout="constrained"
+)
 plotting.rate_curves(axes[0], CURV, LRS, MU, ylim=(0.5, 1.1))
 plotting.rate_curves(axes[1], CURV, LRS, own_mu, ylim=(0.5, 1.1))
 axes[0].set_title(f"note's μ = {MU:g}")
-axes[1].set_title("each at its optimal μ: {heavy_ball:.2f}, {nesterov:.2f}".format(**own_mu))
+axes[1].set_title(
+    "each at its optimal μ: {heavy_ball:.2f}, {nesterov:.2f}".format(**own_mu)
+)
 axes[1].set_ylabel("")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=4)
+plotting.legend_below(axes[0], ncols=4)
 plt.show()
 
 # %%
@@ -106,20 +112,21 @@ plt.show()
 # ball's rate is :math:`\sqrt\mu` wherever both directions' roots are complex, a flat
 # bottom.
 
-at_mu = {m: theory.rate(m, CURV, LRS, 0.0 if m == "gd" else MU) for m in theory.METHODS}
+mus = {m: 0.0 if m == "gd" else MU for m in theory.METHODS}
+at_mu = {m: theory.rate(m, CURV, LRS, mu) for m, mu in mus.items()}
 low = {m: rho.min() for m, rho in at_mu.items()}
 flat = LRS[at_mu["heavy_ball"] <= low["heavy_ball"] * (1 + 1e-9)]
-than = {m: "slower" if low[m] > low["gd"] else "faster" for m in MOMENTUM_METHODS}
+than = {m: "slower" if low[m] > low["gd"] else "faster" for m in low}
 verdict = (
     f"both are {than['nesterov']}"
     if than["heavy_ball"] == than["nesterov"]
     else f"heavy ball is {than['heavy_ball']}, Nesterov {than['nesterov']}"
 )
 say(
-    f"At μ = {MU:g}, heavy ball's best rate is {low['heavy_ball']:.4f} (√μ = {np.sqrt(MU):.4f}) "
-    f"for η from {flat.min():.3g} to {flat.max():.3g}; Nesterov's best is "
-    f"{low['nesterov']:.4f}. Gradient descent's best is {low['gd']:.4f}: at this μ "
-    f"{verdict} than gradient descent."
+    f"At μ = {MU:g}, heavy ball's best rate is {low['heavy_ball']:.4f} (√μ = "
+    f"{np.sqrt(MU):.4f}) for η from {flat.min():.3g} to {flat.max():.3g}; "
+    f"Nesterov's best is {low['nesterov']:.4f}. Gradient descent's best is "
+    f"{low['gd']:.4f}: at this μ {verdict} than gradient descent."
 )
 
 # %%
@@ -136,13 +143,16 @@ say(
 table = pd.DataFrame(best.values()).set_index("method").rename(index=LABELS)
 table = table.rename(columns={"lr": "η*", "momentum": "μ*", "rate": "ρ*"})
 table["steps per decade"] = -1 / np.log10(table["ρ*"])
-speedup = table.loc[LABELS["gd"], "steps per decade"] / table["steps per decade"]
+speedup = (
+    table.loc[LABELS["gd"], "steps per decade"] / table["steps per decade"]
+)
 table["speed-up over GD"] = speedup
 say(
-    f"κ = {KAPPA:g}: heavy ball needs {speedup[LABELS['heavy_ball']]:.2f} times fewer steps "
-    f"than gradient descent (√κ = {np.sqrt(KAPPA):.2f}), Nesterov "
-    f"{speedup[LABELS['nesterov']]:.2f} times fewer. The note's μ = {MU:g} would be heavy "
-    f"ball's optimum at κ = {((1 + np.sqrt(MU)) / (1 - np.sqrt(MU))) ** 2:,.0f}."
+    f"κ = {KAPPA:g}: heavy ball needs {speedup[LABELS['heavy_ball']]:.2f} "
+    f"times fewer steps than gradient descent (√κ = {np.sqrt(KAPPA):.2f}), "
+    f"Nesterov {speedup[LABELS['nesterov']]:.2f} times fewer. The note's μ = "
+    f"{MU:g} would be heavy ball's optimum at κ = "
+    f"{((1 + np.sqrt(MU)) / (1 - np.sqrt(MU))) ** 2:,.0f}."
 )
 table.round(4)
 
@@ -158,14 +168,16 @@ table.round(4)
 
 MOMENTA = np.linspace(0.0, 0.99, 300)
 MAP_LRS = np.geomspace(1e-3, 1.0, 400)
-fig, axes = plt.subplots(1, 2, figsize=(9.5, 4.6), sharey=True, layout="constrained")
+fig, axes = plt.subplots(
+    1, 2, figsize=(9.5, 4.6), sharey=True, layout="constrained"
+)
 for ax, method in zip(axes, MOMENTUM_METHODS, strict=True):
     mesh = plotting.rate_map(ax, method, CURV, MAP_LRS, MOMENTA, vmin=0.5)
     ax.axhline(MU, color="black", lw=1.2, ls="--", label=f"note's μ = {MU:g}")
     ax.set_title(LABELS[method])
 axes[1].set_ylabel("")
 fig.colorbar(mesh, ax=axes, label="convergence rate ρ (error factor per step)")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=5)
+plotting.legend_below(axes[0], ncols=5)
 plt.show()
 
 # %%
@@ -176,13 +188,20 @@ for method in MOMENTUM_METHODS:
     mono = MAP_LRS[kinds == "monotone"]
     edge = theory.stability_limit(method, CURV, MU)
     where = (
-        f"decays monotonically for η from {MAP_LRS[0]:g} (the map's edge) to {mono.max():.3g}"
+        f"decays monotonically for η from {MAP_LRS[0]:g} (the map's edge) to "
+        f"{mono.max():.3g}"
         if mono.size
         else "oscillates at every learning rate that converges"
     )
     name = LABELS[method].capitalize()
-    say(f"{name}, μ = {MU:g}: the error {where}; it diverges from η = {edge:.3g} on.")
-say(f"Gradient descent diverges from η = {theory.stability_limit('gd', CURV):.3g}.")
+    say(
+        f"{name}, μ = {MU:g}: the error {where}; it diverges from η = "
+        f"{edge:.3g} on."
+    )
+say(
+    "Gradient descent diverges from η = "
+    f"{theory.stability_limit('gd', CURV):.3g}."
+)
 
 # %%
 # Predicted against measured
@@ -194,58 +213,91 @@ say(f"Gradient descent diverges from η = {theory.stability_limit('gd', CURV):.3
 # chosen to span the regions (the line below the table says which they cover); at each
 # optimum two roots tie, the hardest case for a fit.
 
-POINTS = [("gd", f * theory.stability_limit("gd", CURV), 0.0) for f in (0.3, 0.97, 1.05)]
+POINTS = [
+    ("gd", f * theory.stability_limit("gd", CURV), 0.0)
+    for f in (0.3, 0.97, 1.05)
+]
 for method in MOMENTUM_METHODS:
     edge = theory.stability_limit(method, CURV, MU)
-    POINTS += [(method, 0.002, 0.3), (method, best[method].lr, best[method].momentum)]
+    POINTS += [
+        (method, 0.002, 0.3),
+        (method, best[method].lr, best[method].momentum),
+    ]
     POINTS += [(method, 0.3 * edge, MU), (method, 1.05 * edge, MU)]
 fits = [theory.measured_rate(method, CURV, lr, mu) for method, lr, mu in POINTS]
 table = pd.DataFrame(POINTS, columns=["method", "η", "μ"])
-table["region"] = [theory.regions(method, CURV, lr, mu) for method, lr, mu in POINTS]
-table["predicted ρ"] = [theory.rate(method, CURV, lr, mu) for method, lr, mu in POINTS]
+table["region"] = [
+    theory.regions(method, CURV, lr, mu) for method, lr, mu in POINTS
+]
+table["predicted ρ"] = [
+    theory.rate(method, CURV, lr, mu) for method, lr, mu in POINTS
+]
 table["measured ρ"] = [fit.rate for fit in fits]
 table["steps run"] = [fit.steps for fit in fits]
 table["method"] = table["method"].map(LABELS)
 table["difference"] = table["measured ρ"] - table["predicted ρ"]
-at_optimum = np.array([(lr, mu) == (best[m].lr, best[m].momentum) for m, lr, mu in POINTS])
+at_optimum = np.array(
+    [(lr, mu) == (best[m].lr, best[m].momentum) for m, lr, mu in POINTS]
+)
 gap = table["difference"].abs()
 worst = table.loc[gap.idxmax()]
 say(
-    f"Largest disagreement: {worst['difference']:+.1e}, {worst['method']} at η = "
-    f"{worst['η']:.3g}, μ = {worst['μ']:.3g} ({worst['region']}); away from the optima "
-    f"at most {gap[~at_optimum].max():.1e}. Regions covered: "
+    f"Largest disagreement: {worst['difference']:+.1e}, {worst['method']} at η "
+    f"= {worst['η']:.3g}, μ = {worst['μ']:.3g} ({worst['region']}); away from "
+    f"the optima at most {gap[~at_optimum].max():.1e}. Regions covered: "
     f"{', '.join(sorted(set(table['region'])))}."
 )
 shown = table.style.hide(axis="index")
-shown.format({"η": "{:.4g}", "μ": "{:.3g}", "difference": "{:+.1e}"}, precision=5)
+shown.format(
+    {"η": "{:.4g}", "μ": "{:.3g}", "difference": "{:+.1e}"}, precision=5
+)
 
 # %%
 # The book's linear regression
 # ----------------------------
-# :data:`~fashion_optim.landscape.linear_regression` is the mean squared error of
+# :data:`~fashion_optim.toys.linear_regression` is the mean squared error of
 # :math:`y = b + w x` on the 100 points of :cite:t:`godoy2022deep` (chapter 0), from the
 # book's start. As in the book's chapter 6: SGD and Adam at :math:`\eta = 0.1`, and SGD
 # with momentum 0.9. The book takes 10 epochs of mini-batches of 16 of 80 points, 50
-# steps; here :func:`~fashion_optim.landscape.optimize_path` takes full-batch steps, 50
+# steps; here :func:`~fashion_optim.toys.optimize_path` takes full-batch steps, 50
 # drawn on the surface (:func:`~fashion_optim.plotting.toy_paths`), 300 on the right.
 
-surface = landscape.linear_regression
+surface = toys.linear_regression
 BOOK = {
     "sgd": lambda p: torch.optim.SGD(p, lr=0.1),
     "momentum": lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     "adam": lambda p: torch.optim.Adam(p, lr=0.1),
 }
 NAMES = {"sgd": "SGD", "momentum": "SGD + momentum 0.9", "adam": "Adam"}
-runs = {key: landscape.optimize_path(surface, make, 300) for key, make in BOOK.items()}
+runs = {
+    key: toys.optimize_path(surface, make, 300) for key, make in BOOK.items()
+}
 minimum = np.array(surface.minimum)
-dist = {key: np.linalg.norm(path - minimum, axis=1) for key, path in runs.items()}
-fig, (ax_path, ax_dist) = plt.subplots(1, 2, figsize=(9.5, 4.6), layout="constrained")
-plotting.toy_paths(ax_path, surface, {key: path[:51] for key, path in runs.items()}, labels=NAMES)
-ax_path.set(xlabel="bias b (no unit)", ylabel="weight w (no unit)", title="first 50 steps")
+dist = {
+    key: np.linalg.norm(path - minimum, axis=1) for key, path in runs.items()
+}
+fig, (ax_path, ax_dist) = plt.subplots(
+    1, 2, figsize=(9.5, 4.6), layout="constrained"
+)
+plotting.toy_paths(
+    ax_path,
+    surface,
+    {key: path[:51] for key, path in runs.items()},
+    labels=NAMES,
+)
+ax_path.set(
+    xlabel="bias b (no unit)",
+    ylabel="weight w (no unit)",
+    title="first 50 steps",
+)
 for key, d in dist.items():
     ax_dist.plot(d, color=plotting.color_for(key), label=NAMES[key])
-ax_dist.set(yscale="log", xlabel="step", ylabel="distance to the minimum (parameter units)")
-fig.legend(*ax_path.get_legend_handles_labels(), loc="outside lower center", ncols=6)
+ax_dist.set(
+    yscale="log",
+    xlabel="step",
+    ylabel="distance to the minimum (parameter units)",
+)
+plotting.legend_below(ax_path, ncols=6)
 plt.show()
 
 # %%
@@ -263,10 +315,11 @@ book = pd.DataFrame({"predicted ρ": predicted, "measured ρ": measured})
 kinds = theory.regions("heavy_ball", lam, 0.1, 0.9)
 best_book = theory.optimum("heavy_ball", lam)
 say(
-    f"Curvatures {lam[0]:.3f} and {lam[1]:.3f} (κ = {lam[1] / lam[0]:.1f}); at η = 0.1 and "
-    f"μ = 0.9 momentum's error is {kinds}, with rate {predicted['momentum']:.4f} "
-    f"(√0.9 = {np.sqrt(0.9):.4f}). Heavy ball's optimum here: η = {best_book.lr:.3f}, "
-    f"μ = {best_book.momentum:.3f}, rate {best_book.rate:.3f}. Measured minus predicted: "
+    f"Curvatures {lam[0]:.3f} and {lam[1]:.3f} (κ = {lam[1] / lam[0]:.1f}); at "
+    f"η = 0.1 and μ = 0.9 momentum's error is {kinds}, with rate "
+    f"{predicted['momentum']:.4f} (√0.9 = {np.sqrt(0.9):.4f}). Heavy ball's "
+    f"optimum here: η = {best_book.lr:.3f}, μ = {best_book.momentum:.3f}, rate "
+    f"{best_book.rate:.3f}. Measured minus predicted: "
     f"{measured['sgd'] - predicted['sgd']:+.1e} (SGD), "
     f"{measured['momentum'] - predicted['momentum']:+.1e} (momentum)."
 )

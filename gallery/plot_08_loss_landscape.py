@@ -30,15 +30,14 @@ The contours under the dot show :math:`L(\theta_0 + \alpha_t d_1 + \beta_t d_2)`
 # start alike. ``say`` prints a sentence whose wording follows the numbers.
 
 # sphinx_gallery_thumbnail_number = 1
-import textwrap
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from fashion_optim import experiments, landscape, plotting
-from fashion_optim.training import resolve_device
+from fashion_optim.device import resolve_device
+from fashion_optim.plotting import say
 
 profile = experiments.current_profile()
 SEED = profile.seeds[0]
@@ -47,10 +46,6 @@ device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
 THREE = ("sgd", "momentum", "nesterov")
 NAMES = {key: experiments.NAMED[key].name for key in THREE}
-
-
-def say(text):
-    print(textwrap.fill(text, 79))
 
 
 print(f"profile {profile.name!r}, seeds {list(profile.seeds)}, device {device}")
@@ -64,15 +59,19 @@ print(f"profile {profile.name!r}, seeds {list(profile.seeds)}, device {device}")
 # planes, the second for the spread.
 
 snap_specs = experiments.snapshot_specs(THREE)
-SNAP_SEEDS = [SEED, profile.seeds[1]]  # the plane at the first, the spread over both
+SNAP_SEEDS = [
+    SEED,
+    profile.seeds[1],
+]  # the plane at the first, the spread over both
 snap_runs = experiments.run_specs(snap_specs, seeds=SNAP_SEEDS)
 snaps = {key: snap_runs[key].results[0] for key in THREE}  # seed SEED
 first = snaps["sgd"]
 steps_per_epoch = int(first.meta["steps_per_epoch"])
 say(
     f"{first.config.epochs} epochs of {steps_per_epoch} steps (batches of "
-    f"{first.config.batch_size}) on {first.meta['train_size']:,} training images, "
-    f"a snapshot every {first.config.record.snapshot_every} steps, seeds {SNAP_SEEDS}."
+    f"{first.config.batch_size}) on {first.meta['train_size']:,} training "
+    f"images, a snapshot every {first.config.record.snapshot_every} steps, "
+    f"seeds {SNAP_SEEDS}."
 )
 
 # %%
@@ -89,21 +88,28 @@ surf = experiments.trajectory_surface([snaps[key] for key in THREE])
 plane, evr = surf.plane, surf.plane.explained_variance_ratio
 snap_steps = snaps["sgd"].records["param_steps"]
 say(
-    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run over "
-    f"{snaps['sgd'].config.epochs} epochs, seed {SEED}; the plane holds {evr[0]:.1%} + "
-    f"{evr[1]:.1%} of the variance ({surf.grid}² grid, {surf.images} images)."
+    f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run "
+    f"over {snaps['sgd'].config.epochs} epochs, seed {SEED}; the plane holds "
+    f"{evr[0]:.1%} + {evr[1]:.1%} of the variance ({surf.grid}² grid, "
+    f"{surf.images} images)."
 )
-fig, (ax_plane, ax_dist) = plt.subplots(2, 1, figsize=(8.0, 8.5), height_ratios=(1.3, 1))
+fig, (ax_plane, ax_dist) = plt.subplots(
+    2, 1, figsize=(8.0, 8.5), height_ratios=(1.3, 1)
+)
 filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
-fig.colorbar(filled, ax=ax_plane, label="training loss on the sample (nat)", format="%.2g")
+LOSS_LABEL = "training loss on the sample (nat)"
+fig.colorbar(filled, ax=ax_plane, label=LOSS_LABEL, format="%.2g")
 for coords, key in zip(plane.coords, THREE, strict=True):
     full = np.linalg.norm(snaps[key].records["params"] - plane.origin, axis=1)
-    ax_dist.plot(snap_steps, full, color=plotting.color_for(key))
-    ax_dist.plot(snap_steps, np.linalg.norm(coords, axis=1), "--", color=plotting.color_for(key))
-ax_dist.set(ylabel=r"distance from the start $\|\theta_t - \theta_0\|_2$ (weight units)")
+    in_plane, color = np.linalg.norm(coords, axis=1), plotting.color_for(key)
+    ax_dist.plot(snap_steps, full, color=color)
+    ax_dist.plot(snap_steps, in_plane, "--", color=color)
+ax_dist.set(
+    ylabel=r"distance from the start $\|\theta_t - \theta_0\|_2$ (weight units)"
+)
 plotting.label_step_axis(ax_dist, steps_per_epoch)
 ax_dist.set_title("solid: all weights; dashed: in the plane")
-fig.legend(*ax_plane.get_legend_handles_labels(), loc="outside lower center", ncols=5)
+plotting.legend_below(ax_plane, ncols=5)
 plt.show()
 
 # %%
@@ -111,7 +117,9 @@ plt.show()
 # mini-batch losses) and validation loss (after each epoch), up to the snapshot shown.
 # Press play, or drag the slider.
 
-plane_anim = plotting.plane_animation(surf, [snaps[key] for key in THREE], THREE, labels=NAMES)
+plane_anim = plotting.plane_animation(
+    surf, [snaps[key] for key in THREE], THREE, labels=NAMES
+)
 plt.show()
 # sphinx_gallery_capture_repr_block = ()
 plane_anim  # in a notebook, the player is the cell's value
@@ -123,21 +131,37 @@ plane_anim  # in a notebook, the player is the cell's value
 
 
 def spread(values):
-    """The values over seeds, in words: one number if they agree to one decimal."""
+    """The values over seeds in words: one number if they agree to a decimal."""
     low, high = f"{min(values):.1f}", f"{max(values):.1f}"
-    return f"{low} times at both seeds" if low == high else f"between {low} and {high} times"
+    return (
+        f"{low} times at both seeds"
+        if low == high
+        else f"between {low} and {high} times"
+    )
 
 
-ends = {k: [r.records["params"][[0, -1]] for r in snap_runs[k].results] for k in THREE}
-far = {k: np.array([np.linalg.norm(last - start) for start, last in ends[k]]) for k in THREE}
+ends = {
+    k: [r.records["params"][[0, -1]] for r in snap_runs[k].results]
+    for k in THREE
+}
+far = {
+    k: np.array([np.linalg.norm(last - start) for start, last in ends[k]])
+    for k in THREE
+}
 say(
-    f"After the snapshot runs' {snaps['sgd'].config.epochs} epochs, momentum ends "
-    f"{spread(far['momentum'] / far['sgd'])} as far from the start as plain SGD (seeds "
-    f"{SNAP_SEEDS}), Nesterov {spread(far['nesterov'] / far['sgd'])}. At seed {SEED} the two "
-    f"end {np.linalg.norm(ends['momentum'][0][1] - ends['nesterov'][0][1]):.2f} apart."
+    f"After the snapshot runs' {snaps['sgd'].config.epochs} epochs, momentum "
+    f"ends {spread(far['momentum'] / far['sgd'])} as far from the start as "
+    f"plain SGD (seeds {SNAP_SEEDS}), Nesterov "
+    f"{spread(far['nesterov'] / far['sgd'])}. At seed {SEED} the two end "
+    f"{np.linalg.norm(ends['momentum'][0][1] - ends['nesterov'][0][1]):.2f} "
+    "apart."
 )
-table = pd.DataFrame(far, index=[f"distance at the end, seed {s}" for s in SNAP_SEEDS]).T
-table[f"in the plane, seed {SEED}"] = [np.linalg.norm(c[-1]) for c in plane.coords]
+table = pd.DataFrame(
+    far, index=[f"distance at the end, seed {s}" for s in SNAP_SEEDS]
+).T
+table[f"in the plane, seed {SEED}"] = [
+    np.linalg.norm(c[-1]) for c in plane.coords
+]
 table.rename(index=NAMES).rename_axis("configuration").round(2)
 
 # %%
@@ -152,9 +176,15 @@ table.rename(index=NAMES).rename_axis("configuration").round(2)
 
 fig, (ax_loss, ax_off) = plt.subplots(2, 1, figsize=(8.0, 7.5))
 plotting.plane_gap_panels(
-    ax_loss, ax_off, snap_steps, surf.paths, THREE, labels=NAMES, steps_per_epoch=steps_per_epoch
+    ax_loss,
+    ax_off,
+    snap_steps,
+    surf.paths,
+    THREE,
+    labels=NAMES,
+    steps_per_epoch=steps_per_epoch,
 )
-fig.legend(*ax_loss.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+plotting.legend_below(ax_loss, ncols=3)
 plt.show()
 
 # %%
@@ -173,13 +203,22 @@ for key, path in paths.items():
         "share of ‖θ − θ₀‖² off the plane": (path["distance"][-1] / moved) ** 2,
     }
 gap = pd.DataFrame(gap).T.rename_axis("configuration")
-ratios = np.concatenate([p["projected_loss"] / p["loss"] for p in paths.values()])
+ratios = np.concatenate(
+    [p["projected_loss"] / p["loss"] for p in paths.values()]
+)
 last = gap["contour / measured"]
-where = "above" if (last > 1).all() else "below" if (last < 1).all() else "on either side of"
+where = (
+    "above"
+    if (last > 1).all()
+    else "below"
+    if (last < 1).all()
+    else "on either side of"
+)
 say(
-    f"Over all {ratios.size} snapshots, the contour value under a dot is between "
-    f"{ratios.min():.2f} and {ratios.max():.2f} times the loss measured at the snapshot. "
-    f"At the last snapshots the contours read {where} the measured losses."
+    f"Over all {ratios.size} snapshots, the contour value under a dot is "
+    f"between {ratios.min():.2f} and {ratios.max():.2f} times the loss "
+    "measured at the snapshot. At the last snapshots the contours read "
+    f"{where} the measured losses."
 )
 gap.round(3)
 
@@ -199,7 +238,7 @@ gap.round(3)
 rand = experiments.random_plane_surface(snaps["momentum"], seed=0)
 fig, ax = plt.subplots(figsize=(7.0, 6.0), layout="constrained")
 filled = plotting.random_plane_contours(ax, rand)
-fig.colorbar(filled, ax=ax, label="training loss on the sample (nat)", format="%.2g")
+fig.colorbar(filled, ax=ax, label=LOSS_LABEL, format="%.2g")
 ax.legend(loc="upper right")
 ax.set_title(f"{NAMES['momentum']}, final weights, seed {SEED}")
 plt.show()
@@ -212,14 +251,17 @@ loss, centre = rand.surface["loss"], rand.grid // 2
 measured = paths["momentum"]["loss"][-1]
 norm = rand.surface["direction_norms"][0]
 # sphinx_gallery_start_ignore
-np.testing.assert_allclose(loss[centre, centre], measured, rtol=1e-6)  # same weights, images
+np.testing.assert_allclose(
+    loss[centre, centre], measured, rtol=1e-6
+)  # same weights, images
 # sphinx_gallery_end_ignore
 say(
-    f"At the centre, the loss is {loss[centre, centre]:.3f} nat (measured at the last "
-    f"snapshot: {measured:.3f}); over the window it spans {loss.min():.3f} to "
-    f"{loss.max():.3f} nat. A unit step along a direction is {norm:.1f} weight units, "
-    f"{norm / far['momentum'][0]:.1f} times the run's distance from its start; the two "
-    f"directions are at {np.degrees(np.arccos(rand.cosine)):.1f}° to each other."
+    f"At the centre, the loss is {loss[centre, centre]:.3f} nat (measured at "
+    f"the last snapshot: {measured:.3f}); over the window it spans "
+    f"{loss.min():.3f} to {loss.max():.3f} nat. A unit step along a direction "
+    f"is {norm:.1f} weight units, {norm / far['momentum'][0]:.1f} times the "
+    "run's distance from its start; the two directions are at "
+    f"{np.degrees(np.arccos(rand.cosine)):.1f}° to each other."
 )
 
 # %%
@@ -238,24 +280,38 @@ say(
 
 WALK_SEEDS, DIM = range(10), plane.origin.size
 params = {key: snaps[key].records["params"] for key in THREE}
-sizes = {key: np.linalg.norm(np.diff(p, axis=0), axis=1) for key, p in params.items()}
+sizes = {
+    key: np.linalg.norm(np.diff(p, axis=0), axis=1) for key, p in params.items()
+}
 walks = {NAMES[key]: ([params[key]], sizes[key]) for key in THREE}
-walks["all three (the plane above)"] = (list(params.values()), list(sizes.values()))
+walks["all three (the plane above)"] = (
+    list(params.values()),
+    list(sizes.values()),
+)
 rows, spreads, beaten = {}, [], []
 for name, (trajs, steps) in walks.items():
     path = landscape.pca_plane(trajs).explained_variance_ratio
-    walk = [landscape.random_walk_explained_variance(steps, DIM, s) for s in WALK_SEEDS]
+    walk = [
+        landscape.random_walk_explained_variance(steps, DIM, s)
+        for s in WALK_SEEDS
+    ]
     walk = np.array(walk)
-    rows[name] = {"path PC1": path[0], "walk PC1": plotting.mean_std(walk[:, 0], 3)}
-    rows[name] |= {"path PC2": path[1], "walk PC2": plotting.mean_std(walk[:, 1], 3)}
+    rows[name] = {
+        "path PC1": path[0],
+        "walk PC1": plotting.mean_std(walk[:, 0], 3),
+    }
+    rows[name] |= {
+        "path PC2": path[1],
+        "walk PC2": plotting.mean_std(walk[:, 1], 3),
+    }
     rows[name]["PC1: path − walk mean"] = path[0] - walk[:, 0].mean()
     spreads.append(walk.std(axis=0, ddof=1).max())
     beaten.append(bool(path[0] > walk[:, 0].max()))
 say(
-    f"The walks' ratios vary by at most {max(spreads):.3f} (standard deviation) over "
-    f"{len(WALK_SEEDS)} seeds in {DIM:,} dimensions. The first component of "
-    f"{sum(beaten)} of the {len(beaten)} trajectories holds more than that of every walk "
-    "with its steps."
+    f"The walks' ratios vary by at most {max(spreads):.3f} (standard "
+    f"deviation) over {len(WALK_SEEDS)} seeds in {DIM:,} dimensions. The first "
+    f"component of {sum(beaten)} of the {len(beaten)} trajectories holds more "
+    "than that of every walk with its steps."
 )
 evr_table = pd.DataFrame(rows).T.rename_axis("trajectory")
 evr_table.style.format(precision=3)

@@ -7,7 +7,8 @@ import os
 import pytest
 import torch
 
-from fashion_optim.data import ArrayLoader, load_fashion_mnist, make_splits
+from fashion_optim.batches import ArrayLoader, make_splits
+from fashion_optim.data import load_fashion_mnist
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from fashion_optim import ewma, landscape
+from fashion_optim import ewma, toys
 from fashion_optim.optimizers import SGD, Adam
 
 N_STEPS = 120
@@ -283,10 +283,8 @@ def test_momentum_paths_follow_the_rule_written_out(cls, nesterov, surface, lr, 
     # Chapter 2's rule: b_t = mu b_(t-1) + g_t; the step is eta b_t (heavy ball) or
     # eta (g_t + mu b_t) (Nesterov, the look-ahead in torch's variables).
     mu = 0.9
-    surf = landscape.SURFACES[surface]
-    path = landscape.optimize_path(
-        surf, lambda p: cls(p, lr=lr, momentum=mu, nesterov=nesterov), steps
-    )
+    surf = toys.SURFACES[surface]
+    path = toys.optimize_path(surf, lambda p: cls(p, lr=lr, momentum=mu, nesterov=nesterov), steps)
     theta = torch.tensor(surf.start, dtype=torch.float64)
     buf = torch.zeros(2, dtype=torch.float64)
     manual = [theta.numpy().copy()]

@@ -185,9 +185,9 @@ def test_plain_log_ticks_label_1_2_3_5_per_decade():
 
 
 def test_toy_paths_draws_each_path_in_its_colour_and_cuts_a_diverging_one():
-    from fashion_optim import landscape
+    from fashion_optim import toys
 
-    surface = landscape.SURFACES["quadratic"]
+    surface = toys.SURFACES["quadratic"]
     start = np.array(surface.start)
     inside = start * np.linspace(1.0, 0.0, 11)[:, None]  # straight to the minimum
     away = start * np.array([1.0, 1.1, 40.0, np.inf, np.nan])[:, None]  # leaves at point 2
@@ -325,9 +325,9 @@ def test_frame_indices_spread_at_most_frames_with_both_ends():
 
 
 def test_toy_animation_frame_k_draws_each_path_up_to_its_step():
-    from fashion_optim import landscape
+    from fashion_optim import toys
 
-    quad, rosen = landscape.SURFACES["quadratic"], landscape.SURFACES["rosenbrock"]
+    quad, rosen = toys.SURFACES["quadratic"], toys.SURFACES["rosenbrock"]
     to_min = np.array(quad.start) * np.linspace(1.0, 0.0, 31)[:, None]  # 30 steps
     wide = to_min * np.array([1.0, -1.0])  # mirrored in y
     away = np.array(quad.start) * np.geomspace(1.0, 1e6, 31)[:, None]  # leaves the window
@@ -384,9 +384,9 @@ def test_a_player_shows_each_frame_as_the_figure_draws_it_at_the_animation_dpi()
 
     from PIL import Image
 
-    from fashion_optim import landscape
+    from fashion_optim import toys
 
-    path = np.linspace(landscape.SURFACES["quadratic"].start, (0.0, 0.0), 9)
+    path = np.linspace(toys.SURFACES["quadratic"].start, (0.0, 0.0), 9)
     plt.rcParams["savefig.dpi"] = 300  # the static figures' setting must not apply
     anim = plotting.toy_animation({"quadratic": {"sgd": path}}, frames=5, dpi=20, figsize=(4, 3))
     html = anim._repr_html_()  # what a notebook shows
@@ -483,7 +483,7 @@ def test_rate_drops_counts_each_decrease_of_the_recorded_rate():
 
 def synthetic_range_test():
     """A ramp whose loss falls, spikes once, then blows up for good at index 40."""
-    from fashion_optim.lr import RangeTestResult
+    from fashion_optim.lr_finder import RangeTestResult
 
     lrs = np.geomspace(1e-5, 1.0, 50)
     losses = np.linspace(2.3, 0.5, 50)

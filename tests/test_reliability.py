@@ -43,7 +43,7 @@ from torchvision.datasets import FashionMNIST as TVFashionMNIST
 
 from fashion_optim import data as fd
 from fashion_optim import experiments as ex
-from fashion_optim import training
+from fashion_optim import files, training
 from fashion_optim.__main__ import main
 from fashion_optim.data import (
     FILES,
@@ -537,7 +537,7 @@ def test_entry_whose_key_does_not_match_its_name_is_recomputed(tmp_cache):
 
 def test_readers_never_see_a_partial_entry(tmp_path):
     path = tmp_path / "entry.npz"
-    training.atomic_write(path, lambda fh: fh.write(b"old" * 1000))
+    files.atomic_write(path, lambda fh: fh.write(b"old" * 1000))
     seen = []
 
     def write(fh):
@@ -546,7 +546,7 @@ def test_readers_never_see_a_partial_entry(tmp_path):
             fh.flush()
             seen.append(path.read_bytes())  # what a reader sees while the writer writes
 
-    training.atomic_write(path, write)
+    files.atomic_write(path, write)
     assert set(seen) == {b"old" * 1000}
     assert path.read_bytes() == b"new" * 1000
     assert listing(tmp_path) == ["entry.npz"]
@@ -574,7 +574,7 @@ _CHILD = textwrap.dedent(
     from pathlib import Path
     import torch
     from fashion_optim import experiments as ex
-    from fashion_optim.data import Splits
+    from fashion_optim.batches import Splits
     from fashion_optim.experiments import Spec
     ready, go, data = sys.argv[1:]
     spec = Spec("tiny", lr=0.05, optimizer_kwargs={"momentum": 0.9}, epochs=1,

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from fashion_optim import landscape, theory
+from fashion_optim import theory, toys
 
-CURV = landscape.QUADRATIC_CURVATURES  # (1, 20): the chapter's quadratic
+CURV = toys.QUADRATIC_CURVATURES  # (1, 20): the chapter's quadratic
 MOMENTUM_METHODS = ("heavy_ball", "nesterov")
 
 
@@ -206,9 +206,9 @@ def test_measured_rates_match_the_predictions():
 def test_measured_paths_are_those_of_landscape_optimize_path():
     # the same torch.optim.SGD on the same quadratic, from the surface's start
     make = lambda p: torch.optim.SGD(p, lr=0.03, momentum=0.7, nesterov=True)  # noqa: E731
-    path = landscape.optimize_path("quadratic", make, 100)
+    path = toys.optimize_path("quadratic", make, 100)
     measured = theory.measured_rate(
-        "nesterov", CURV, 0.03, 0.7, start=landscape.quadratic.start, steps=100
+        "nesterov", CURV, 0.03, 0.7, start=toys.quadratic.start, steps=100
     )
     np.testing.assert_allclose(measured.errors, np.linalg.norm(path, axis=1), rtol=1e-12)
 

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 __all__ = [
+    "BiasCorrectedEWMA",
     "bias_corrected",
     "ewma",
     "ewma_age",
@@ -244,6 +245,39 @@ def bias_corrected(x: ArrayLike, beta: float) -> NDArray[np.float64]:
     m = ewma(x, beta)
     steps = np.arange(1, m.shape[0] + 1, dtype=np.float64)
     return m / _along_time(1.0 - beta**steps, m.ndim)
+
+
+class BiasCorrectedEWMA:
+    r"""The bias-corrected EWMA of a stream, one value at a time.
+
+    For a loop that acts on each smoothed value as it comes: the learning-rate range test
+    (:func:`fashion_optim.lr_finder.range_test`) stops as soon as it blows up.
+    :meth:`update` takes :math:`x_t` and returns :math:`\hat m_t = m_t / (1 - \beta^t)`,
+    :math:`m_t = \beta m_{t-1} + (1 - \beta) x_t` from :math:`m_0 = 0`: the values of
+    :func:`bias_corrected`, to rounding error (that one solves the recursion in blocks).
+
+    Parameters
+    ----------
+    beta : float
+        Weight of the past, in [0, 1).
+
+    Examples
+    --------
+    >>> average = BiasCorrectedEWMA(0.5)
+    >>> [average.update(x) for x in (2.0, 4.0)]
+    [2.0, 3.3333333333333335]
+    """
+
+    def __init__(self, beta: float) -> None:
+        self.beta = _check_beta(beta)
+        self.mean = 0.0  # m_t, not yet corrected
+        self.steps = 0
+
+    def update(self, x: float) -> float:
+        r"""Add :math:`x_t`; return :math:`\hat m_t`."""
+        self.steps += 1
+        self.mean = self.beta * self.mean + (1.0 - self.beta) * x
+        return self.mean / (1.0 - self.beta**self.steps)
 
 
 def ewma_weights(beta: float, t: int) -> NDArray[np.float64]:

@@ -19,16 +19,21 @@ from typing import Any
 import torch
 from torch.optim.optimizer import Optimizer, ParamsT
 
-__all__ = ["SGD", "Adam"]
+__all__ = ["SGD", "Adam", "check_at_least", "check_unit_interval"]
 
 
-def _check_at_least(name: str, value: float, low: float = 0.0) -> None:
+def check_at_least(name: str, value: float, low: float = 0.0) -> None:
+    """:class:`ValueError` naming ``name`` unless ``value`` is at least ``low`` (and not
+    NaN): the ranges of these optimizers' hyper-parameters, which
+    :mod:`fashion_optim.experiments` also checks torch's optimizers against."""
     # ``not low <= value`` also rejects NaN.
     if not low <= value:
         raise ValueError(f"{name} must be in [{low:g}, inf), got {value!r}.")
 
 
-def _check_unit_interval(name: str, value: float, *, closed: bool) -> None:
+def check_unit_interval(name: str, value: float, *, closed: bool) -> None:
+    """:class:`ValueError` naming ``name`` unless ``value`` lies in [0, 1] (``closed``)
+    or [0, 1)."""
     inside = 0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0
     if not inside:
         bracket = "]" if closed else ")"
@@ -113,10 +118,10 @@ class SGD(Optimizer):
         *,
         maximize: bool = False,
     ) -> None:
-        _check_at_least("lr", lr)
-        _check_at_least("momentum", momentum)
-        _check_unit_interval("dampening", dampening, closed=True)
-        _check_at_least("weight_decay", weight_decay)
+        check_at_least("lr", lr)
+        check_at_least("momentum", momentum)
+        check_unit_interval("dampening", dampening, closed=True)
+        check_at_least("weight_decay", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError(
                 "nesterov=True needs momentum > 0 and dampening = 0, got "
@@ -257,13 +262,13 @@ class Adam(Optimizer):
         *,
         bias_correction: bool = True,
     ) -> None:
-        _check_at_least("lr", lr)
+        check_at_least("lr", lr)
         if len(betas) != 2:
             raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
-        _check_unit_interval("betas[0]", betas[0], closed=False)
-        _check_unit_interval("betas[1]", betas[1], closed=False)
-        _check_at_least("eps", eps)
-        _check_at_least("weight_decay", weight_decay)
+        check_unit_interval("betas[0]", betas[0], closed=False)
+        check_unit_interval("betas[1]", betas[1], closed=False)
+        check_at_least("eps", eps)
+        check_at_least("weight_decay", weight_decay)
         defaults = {
             "lr": lr,
             "betas": tuple(betas),

@@ -1,10 +1,10 @@
 """The range test's suggestion rules, as the tools people use compute them.
 
-:func:`fashion_optim.lr.range_test` records the loss of each mini-batch of a learning-rate
+:func:`fashion_optim.lr_finder.range_test` records the loss of each mini-batch of a learning-rate
 ramp. Which rate it *suggests* depends on two choices that the tools make differently:
 
 - **The smoothing** (:func:`smooth_losses`). fastai keeps a bias-corrected exponentially
-  weighted moving average (``"corrected"``, as :func:`fashion_optim.lr.range_test` does);
+  weighted moving average (``"corrected"``, as :func:`fashion_optim.lr_finder.range_test` does);
   torch-lr-finder seeds the average with the first loss and does not correct it
   (``"seeded"``). Both follow the same recursion afterwards; they differ over the first
   :math:`1/(1-\\beta)` or so points.
@@ -23,7 +23,7 @@ rule                      the rate it reads                                     
 
 fastai reads its three rules on the points from ``num_iter // 10`` to the fifth from the
 end; torch-lr-finder skips the first 10 and the last 5; ``"steepest"`` skips as
-:func:`~fashion_optim.lr.range_test` does (10 and 5). With a geometric ramp, a gradient per
+:func:`~fashion_optim.lr_finder.range_test` does (10 and 5). With a geometric ramp, a gradient per
 mini-batch and one per unit of log rate differ by a constant factor, so ``"steep"`` and
 ``"min_gradient"`` differ only in the points they skip and in one-sided against centred
 differences.
@@ -37,7 +37,9 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["RULES", "SMOOTHINGS", "smooth_losses", "suggest", "suggest_all"]
+from .ewma import BiasCorrectedEWMA
+
+__all__ = ["RULES", "SMOOTHINGS", "smooth_losses", "steepest_descent", "suggest", "suggest_all"]
 
 Smoothing = Literal["corrected", "seeded"]
 #: The smoothing conventions (see the module documentation).
@@ -66,20 +68,46 @@ def smooth_losses(losses: ArrayLike, beta: float = 0.95, mode: Smoothing = "corr
         raise ValueError(f"beta must be in (0, 1), got {beta!r}.")
     if mode not in SMOOTHINGS:
         raise ValueError(f"mode must be one of {SMOOTHINGS}, got {mode!r}.")
+    if mode == "corrected":
+        average = BiasCorrectedEWMA(beta)
+        return np.array([average.update(loss) for loss in values])
     out = np.empty_like(values)
-    m = 0.0 if mode == "corrected" else values[0]
+    m = values[0]
     for i, loss in enumerate(values):
-        if mode == "corrected" or i > 0:
+        if i > 0:
             m = beta * m + (1 - beta) * loss
-        out[i] = m / (1 - beta ** (i + 1)) if mode == "corrected" else m
+        out[i] = m
     return out
 
 
+def steepest_descent(lrs: np.ndarray, smoothed: np.ndarray) -> tuple[float, float, float]:
+    r"""The steepest descent of a smoothed range-test curve, and its useful range.
+
+    Up to the curve's minimum (a steep stretch after it is a recovery from a divergence
+    bump, not a learning rate to train with), the rate of the most negative
+    :math:`d\hat\ell / d\log_{10}\eta` (central differences, :func:`numpy.gradient`);
+    the first rate, after the highest point before the minimum, where the curve has
+    covered 10 % of its drop to the minimum (it is clearly falling); and the rate of the
+    minimum. ``lrs`` and ``smoothed`` are the points to read, ends already skipped.
+
+    Examples
+    --------
+    >>> lrs = np.geomspace(1e-4, 1, 41)
+    >>> smoothed = 2 - np.tanh(np.log10(lrs) + 2) + (lrs > 0.3)  # falls fastest at 1e-2
+    >>> [f"{lr:.2g}" for lr in steepest_descent(lrs, smoothed)]
+    ['0.01', '0.001', '0.25']
+    """
+    slope = np.gradient(smoothed, np.log10(lrs))
+    lowest = int(np.argmin(smoothed))
+    steepest = int(np.argmin(slope[: lowest + 1]))
+    top = int(np.argmax(smoothed[: lowest + 1]))
+    drop = smoothed[top] - smoothed[lowest]
+    falling = top + int(np.argmax(smoothed[top : lowest + 1] <= smoothed[top] - 0.1 * drop))
+    return float(lrs[steepest]), float(lrs[falling]), float(lrs[lowest])
+
+
 def _steepest(lrs: np.ndarray, s: np.ndarray, num_iter: int) -> float:
-    lr, s = lrs[10:-5], s[10:-5]
-    slope = np.gradient(s, np.log10(lr))
-    lowest = int(np.argmin(s))
-    return float(lr[int(np.argmin(slope[: lowest + 1]))])
+    return steepest_descent(lrs[10:-5], s[10:-5])[0]
 
 
 def _fastai_window(lrs: np.ndarray, s: np.ndarray, num_iter: int):
@@ -150,7 +178,7 @@ def suggest(
     >>> lrs = np.geomspace(1e-4, 1, 60)
     >>> losses = 2 - np.tanh(np.log10(lrs) + 2)  # falls fastest at lr = 1e-2
     >>> round(suggest("steep", lrs, losses, smoothing="seeded", beta=0.01), 3)
-    0.01
+    0.009
     """
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; valid choices: {sorted(RULES)}.")

@@ -450,7 +450,7 @@ def fitted_rate(errors: ArrayLike, window: float = 0.5) -> float:
     :math:`s_t = \sqrt{e_t^2 + e_{t-1}^2}`, over the last ``window`` of the steps (see
     :func:`measured_rate` for why the pairs). For any path whose error shrinks or grows
     geometrically, e.g. the distance to the minimum of a path of
-    :func:`fashion_optim.landscape.optimize_path`.
+    :func:`fashion_optim.toys.optimize_path`.
 
     Parameters
     ----------

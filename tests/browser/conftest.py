@@ -158,6 +158,9 @@ class Visit:
     wide_equations: list[tuple[int, int, str]]
     #: Headings (h1-h3) wider than their column: (room, content) widths in px and text.
     wide_headings: list[tuple[int, int, str]]
+    #: Code blocks (a chapter's code, a page's shown source) that scroll sideways: (box,
+    #: content) widths in px and the widest line.
+    wide_code: list[tuple[int, int, str]]
 
 
 # Wait for what still changes the page after "load": MathJax's typesetting and fonts.
@@ -178,10 +181,14 @@ _IMAGES_JS = """async () => {
 _IDS_JS = """() => [...document.querySelectorAll('[id], a[name]')].map(e => e.id || e.name)"""
 _LINKS_JS = """() => [...document.querySelectorAll('a[href]')].map(a => a.href)"""
 _ICONS_JS = """() => [...document.querySelectorAll('link[rel~="icon"]')].map(l => l.href)"""
-_WIDE_JS = """() => [...document.querySelectorAll('.sphx-glr-script-out pre')]
-  .filter(e => e.scrollWidth > e.clientWidth + 1)
+# Boxes that scroll sideways: (box, content) widths in px and the widest line.
+_SCROLLING_JS = """(selector) => [...document.querySelectorAll(selector)]
+  .filter(e => e.getClientRects().length && e.scrollWidth > e.clientWidth + 1)
   .map(e => [e.clientWidth, e.scrollWidth,
              e.innerText.split('\\n').reduce((a, b) => (b.length > a.length ? b : a), '')])"""
+# printed output, and code (every highlighted block that is not printed output)
+_OUTPUT = ".sphx-glr-script-out pre"
+_CODE = "div.highlight pre:not(.sphx-glr-script-out pre)"
 
 # Elements wider than the column they sit in: content wider than the element's own box
 # (cut off, or scrolled inside it, so part is hidden) or than the column from the
@@ -251,7 +258,8 @@ def load(context, url: str, offsite: Offsite) -> Visit:
         ids = set(page.evaluate(_IDS_JS))
         links = page.evaluate(_LINKS_JS)
         icons = page.evaluate(_ICONS_JS)
-        wide = [tuple(w) for w in page.evaluate(_WIDE_JS)]
+        wide = [tuple(w) for w in page.evaluate(_SCROLLING_JS, _OUTPUT)]
+        code = [tuple(w) for w in page.evaluate(_SCROLLING_JS, _CODE)]
         equations = page.evaluate(_WIDER_THAN_COLUMN_JS, ["mjx-container[display]", "tex"])
         headings = page.evaluate(_WIDER_THAN_COLUMN_JS, ["h1, h2, h3", "text"])
     finally:
@@ -269,6 +277,7 @@ def load(context, url: str, offsite: Offsite) -> Visit:
         wide,
         [tuple(w) for w in equations],
         [tuple(w) for w in headings],
+        code,
     )
 
 

@@ -207,6 +207,28 @@ def test_printed_output_fits_its_box(visit, page):
     )
 
 
+# Chapters 4 to 6 are being rewritten (issue 19), their code formatted to 80 columns
+# with them (gallery/ruff.toml excludes them until then).
+_CODE_PENDING = re.compile(r"auto_gallery/plot_0[456]_.+\.html")
+_CODE_PAGES = [
+    pytest.param(p, marks=pytest.mark.xfail(reason="code not yet at 80 columns"))
+    if _CODE_PENDING.fullmatch(p)
+    else p
+    for p in PAGES
+    if not p.startswith("api/")  # docstring examples: the library's own line length
+]
+
+
+@pytest.mark.parametrize("page", _CODE_PAGES)
+def test_code_fits_its_box(visit, page):
+    # At 1280 px a code line longer than its box scrolls sideways and hides its end.
+    wide = visit(page).wide_code
+    assert not wide, f"{page}: code wider than its box (box px, content px, line):\n" + (
+        "\n".join(f"{box} < {content}: {line!r}" for box, content, line in wide)
+        + "\nShorten the line (gallery/ruff.toml formats chapters to fit the box)."
+    )
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_display_equations_fit_their_column(visit, page):
     # At 1280 px an equation that scrolls inside its box, or runs past the column, hides

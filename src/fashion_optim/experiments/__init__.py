@@ -33,6 +33,7 @@ from .cache import CacheError, cache_dir, clear_cache
 from .executors import ExecutorError, dask_executor, default_workers
 from .profiles import PROFILES, PerProfile, Profile, current_profile
 from .runner import (
+    RANGE_TEST_ITERS,
     RandomPlaneSurface,
     Result,
     SeedResults,
@@ -83,6 +84,7 @@ __all__ = [
     "OPTIMIZERS",
     "PROBES",
     "PROFILES",
+    "RANGE_TEST_ITERS",
     "SHORT_BUDGET",
     "SWEEP_GRIDS",
     "TRAIN_THREADS",

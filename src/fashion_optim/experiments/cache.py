@@ -34,7 +34,8 @@ import numpy as np
 import platformdirs
 import torch
 
-from ..training import atomic_write, resolve_device
+from ..device import resolve_device
+from ..files import atomic_write
 
 __all__ = [
     "KINDS",

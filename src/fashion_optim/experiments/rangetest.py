@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import lr as lr_module
+from .. import lr_finder
 from ..models import make_model
 from . import train as _train
 from .specs import RunConfig, build_optimizer
@@ -29,7 +29,7 @@ def compute_range_test(
     smooth: float,
     progress: bool | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Run :func:`fashion_optim.lr.range_test` on ``cfg``'s model and optimizer, built
+    """Run :func:`fashion_optim.lr_finder.range_test` on ``cfg``'s model and optimizer, built
     with ``seed`` as a run builds them; return the arrays and metadata of a cache entry."""
     splits = _train.get_splits()
     train = splits.loader("train", cfg.batch_size, seed=seed, subset=cfg.train_subset)
@@ -38,7 +38,7 @@ def compute_range_test(
         model = make_model("lenet", dropout=cfg.dropout)
         optimizer = build_optimizer(cfg, model.parameters(), lr=start_lr)
         start = time.perf_counter()
-        res = lr_module.range_test(
+        res = lr_finder.range_test(
             model,
             nn.CrossEntropyLoss(),
             optimizer,

@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import landscape
-from .. import lr as lr_module
+from .. import landscape, lr_finder
 from ..training import History, TrainingDivergedError
 from . import cache, executors
 from . import train as _train
@@ -348,13 +347,13 @@ def run_range_test(
     profile: Profile | str | None = None,
     fresh: bool = False,
     progress: bool | None = None,
-) -> lr_module.RangeTestResult:
+) -> lr_finder.RangeTestResult:
     """The learning-rate range test of ``spec``'s model and optimizer, cached.
 
     The model is built with ``seed`` exactly as :func:`run` builds it (so the test starts
     from the weights that training would start from); the learning rate of ``spec`` is
     replaced by the ramp from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches
-    of the profile's training data. See :func:`fashion_optim.lr.range_test`.
+    of the profile's training data. See :func:`fashion_optim.lr_finder.range_test`.
     """
     prof = current_profile(profile)
     cfg = spec.resolve(prof)
@@ -381,7 +380,7 @@ def run_range_test(
         data_checksum=_train.get_splits().data_checksum,
         fresh=fresh,
     )
-    return lr_module.RangeTestResult(
+    return lr_finder.RangeTestResult(
         lrs=arrays["lrs"],
         losses=arrays["losses"],
         smoothed=arrays["smoothed"],

@@ -16,14 +16,14 @@ import torch
 
 from .. import lr as lr_module
 from .. import optimizers as scratch
-from ..training import (
+from ..recorders import (
     AdamQuantileRecorder,
     GradientRecorder,
     OptimizerStateRecorder,
     ParameterRecorder,
-    Recorder,
     check_quantile_levels,
 )
+from ..training import Recorder
 from .profiles import Profile, current_profile, resolve_value
 
 __all__ = [
@@ -98,7 +98,7 @@ class Record:
     layer_quantiles : tuple of float, optional
         Quantile levels in [0, 1]: per parameter tensor, these quantiles over all its
         weights of Adam's adapted step and effective rate
-        (:class:`~fashion_optim.training.AdamQuantileRecorder`; optimizers of
+        (:class:`~fashion_optim.recorders.AdamQuantileRecorder`; optimizers of
         :data:`ADAM_LIKE` only).
     layer_quantiles_every : int
         Record the layer quantiles every this many steps (and after the last).
@@ -312,15 +312,15 @@ def _check_optimizer(cfg: RunConfig) -> torch.optim.Optimizer:
         # messages do not say what is allowed).
         for key in ("momentum", "weight_decay", "eps", "alpha"):
             if key in kwargs:
-                scratch._check_at_least(key, kwargs[key])
+                scratch.check_at_least(key, kwargs[key])
         if "dampening" in kwargs:
-            scratch._check_unit_interval("dampening", kwargs["dampening"], closed=True)
+            scratch.check_unit_interval("dampening", kwargs["dampening"], closed=True)
         if "betas" in kwargs:
             betas = kwargs["betas"]
             if not (isinstance(betas, Sequence) and len(betas) == 2):
                 raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}.")
             for i, beta in enumerate(betas):
-                scratch._check_unit_interval(f"betas[{i}]", beta, closed=False)
+                scratch.check_unit_interval(f"betas[{i}]", beta, closed=False)
         return factory([torch.zeros(1, requires_grad=True)], lr=cfg.lr, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"invalid optimizer_kwargs for {cfg.optimizer!r}: {exc}") from None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Splits, make_splits
+from ..batches import Splits, make_splits
 from ..models import make_model
 from ..training import Recorder, Trainer, resolve_device
 from .specs import RunConfig, build_optimizer, build_scheduler

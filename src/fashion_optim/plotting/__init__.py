@@ -63,13 +63,25 @@ Examples
 from .adam import (
     ADAM_QUANTITIES,
     adam_layer_quantiles,
+    adam_moments,
+    bias_correction_losses,
+    bias_correction_table,
     position_words,
     quantile_bands,
     quantile_position,
 )
 from .animation import PathAnimation, frame_indices, plane_animation, toy_animation
-from .axes import band, label_lr_axis, label_step_axis, plain_log_ticks, smooth_curve
+from .axes import (
+    band,
+    label_lr_axis,
+    label_step_axis,
+    legend_below,
+    plain_log_ticks,
+    smooth_curve,
+    smoothed_losses,
+)
 from .figures import (
+    buffer_and_ewma,
     learning_curves,
     plane_paths,
     range_test_blow_up,
@@ -97,12 +109,17 @@ __all__ = [
     "VARIANTS",
     "PathAnimation",
     "adam_layer_quantiles",
+    "adam_moments",
     "band",
+    "bias_correction_losses",
+    "bias_correction_table",
+    "buffer_and_ewma",
     "color_for",
     "frame_indices",
     "label_lr_axis",
     "label_step_axis",
     "learning_curves",
+    "legend_below",
     "mean_std",
     "plain_log_ticks",
     "plane_animation",
@@ -125,6 +142,7 @@ __all__ = [
     "schedule_ranking",
     "schedule_style",
     "smooth_curve",
+    "smoothed_losses",
     "style_context",
     "sweep_curves",
     "toy_animation",

@@ -297,8 +297,8 @@ def toy_animation(
     Parameters
     ----------
     paths : mapping of str to mapping of str to array_like, shape (points, 2)
-        Surface (a name in :data:`fashion_optim.landscape.SURFACES`) to a path per key (a
-        :data:`COLORS` name), e.g. from :func:`fashion_optim.landscape.optimize_path`:
+        Surface (a name in :data:`fashion_optim.toys.SURFACES`) to a path per key (a
+        :data:`COLORS` name), e.g. from :func:`fashion_optim.toys.optimize_path`:
         point ``i`` is where step ``i`` left the optimizer, point 0 the start.
     labels : mapping of str to str, optional
         Legend labels of the keys; default: the keys.
@@ -321,19 +321,19 @@ def toy_animation(
     Examples
     --------
     >>> import torch
-    >>> from fashion_optim import landscape
-    >>> sgd = landscape.optimize_path("quadratic", lambda p: torch.optim.SGD(p, lr=0.05), 90)
+    >>> from fashion_optim import toys
+    >>> sgd = toys.optimize_path("quadratic", lambda p: torch.optim.SGD(p, lr=0.05), 90)
     >>> anim = toy_animation({"quadratic": {"sgd": sgd}}, frames=31)
     >>> anim.frames, anim.steps["quadratic"][:4].tolist()
     (31, [0, 3, 6, 9])
     """
     import matplotlib.pyplot as plt
 
-    from .. import landscape  # torch: imported only by the pages that draw surfaces
+    from .. import toys  # torch: imported only by the pages that draw surfaces
 
     if not paths:
         raise ValueError("paths must hold at least one surface's paths, got none.")
-    surfaces = {name: landscape.SURFACES[name] for name in paths}
+    surfaces = {name: toys.SURFACES[name] for name in paths}
     arrays = {
         name: {key: np.asarray(p, dtype=np.float64) for key, p in group.items()}
         for name, group in paths.items()

@@ -209,3 +209,65 @@ def label_step_axis(ax: Axes, steps_per_epoch: int | None = None) -> Axes | None
     top = ax.secondary_xaxis("top", functions=(lambda s: s / n, lambda e: e * n))
     top.set_xlabel("epoch")
     return top
+
+
+def legend_below(ax: Axes, ncols: int, handles: Any = None, **kwargs: Any) -> Any:
+    """The legend of ``ax``'s lines (or of ``handles``), for the whole figure, below its
+    axes (the figure needs ``layout="constrained"``).
+
+    Examples
+    --------
+    >>> import matplotlib.pyplot as plt
+    >>> fig, ax = plt.subplots(layout="constrained")
+    >>> _ = ax.plot([0, 1], label="sgd")
+    >>> [t.get_text() for t in legend_below(ax, ncols=1).get_texts()]
+    ['sgd']
+    """
+    if handles is None:
+        handles, _ = ax.get_legend_handles_labels()
+    figure = ax.get_figure()
+    return figure.legend(handles=handles, loc="outside lower center", ncols=ncols, **kwargs)
+
+
+def smoothed_losses(
+    ax: Axes,
+    runs: Any,
+    beta: float,
+    *,
+    first: int | None = None,
+    labels: Any = None,
+    dashed: Any = (),
+) -> dict[str, np.ndarray]:
+    """Each run's mini-batch loss, smoothed (:func:`smooth_curve`) and averaged over its
+    seeds, against the step; log loss axis.
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    runs : mapping of str to fashion_optim.experiments.SeedResults
+        Keyed by a :data:`~fashion_optim.plotting.COLORS` name, which sets the colour.
+    beta : float
+        The smoothing's weight of the past.
+    first : int, optional
+        Only the first mini-batches.
+    labels : mapping, optional
+        A legend label per key (default: the key).
+    dashed : sequence of str
+        Keys drawn dashed.
+
+    Returns
+    -------
+    dict
+        The curves drawn, by key.
+    """
+    curves = {}
+    for key, result in runs.items():
+        losses = result.stack("batch_loss")[:, :first]
+        curves[key] = smooth_curve(losses, beta).mean(axis=0)
+        steps = np.arange(1, curves[key].size + 1)
+        ls = "--" if key in dashed else "-"
+        label = (labels or {}).get(key, key)
+        ax.plot(steps, curves[key], ls, color=color_for(key), label=label)
+    ax.set(yscale="log", ylabel=f"training loss, EWMA β = {beta:g} (nat)")
+    plain_log_ticks(ax)
+    return curves

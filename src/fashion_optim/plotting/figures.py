@@ -69,11 +69,11 @@ def toy_paths(
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    surface : fashion_optim.landscape.Surface or str
-        A surface or a name in :data:`fashion_optim.landscape.SURFACES`.
+    surface : fashion_optim.toys.Surface or str
+        A surface or a name in :data:`fashion_optim.toys.SURFACES`.
     paths : mapping of str to array_like, shape (points, 2)
         Key (a :data:`COLORS` name) to the points visited, e.g. from
-        :func:`fashion_optim.landscape.optimize_path`; all from the surface's start.
+        :func:`fashion_optim.toys.optimize_path`; all from the surface's start.
     labels : mapping of str to str, optional
         Legend labels of the paths; default: the keys.
     styles : mapping of str to dict, optional
@@ -91,17 +91,17 @@ def toy_paths(
     --------
     >>> import matplotlib.pyplot as plt
     >>> import torch
-    >>> from fashion_optim import landscape
-    >>> path = landscape.optimize_path("quadratic", lambda p: torch.optim.SGD(p, lr=0.05), 50)
+    >>> from fashion_optim import toys
+    >>> path = toys.optimize_path("quadratic", lambda p: torch.optim.SGD(p, lr=0.05), 50)
     >>> fig, ax = plt.subplots()
     >>> lines = toy_paths(ax, "quadratic", {"sgd": path})
     >>> lines["sgd"].get_color()
     '#0072B2'
     """
-    from .. import landscape  # torch: imported only by the pages that draw surfaces
+    from .. import toys  # torch: imported only by the pages that draw surfaces
 
-    surf = landscape.SURFACES[surface] if isinstance(surface, str) else surface
-    X, Y, Z = landscape.surface_grid(surf, n=300)
+    surf = toys.SURFACES[surface] if isinstance(surface, str) else surface
+    X, Y, Z = toys.surface_grid(surf, n=300)
     heights = np.geomspace(max(Z.min(), 1e-2), Z.max(), levels)
     ax.contour(X, Y, Z, levels=heights, colors=NEUTRAL, linewidths=0.6)
     (x0, x1), (y0, y1) = surf.xlim, surf.ylim
@@ -217,7 +217,7 @@ def range_test_blow_up(result: Any, run: int = 5) -> int | None:
 
     Parameters
     ----------
-    result : fashion_optim.lr.RangeTestResult
+    result : fashion_optim.lr_finder.RangeTestResult
     run : int
         Mini-batches in a row.
 
@@ -272,8 +272,8 @@ def range_test_panel(
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    result : fashion_optim.lr.RangeTestResult
-        What :func:`fashion_optim.lr.range_test` or
+    result : fashion_optim.lr_finder.RangeTestResult
+        What :func:`fashion_optim.lr_finder.range_test` or
         :func:`fashion_optim.experiments.run_range_test` returned.
     color : str, optional
         Colour of the smoothed loss and the useful range (default: the axes' next).
@@ -297,7 +297,7 @@ def range_test_panel(
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> from fashion_optim.lr import RangeTestResult
+    >>> from fashion_optim.lr_finder import RangeTestResult
     >>> lrs = np.geomspace(1e-4, 1.0, 50)
     >>> losses = 2.3 - np.tanh(np.log10(lrs) + 3) + 3.0 * (lrs > 0.3)
     >>> res = RangeTestResult(lrs, losses, losses, 1e-3, 1e-4, 0.1, True, 49, "exp")
@@ -351,3 +351,38 @@ def range_test_panel(
     if title is not None:
         ax.set_title(title)
     return drawn
+
+
+def buffer_and_ewma(
+    grad: np.ndarray,
+    scaled: np.ndarray,
+    ewma: np.ndarray,
+    steps_per_epoch: int | None = None,
+    zoom: int = 150,
+) -> Any:
+    r"""One weight's gradient, its momentum buffer times :math:`1-\mu`, and the EWMA
+    of the gradient with :math:`\beta = \mu`, against the step: over the whole run
+    (top, the y axis cut to the gradient's 0.5-99.5 % quantiles) and over the first
+    ``zoom`` steps (bottom).
+
+    Examples
+    --------
+    >>> g = np.sin(np.arange(300) / 9.0)
+    >>> len(buffer_and_ewma(g, g, g, steps_per_epoch=100).axes)  # the run, the zoom
+    2
+    """
+    import matplotlib.pyplot as plt
+
+    from .axes import label_step_axis, legend_below
+
+    steps = np.arange(1, len(grad) + 1)
+    fig, (ax_all, ax_zoom) = plt.subplots(2, 1, figsize=(7.5, 6.0), layout="constrained")
+    for ax, t, per_epoch in ((ax_all, steps, steps_per_epoch), (ax_zoom, steps[:zoom], None)):
+        ax.plot(t, grad[: len(t)], color=NEUTRAL, lw=0.7, label="raw gradient $g_t$")
+        ax.plot(t, scaled[: len(t)], color=color_for("momentum"), label=r"$(1-\mu)\,b_t$")
+        ax.plot(t, ewma[: len(t)], ":", color="black", lw=1.4, label=r"EWMA $m_t$, $\beta = \mu$")
+        ax.set(ylabel=r"$\partial L / \partial w$ (nat per unit $w$)", title=f"{len(t)} steps")
+        label_step_axis(ax, per_epoch)
+    ax_all.set_ylim(np.quantile(grad, [0.005, 0.995]))
+    legend_below(ax_zoom, ncols=3)
+    return fig

@@ -43,7 +43,7 @@ def range_test_seeds(
     Parameters
     ----------
     ax : matplotlib.axes.Axes
-    results : sequence of fashion_optim.lr.RangeTestResult
+    results : sequence of fashion_optim.lr_finder.RangeTestResult
         One per seed.
     seeds : sequence of int, optional
         Their seeds, for the legend (default 0, 1, ...).
@@ -63,7 +63,7 @@ def range_test_seeds(
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> from fashion_optim.lr import RangeTestResult
+    >>> from fashion_optim.lr_finder import RangeTestResult
     >>> lrs = np.geomspace(1e-4, 1.0, 50)
     >>> res = RangeTestResult(lrs, 2.3 - lrs, 2.3 - lrs, 1e-2, 1e-3, 0.5, False, None, "exp")
     >>> fig, ax = plt.subplots()
@@ -132,7 +132,7 @@ def range_test_with_sweep(
     Parameters
     ----------
     ax_test, ax_sweep : matplotlib.axes.Axes
-    results : sequence of fashion_optim.lr.RangeTestResult
+    results : sequence of fashion_optim.lr_finder.RangeTestResult
         One per seed.
     sweep : fashion_optim.experiments.Sweep
         What :func:`~fashion_optim.experiments.run_sweep` returned, with ``key``.
