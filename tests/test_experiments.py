@@ -10,7 +10,8 @@ import torch
 
 from fashion_optim import experiments as ex
 from fashion_optim import lr as lr_module
-from fashion_optim.experiments import PerProfile, Record, Spec, cache, executors
+from fashion_optim.experiments import PerProfile, Record, Spec, cache
+from fashion_optim.experiments import train as train_module
 from fashion_optim.experiments.train import train
 from fashion_optim.training import Recorder, Trainer, TrainingDivergedError
 
@@ -154,8 +155,9 @@ def test_quick_and_full_use_the_same_code(monkeypatch):
     # A profile only changes sizes: with the same sizes, the quick and the full profile
     # resolve to one configuration, hence one code path and one cache entry.
     calls = []
+    real = train_module._train
     monkeypatch.setattr(
-        executors, "train", lambda cfg, *a, **k: (calls.append(cfg), train(cfg, *a, **k))[1]
+        train_module, "_train", lambda cfg, *a, **k: (calls.append(cfg), real(cfg, *a, **k))[1]
     )
     quick = ex.run(TINY, seed=0, profile="quick")
     full = ex.run(TINY.replace(epochs=1), seed=0, profile="full")
@@ -319,13 +321,17 @@ def test_workers_give_the_in_process_results_bit_for_bit(tmp_path, monkeypatch):
             assert not a.from_cache and not b.from_cache
             _same_result(a, b)
     assert pooled[0] is pooled[4]  # a job listed twice trains once
-    # Each process wrote the same cache entries (a diverged run writes none), and the
-    # pooled cache now serves every result without training.
+    # Each process wrote the same cache entries (a diverged run's too), and the pooled
+    # cache now serves every result, the failure included, without training.
     names = {p.name for p in (tmp_path / "pool").rglob("*.npz")}
-    assert names == {p.name for p in (tmp_path / "here").rglob("*.npz")} and len(names) == 3
+    assert names == {p.name for p in (tmp_path / "here").rglob("*.npz")} and len(names) == 4
     monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "pool"))
-    again = ex.run_many([job for job in jobs if job[0] is not DIVERGES], profile="quick", workers=2)
-    assert all(r.from_cache for r in again)
+    monkeypatch.setattr(
+        train_module.RunTask, "compute", lambda *a, **k: pytest.fail("nothing may train")
+    )
+    again = ex.run_many(jobs, profile="quick", workers=2, return_exceptions=True)
+    assert all(r.meta["from_cache"] for r in again)
+    assert [type(r) for r in again] == [type(r) for r in here]
 
 
 def test_run_many_raises_a_divergence_after_caching_the_rest(tmp_cache):
