@@ -60,6 +60,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
     "site_wheel",
+    "page_timings",  # per page wall and CPU time, logged at the end, docs/_build/timings.json
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -284,7 +285,9 @@ sphinx_gallery_conf = {
     # size (fashion_optim.plotting.PathAnimation) set the page's weight, which the browser
     # tests keep within 5 MB, well under matplotlib's animation.embed_limit of 20 MB
     "matplotlib_animations": (True, "jshtml"),
-    "reset_modules": ("matplotlib",),
+    # page_timings times each example (wall and CPU, the workers' included) before and after
+    "reset_modules": ("matplotlib", "page_timings.gallery_example"),
+    "reset_modules_order": "both",
     "first_notebook_cell": FIRST_NOTEBOOK_CELL.replace("{wheel}", WHEEL),
 }
 
