@@ -155,8 +155,8 @@ plotting.results_table(
 
 LAYER = "features.0.weight"
 mom_run = runs["momentum"].results[0]  # seed SEED
-grad = mom_run.records[f"grad/{LAYER}"][:, 0].astype(np.float64)
-scaled = (1 - MU) * mom_run.records[f"state/momentum_buffer/{LAYER}"][:, 0].astype(np.float64)
+grad = mom_run.gradient(LAYER)[:, 0].astype(np.float64)
+scaled = (1 - MU) * mom_run.optimizer_state("momentum_buffer", LAYER)[:, 0].astype(np.float64)
 m = ewma.ewma(grad, MU)
 fig, (ax_all, ax_zoom) = plt.subplots(2, 1, figsize=(7.5, 6.0), layout="constrained")
 for ax, t, per_epoch in ((ax_all, steps, steps_per_epoch), (ax_zoom, steps[:150], None)):
@@ -217,8 +217,11 @@ lag = {"sgd_effective": 0.0, "momentum": MU / (1 - MU), "nesterov": MU**2 / (1 -
 delay = {k: cross[k] - cross["sgd_effective"] for k in FOUR}
 table = {f"first step < {THRESHOLD} nat": cross, "delay": delay, "constant-g delay": lag}
 noise = {
-    key: np.std([r.config.lr * r.records[f"{rec}/{LAYER}"][:, 0] for r in runs[key].results])
-    for key, rec in (("sgd_effective", "grad"), ("momentum", "state/momentum_buffer"))
+    key: np.std([r.config.lr * of(r)[:, 0] for r in runs[key].results])
+    for key, of in (
+        ("sgd_effective", lambda r: r.gradient(LAYER)),
+        ("momentum", lambda r: r.optimizer_state("momentum_buffer", LAYER)),
+    )
 }
 say(
     f"SGD at η/(1-μ) falls below {THRESHOLD} nat "

@@ -88,7 +88,7 @@ defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
 hyper = {**defaults, **cfg.optimizer_kwargs}
 (BETA1, BETA2), EPS, LR = hyper["betas"], hyper["eps"], cfg.lr
 steps_per_epoch = int(result.meta["steps_per_epoch"])
-n_steps = len(result.records[f"grad/{next(iter(experiments.PROBES))}"])
+n_steps = len(result.gradient(next(iter(experiments.PROBES))))
 steps = np.arange(1, n_steps + 1)
 source = "cache" if result.from_cache else "trained now"
 facts = {  # no test-set numbers here: chapter 6 reports Adam's
@@ -114,9 +114,9 @@ pd.Series(facts, name=f"Adam, seed {SEED}").to_frame()
 
 def moments(probe):
     """Recorded gradient, and per moment: torch's values and the rebuilt EWMA."""
-    g = result.records[f"grad/{probe}"][:, 0].astype(np.float64)
-    torch_m = result.records[f"state/exp_avg/{probe}"][:, 0].astype(np.float64)
-    torch_v = result.records[f"state/exp_avg_sq/{probe}"][:, 0].astype(np.float64)
+    g = result.gradient(probe)[:, 0].astype(np.float64)
+    torch_m = result.optimizer_state("exp_avg", probe)[:, 0].astype(np.float64)
+    torch_v = result.optimizer_state("exp_avg_sq", probe)[:, 0].astype(np.float64)
     return g, {"m": (torch_m, ewma.ewma(g, BETA1)), "v": (torch_v, ewma.ewma(g**2, BETA2))}
 
 
@@ -275,7 +275,7 @@ first.round(4)
 # median, 25-75 % and 5-95 % bands; in black, the weight of the figures above.
 
 rec = result.records
-LEVELS, q_steps = rec["adam_q/levels"], rec["adam_q/steps"]
+LEVELS, q_steps = result.adam_quantile_levels, result.adam_quantile_steps
 sizes = {n: p.numel() for n, p in make_model("lenet").named_parameters() if "weight" in n}
 print(f"quantiles {LEVELS.tolist()}, every {cfg.record.layer_quantiles_every} step(s)")
 fig, axes = plt.subplots(len(sizes), 2, figsize=(8.0, 11.0), sharex=True, sharey="col")
@@ -298,14 +298,14 @@ plt.show()
 i25, i50, i75 = (int(np.argmin(np.abs(LEVELS - level))) for level in (0.25, 0.5, 0.75))
 OWN = {"adapted": ("adapted step", np.abs(adapted)), "rate": ("effective rate", LR * scaling)}
 for key, (what, own) in OWN.items():
-    q, mine = rec[f"adam_q/{key}/{PROBE}"], own[q_steps - 1]
+    q, mine = result.adam_quantiles(key, PROBE), own[q_steps - 1]
     inside = np.mean((q[:, i25] <= mine) & (mine <= q[:, i75]))
     where = plotting.position_words(*plotting.quantile_position(mine[-1], LEVELS, q[-1]))
     say(
         f"Its {what} at step {q_steps[-1]}, {mine[-1]:.3g}, lies {where} of its "
         f"layer; inside the middle half at {inside:.0%} of the {len(q_steps)} recorded steps."
     )
-at_end = {key: np.array([rec[f"adam_q/{key}/{n}"][-1] for n in sizes]) for key in OWN}
+at_end = {key: np.array([result.adam_quantiles(key, n)[-1] for n in sizes]) for key in OWN}
 last = pd.DataFrame(
     {
         "median adapted step": at_end["adapted"][:, i50],
@@ -314,13 +314,13 @@ last = pd.DataFrame(
     },
     index=pd.Index(list(sizes), name="layer"),
 )
-peak, cap = max(rec[f"adam_q/rate/{n}"][:, -1].max() for n in sizes), LR / EPS
+peak, cap = max(result.adam_quantiles("rate", n)[:, -1].max() for n in sizes), LR / EPS
 say(
     f"Without gradients the adapted step falls a decade every "
     f"{np.log(10) / np.log(np.sqrt(BETA2) / BETA1):.0f} steps. The highest {LEVELS[-1]:.0%} "
     f"quantile of any layer's rate, {peak:.3g}, is {peak / cap:.2g} times η/ε = {cap:.3g}."
 )
-ends = np.array([[r.records[f"adam_q/adapted/{n}"][-1, i50] for n in sizes] for r in adam.results])
+ends = np.array([[r.adam_quantiles("adapted", n)[-1, i50] for n in sizes] for r in adam.results])
 by_seed = ends.max(axis=0) / ends.min(axis=0)
 say(
     f"Over the {len(ends)} seeds, a layer's median adapted step at the end differs by at "

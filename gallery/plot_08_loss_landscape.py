@@ -87,7 +87,7 @@ say(
 
 surf = experiments.trajectory_surface([snaps[key] for key in THREE])
 plane, evr = surf.plane, surf.plane.explained_variance_ratio
-snap_steps = snaps["sgd"].records["param_steps"]
+snap_steps = snaps["sgd"].snapshot_steps
 say(
     f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run over "
     f"{snaps['sgd'].config.epochs} epochs, seed {SEED}; the plane holds {evr[0]:.1%} + "
@@ -97,7 +97,7 @@ fig, (ax_plane, ax_dist) = plt.subplots(2, 1, figsize=(8.0, 8.5), height_ratios=
 filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
 fig.colorbar(filled, ax=ax_plane, label="training loss on the sample (nat)", format="%.2g")
 for coords, key in zip(plane.coords, THREE, strict=True):
-    full = np.linalg.norm(snaps[key].records["params"] - plane.origin, axis=1)
+    full = np.linalg.norm(snaps[key].snapshots - plane.origin, axis=1)
     ax_dist.plot(snap_steps, full, color=plotting.color_for(key))
     ax_dist.plot(snap_steps, np.linalg.norm(coords, axis=1), "--", color=plotting.color_for(key))
 ax_dist.set(ylabel=r"distance from the start $\|\theta_t - \theta_0\|_2$ (weight units)")
@@ -128,7 +128,7 @@ def spread(values):
     return f"{low} times at both seeds" if low == high else f"between {low} and {high} times"
 
 
-ends = {k: [r.records["params"][[0, -1]] for r in snap_runs[k].results] for k in THREE}
+ends = {k: [r.snapshots[[0, -1]] for r in snap_runs[k].results] for k in THREE}
 far = {k: np.array([np.linalg.norm(last - start) for start, last in ends[k]]) for k in THREE}
 say(
     f"After the snapshot runs' {snaps['sgd'].config.epochs} epochs, momentum ends "
@@ -164,7 +164,7 @@ plt.show()
 paths = dict(zip(THREE, surf.paths, strict=True))
 gap = {}
 for key, path in paths.items():
-    moved = np.linalg.norm(snaps[key].records["params"][-1] - plane.origin)
+    moved = np.linalg.norm(snaps[key].snapshots[-1] - plane.origin)
     gap[NAMES[key]] = {
         "measured loss (nat)": path["loss"][-1],
         "contour value (nat)": path["projected_loss"][-1],
@@ -237,7 +237,7 @@ say(
 # matrix of the steps' directions, drawn without the walk itself.)
 
 WALK_SEEDS, DIM = range(10), plane.origin.size
-params = {key: snaps[key].records["params"] for key in THREE}
+params = {key: snaps[key].snapshots for key in THREE}
 sizes = {key: np.linalg.norm(np.diff(p, axis=0), axis=1) for key, p in params.items()}
 walks = {NAMES[key]: ([params[key]], sizes[key]) for key in THREE}
 walks["all three (the plane above)"] = (list(params.values()), list(sizes.values()))

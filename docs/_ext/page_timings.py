@@ -33,9 +33,7 @@ _STARTED: dict[str, tuple[float, float]] = {}
 def _cpu() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (
-        own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + worker_cpu_time()
-    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime + worker_cpu_time()
 
 
 def start(page: str) -> None:
