@@ -6,8 +6,9 @@ kernel and the workers that kernel started) plus what each computation done for 
 kept worker process, or on a Dask cluster, reported from there
 (:func:`fashion_optim.experiments.worker_cpu_time`). The gallery's examples are timed
 through sphinx-gallery's ``reset_modules`` hook (:func:`gallery_example`), before and
-after each one; the note's pages from the moment Sphinx reads them to their doctree
-(myst-nb executes them in between).
+after each one; the other pages (the note's, the home page...) from the moment Sphinx
+reads them to their doctree (myst-nb executes them in between), listed when that took at
+least half a second.
 """
 
 from __future__ import annotations
@@ -55,12 +56,16 @@ def gallery_example(gallery_conf: dict, fname: Any, when: str) -> None:
 
 
 def _source_read(app, docname: str, source: list[str]) -> None:
-    if docname.startswith("note/"):
+    # the gallery's pages are timed while their examples run; the API pages run nothing
+    if not docname.startswith(("auto_gallery/", "api/")):
         start(docname)
 
 
 def _doctree_read(app, doctree) -> None:
     stop(app.env.docname)
+    # a page that executes nothing (a few milliseconds to parse) is left out of the table
+    if TIMES.get(app.env.docname, {}).get("wall", 1.0) < 0.5:
+        del TIMES[app.env.docname]
 
 
 def summary(cores: int) -> tuple[list[dict[str, Any]], dict[str, float]]:

@@ -248,7 +248,7 @@ def run_many(
 
     A run that differs from a cached one only in its number of epochs, and whose
     schedule does not depend on the total
-    (:func:`~fashion_optim.experiments.train.resumable`), continues from the longest
+    (:func:`~fashion_optim.experiments.resumable`), continues from the longest
     shorter cached run, and gives the same bits as trained from the start.
 
     A run that diverges is cached as such, with its history up to where it stopped; it

@@ -158,6 +158,7 @@ class Result:
 
     @property
     def from_cache(self) -> bool:
+        """Whether the result was read from the cache (not computed by this call)."""
         return bool(self.meta.get("from_cache"))
 
     def _record(self, key: str, what: str) -> np.ndarray:
@@ -190,10 +191,12 @@ class Result:
 
     @property
     def adam_quantile_levels(self) -> np.ndarray:
+        """The quantile levels of :meth:`adam_quantiles`' columns."""
         return self._record("adam_q/levels", "layer_quantiles=")
 
     @property
     def adam_quantile_steps(self) -> np.ndarray:
+        """The optimizer step of each row of :meth:`adam_quantiles`."""
         return self._record("adam_q/steps", "layer_quantiles=")
 
     @property
