@@ -1,30 +1,29 @@
-"""The executor's overhead and scaling: one batch of small runs on three executors.
+"""The executors' scaling on a warm pool, and their start-up cost apart.
 
-``experiments.run_many`` trains the runs a batch lacks on an executor. This trains the
-same batch, fresh, in a temporary result cache, three ways in one run:
+``experiments.run_many`` computes what a batch lacks on an executor. This trains one
+batch like the build's (several runs of at least one epoch on 10,000 images), fresh, in a
+temporary result cache, three ways:
 
 ``local_1``
     ``run_many(jobs, workers=1)``: one run after the other, in this process;
 ``local_2``
-    ``run_many(jobs, workers=2)``: two local worker processes (spawned for the batch:
-    each imports torch and loads the data, which is the overhead measured here);
+    ``run_many(jobs, workers=2)``: two local worker processes, kept from one batch to the
+    next as the build keeps them;
 ``dask_2``
     ``run_many(jobs, executor=client.get_executor())`` on a
-    ``distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True)`` on
-    localhost, started (and timed) by the benchmark before, closed after. Its first batch
-    is timed on its own (``dask_first_batch_s``: the workers import torch and load the
-    data); the rounds that follow find the workers warm, as a long-lived cluster is.
+    ``distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``.
 
-Each round trains every variant once, in a rotating order; the ratios of wall times
-(``local_2 / local_1``, ``dask_2 / local_2``; < 1 is faster) are per round, summarised by
-the median. Beside each wall time, ``runs_own_train_s`` sums the runs' own training time
-(``Result.meta["wall_time"]``: fit and test evaluation, measured where the run trained):
-what is left of the wall time is the executor's overhead (starting workers, loading the
-data, moving results). The three must give bitwise-equal histories and test metrics: that
-is an invariant of the library, and it is asserted.
+Start-up is measured apart, before the rounds: the LocalCluster's start
+(``cluster_start_s``) and, for each pool, the first batch of two tiny runs on its cold
+workers (``local_2_first_batch_s``, ``dask_first_batch_s``: the workers import torch and
+load the data). The rounds that follow find every pool warm. Each round trains every
+variant once, in a rotating order; the speed-ups (``local_1 / local_2`` and ``local_1 /
+dask_2`` wall times; about 2 is what two cores can give) are per round, summarised by the
+median. The three must give bitwise-equal histories and test metrics: an invariant of the
+library, asserted.
 
-    python benchmarks/executors.py              # 4 runs of 1 epoch on 2,000 images, 1 round
-    python benchmarks/executors.py --jobs 8 --rounds 2
+    python benchmarks/executors.py                  # 6 runs of 1 epoch on 10,000 images, 3 rounds
+    python benchmarks/executors.py --tiny           # a check that it runs (seconds)
 
 ``run.py`` runs it too (``--skip-executors`` to leave it out). Needs ``distributed``
 (``pip install -e '.[dask]'``). Results go to ``benchmarks/results/executors.json``.
@@ -95,27 +94,30 @@ def same(a: list[Result], b: list[Result]) -> bool:
 
 
 def measure_executors(
-    jobs: int = 4, epochs: int = 1, images: int = 2000, val: int = 500, rounds: int = 1
+    jobs: int = 6, epochs: int = 1, images: int = 10000, val: int = 2000, rounds: int = 3
 ) -> dict[str, Any]:
-    """Wall times of one batch on each executor, their ratios and the equality check."""
+    """Start-up costs, wall times of one batch on each warm executor, the speed-ups and
+    the equality check."""
     import distributed
 
     batch = make_jobs(jobs, epochs, images, val)
+    starter = make_jobs(2, 1, 256, 100)  # tiny: what a cold pool's first batch costs
     experiments.get_splits()  # this process loads the data once, outside the timings
     results: dict[str, list[Result]] = {}
     train_s: dict[str, list[float]] = {}
 
-    def timed(name: str, *, record: bool = True, **where: Any) -> float:
+    def timed(name: str, jobs=batch, *, record: bool = True, **where: Any) -> float:
         start = time.perf_counter()
-        out = experiments.run_many(batch, fresh=True, progress=False, **where)
+        out = experiments.run_many(jobs, fresh=True, progress=False, **where)
         wall = time.perf_counter() - start
         if any(r.from_cache for r in out):
             raise AssertionError(f"{name}: a fresh run came from the cache")
+        if not record:
+            return wall
         if name in results and not same(out, results[name]):
             raise AssertionError(f"{name} gave different bits from one round to the next")
         results[name] = out
-        if record:
-            train_s.setdefault(name, []).append(sum(r.meta["wall_time"] for r in out))
+        train_s.setdefault(name, []).append(sum(r.meta["wall_time"] for r in out))
         return wall
 
     # FASHION_OPTIM_EXECUTOR would send the local variants to a scheduler: unset here.
@@ -136,7 +138,10 @@ def measure_executors(
         cluster_start = time.perf_counter() - start
         try:
             executor = client.get_executor()
-            dask_first = timed("dask_2", record=False, executor=executor)
+            dask_first = timed("dask_2", starter, record=False, executor=executor)
+            # after the cluster's start, which sets variables in this process's
+            # environment: a change there restarts the kept local workers
+            local_first = timed("local_2", starter, record=False, workers=2)
             variants: dict[str, Callable[[bool], float]] = {
                 "local_1": lambda _: timed("local_1", workers=1),
                 "local_2": lambda _: timed("local_2", workers=2),
@@ -153,17 +158,24 @@ def measure_executors(
     ratios = {
         name: paired_ratios(walls[a], walls[b]) for name, (a, b) in RATIOS.items()
     }  # fmt: skip
+    speedups = {
+        name: paired_ratios(walls["local_1"], walls[name]) for name in ("local_2", "dask_2")
+    }
     return {
         "jobs": jobs,
         "epochs": epochs,
         "train_images": images,
         "val_images": val,
         "rounds": rounds,
-        "cluster_start_s": cluster_start,
-        "dask_first_batch_s": dask_first,
+        "startup": {
+            "local_2_first_batch_s": local_first,
+            "cluster_start_s": cluster_start,
+            "dask_first_batch_s": dask_first,
+        },
         "wall_s": walls,
         "runs_own_train_s": train_s,
         "median_wall_s": {k: median(v) for k, v in walls.items()},
+        "speedup": {k: {"samples": v, "median": median(v)} for k, v in speedups.items()},
         "ratios": {k: {"samples": v, "median": median(v)} for k, v in ratios.items()},
         "bitwise_equal_to_local_1": equal,
         "load_average_end": list(os.getloadavg()),
@@ -174,14 +186,16 @@ def describe(res: dict[str, Any]) -> list[str]:
     """Readable lines of a :func:`measure_executors` result."""
     labels = {
         "local_1": "run_many(workers=1)",
-        "local_2": "run_many(workers=2)",
+        "local_2": "run_many(workers=2) (warm)",
         "dask_2": "LocalCluster, 2 workers (warm)",
     }
+    up = res["startup"]
     lines = [
         f"{res['jobs']} runs of {res['epochs']} epoch(s) on {res['train_images']:,} images "
         f"({res['val_images']:,} validation), {res['rounds']} round(s)",
-        f"  LocalCluster start {res['cluster_start_s']:.1f} s; "
-        f"first Dask batch (cold workers) {res['dask_first_batch_s']:.1f} s",
+        f"  start-up: 2 local workers' first (tiny) batch {up['local_2_first_batch_s']:.1f} s; "
+        f"LocalCluster start {up['cluster_start_s']:.1f} s, its first (tiny) batch "
+        f"{up['dask_first_batch_s']:.1f} s",
     ]
     for key, label in labels.items():
         own = median(res["runs_own_train_s"][key])
@@ -189,6 +203,9 @@ def describe(res: dict[str, Any]) -> list[str]:
             f"  {label:<32} {res['median_wall_s'][key]:6.1f} s wall "
             f"({own:.1f} s in the runs' own training)"
         )
+    for key, r in res["speedup"].items():
+        samples = ", ".join(f"{v:.2f}" for v in r["samples"])
+        lines.append(f"  speed-up of {key} over local_1 {r['median']:6.2f} (per round: {samples})")
     for key, r in res["ratios"].items():
         samples = ", ".join(f"{v:.2f}" for v in r["samples"])
         lines.append(f"  {key:<32} {r['median']:6.2f} (per round: {samples})")
@@ -198,13 +215,18 @@ def describe(res: dict[str, Any]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--jobs", type=int, default=4, help="runs per batch (default 4)")
+    p.add_argument("--jobs", type=int, default=6, help="runs per batch (default 6)")
     p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--images", type=int, default=2000, help="training images per run")
-    p.add_argument("--val", type=int, default=500, help="validation images per run")
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--images", type=int, default=10000, help="training images per run")
+    p.add_argument("--val", type=int, default=2000, help="validation images per run")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--tiny", action="store_true", help="2 runs on 256 images, 1 round: a check that it runs"
+    )
     p.add_argument("--out", type=Path, default=HERE / "results" / "executors.json")
     args = p.parse_args(argv)
+    if args.tiny:
+        args.jobs, args.images, args.val, args.rounds = 2, 256, 100, 1
     for name in ("jobs", "epochs", "images", "val", "rounds"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be >= 1, got {getattr(args, name)}.")

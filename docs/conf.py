@@ -60,6 +60,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
     "site_wheel",
+    "page_timings",  # per page wall and CPU time, logged at the end, docs/_build/timings.json
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -295,7 +296,9 @@ sphinx_gallery_conf = {
     # (about 40 % of the players' build time, and ffmpeg's absence logged)
     "matplotlib_animations": False,
     "image_scrapers": ("animation_scraper.scrape",),
-    "reset_modules": ("matplotlib",),
+    # page_timings times each example (wall and CPU, the workers' included) before and after
+    "reset_modules": ("matplotlib", "page_timings.gallery_example"),
+    "reset_modules_order": "both",
     "first_notebook_cell": FIRST_NOTEBOOK_CELL.replace("{wheel}", WHEEL),
 }
 

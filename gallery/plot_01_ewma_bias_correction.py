@@ -62,8 +62,8 @@ print(f"seed {SEED}, device {device}")
 LAYER = "features.0.weight"  # first convolution, 6 filters of shape 1x5x5
 # chapter 2's plain SGD
 result = experiments.run(experiments.NAMED["sgd"], seed=SEED)
-grad = result.records[f"grad/{LAYER}"][:, 0].astype(np.float64)
-grad_norm = result.records[f"grad_norm/{LAYER}"].astype(np.float64)
+grad = result.gradient(LAYER)[:, 0].astype(np.float64)
+grad_norm = result.gradient_norm(LAYER).astype(np.float64)
 steps = np.arange(1, len(grad) + 1)
 steps_per_epoch = int(result.meta["steps_per_epoch"])
 cfg = result.config

@@ -158,9 +158,11 @@ plotting.results_table(
 # The momentum run recorded one weight's gradient and buffer at every step:
 
 LAYER = "features.0.weight"
-record = runs["momentum"].results[0].records  # seed SEED
-grad = record[f"grad/{LAYER}"][:, 0].astype(np.float64)
-buffer = record[f"state/momentum_buffer/{LAYER}"][:, 0].astype(np.float64)
+mom_run = runs["momentum"].results[0]  # seed SEED
+grad = mom_run.gradient(LAYER)[:, 0].astype(np.float64)
+buffer = mom_run.optimizer_state("momentum_buffer", LAYER)[:, 0].astype(
+    np.float64
+)
 scaled = (1 - MU) * buffer
 m = ewma.ewma(grad, MU)
 plotting.buffer_and_ewma(grad, scaled, m, steps_per_epoch, zoom=150)
@@ -213,13 +215,13 @@ lag["nesterov"] = MU**2 / (1 - MU)
 delay = {k: cross[k] - cross["sgd_effective"] for k in FOUR}
 table = {f"first step < {THRESHOLD} nat": cross, "delay": delay}
 table["constant-g delay"] = lag
-steps_of = {"sgd_effective": "grad", "momentum": "state/momentum_buffer"}
+steps_of = {
+    "sgd_effective": lambda r: r.gradient(LAYER),
+    "momentum": lambda r: r.optimizer_state("momentum_buffer", LAYER),
+}
 sd = {}  # the standard deviation of the recorded weight's steps
-for k, rec in steps_of.items():
-    seeds = runs[k].results
-    sd[k] = np.std(
-        [r.config.lr * r.records[f"{rec}/{LAYER}"][:, 0] for r in seeds]
-    )
+for k, of in steps_of.items():
+    sd[k] = np.std([r.config.lr * of(r)[:, 0] for r in runs[k].results])
 first_below = cross["sgd_effective"] < cross["momentum"]
 say(
     f"SGD at η/(1-μ) falls below {THRESHOLD} nat "

@@ -84,7 +84,7 @@ defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
 hyper = {**defaults, **cfg.optimizer_kwargs}
 (BETA1, BETA2), EPS, LR = hyper["betas"], hyper["eps"], cfg.lr
 steps_per_epoch = SPE = int(result.meta["steps_per_epoch"])
-n_steps = len(result.records[f"grad/{next(iter(experiments.PROBES))}"])
+n_steps = len(result.gradient(next(iter(experiments.PROBES))))
 steps = np.arange(1, n_steps + 1)
 source = "cache" if result.from_cache else "trained now"
 facts = {  # no test-set numbers here: chapter 6 reports Adam's
@@ -110,9 +110,10 @@ pd.Series(facts, name=f"Adam, seed {SEED}").to_frame()
 
 def moments(probe):
     """Recorded gradient, and per moment: torch's values and the EWMA."""
-    g, m, v = (
-        result.records[f"{key}/{probe}"][:, 0].astype(np.float64)
-        for key in ("grad", "state/exp_avg", "state/exp_avg_sq")
+    g = result.gradient(probe)[:, 0].astype(np.float64)
+    m, v = (
+        result.optimizer_state(key, probe)[:, 0].astype(np.float64)
+        for key in ("exp_avg", "exp_avg_sq")
     )
     return g, {"m": (m, ewma.ewma(g, BETA1)), "v": (v, ewma.ewma(g**2, BETA2))}
 
@@ -218,7 +219,7 @@ first.round(4)
 # median, 25-75 % and 5-95 % bands; in black, the weight of the figures above.
 
 rec = result.records
-LEVELS, q_steps = rec["adam_q/levels"], rec["adam_q/steps"]
+LEVELS, q_steps = result.adam_quantile_levels, result.adam_quantile_steps
 weights = make_model("lenet").named_parameters()
 sizes = {n: p.numel() for n, p in weights if "weight" in n}
 every = cfg.record.layer_quantiles_every
@@ -247,7 +248,7 @@ i25, i50, i75 = (int(np.abs(LEVELS - q).argmin()) for q in (0.25, 0.5, 0.75))
 OWN = {"adapted": ("adapted step", np.abs(adapted))}
 OWN["rate"] = ("effective rate", LR * scaling)
 for key, (what, own) in OWN.items():
-    q, mine = rec[f"adam_q/{key}/{PROBE}"], own[q_steps - 1]
+    q, mine = result.adam_quantiles(key, PROBE), own[q_steps - 1]
     inside = np.mean((q[:, i25] <= mine) & (mine <= q[:, i75]))
     position = plotting.quantile_position(mine[-1], LEVELS, q[-1])
     where = plotting.position_words(*position)
@@ -256,7 +257,9 @@ for key, (what, own) in OWN.items():
         f"its layer; inside the middle half at {inside:.0%} of the "
         f"{len(q_steps)} recorded steps."
     )
-at_end = {k: np.array([rec[f"adam_q/{k}/{n}"][-1] for n in sizes]) for k in OWN}
+at_end = {
+    k: np.array([result.adam_quantiles(k, n)[-1] for n in sizes]) for k in OWN
+}
 last = pd.DataFrame(
     {
         "median adapted step": at_end["adapted"][:, i50],
@@ -267,7 +270,10 @@ last = pd.DataFrame(
     },
     index=pd.Index(list(sizes), name="layer"),
 )
-peak, cap = max(rec[f"adam_q/rate/{n}"][:, -1].max() for n in sizes), LR / EPS
+peak, cap = (
+    max(result.adam_quantiles("rate", n)[:, -1].max() for n in sizes),
+    LR / EPS,
+)
 say(
     "Without gradients the adapted step falls a decade every "
     f"{np.log(10) / np.log(np.sqrt(BETA2) / BETA1):.0f} steps. The highest "
@@ -275,7 +281,7 @@ say(
     f"{peak / cap:.2g} times η/ε = {cap:.3g}."
 )
 ends = np.array(  # each seed's layer medians at the end
-    [[r.records[f"adam_q/adapted/{n}"][-1, i50] for n in sizes] for r in runs]
+    [[r.adam_quantiles("adapted", n)[-1, i50] for n in sizes] for r in runs]
 )
 by_seed = ends.max(axis=0) / ends.min(axis=0)
 say(

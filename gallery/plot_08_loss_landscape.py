@@ -86,7 +86,7 @@ say(
 
 surf = experiments.trajectory_surface([snaps[key] for key in THREE])
 plane, evr = surf.plane, surf.plane.explained_variance_ratio
-snap_steps = snaps["sgd"].records["param_steps"]
+snap_steps = snaps["sgd"].snapshot_steps
 say(
     f"{len(snap_steps)} snapshots of {plane.origin.size:,} weights per run "
     f"over {snaps['sgd'].config.epochs} epochs, seed {SEED}; the plane holds "
@@ -100,7 +100,7 @@ filled = plotting.plane_paths(ax_plane, surf, THREE, labels=NAMES)
 LOSS_LABEL = "training loss on the sample (nat)"
 fig.colorbar(filled, ax=ax_plane, label=LOSS_LABEL, format="%.2g")
 for coords, key in zip(plane.coords, THREE, strict=True):
-    full = np.linalg.norm(snaps[key].records["params"] - plane.origin, axis=1)
+    full = np.linalg.norm(snaps[key].snapshots - plane.origin, axis=1)
     in_plane, color = np.linalg.norm(coords, axis=1), plotting.color_for(key)
     ax_dist.plot(snap_steps, full, color=color)
     ax_dist.plot(snap_steps, in_plane, "--", color=color)
@@ -140,10 +140,7 @@ def spread(values):
     )
 
 
-ends = {
-    k: [r.records["params"][[0, -1]] for r in snap_runs[k].results]
-    for k in THREE
-}
+ends = {k: [r.snapshots[[0, -1]] for r in snap_runs[k].results] for k in THREE}
 far = {
     k: np.array([np.linalg.norm(last - start) for start, last in ends[k]])
     for k in THREE
@@ -194,7 +191,7 @@ plt.show()
 paths = dict(zip(THREE, surf.paths, strict=True))
 gap = {}
 for key, path in paths.items():
-    moved = np.linalg.norm(snaps[key].records["params"][-1] - plane.origin)
+    moved = np.linalg.norm(snaps[key].snapshots[-1] - plane.origin)
     gap[NAMES[key]] = {
         "measured loss (nat)": path["loss"][-1],
         "contour value (nat)": path["projected_loss"][-1],
@@ -279,7 +276,7 @@ say(
 # matrix of the steps' directions, drawn without the walk itself.)
 
 WALK_SEEDS, DIM = range(10), plane.origin.size
-params = {key: snaps[key].records["params"] for key in THREE}
+params = {key: snaps[key].snapshots for key in THREE}
 sizes = {
     key: np.linalg.norm(np.diff(p, axis=0), axis=1) for key, p in params.items()
 }

@@ -60,6 +60,7 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/__init__.py": set(),
     "experiments/cache.py": set(),
     "experiments/executors.py": set(),
+    "experiments/kinds.py": set(),
     "experiments/runner.py": set(),
     "experiments/studies.py": set(),
     "experiments/selection.py": set(),
@@ -67,6 +68,7 @@ DEPENDS: dict[str, set[str]] = {
     "suggest.py": {"range_test"},
     "stats.py": set(),
     "theory.py": set(),
+    "curvature.py": set(),
 }
 
 
@@ -132,10 +134,11 @@ def test_a_new_import_joins_the_keys_of_its_importer(package_copy):
 
 
 def _run_key(record) -> str:
-    from fashion_optim.experiments import NAMED, runner
+    from fashion_optim.experiments import NAMED
+    from fashion_optim.experiments.train import RunTask
 
     cfg = NAMED["adam"].replace(record=record).resolve("quick")
-    return cache.cache_key("run", runner._run_config(cfg, 0), "data")
+    return cache.cache_key("run", RunTask(cfg, 0).key_config(), "data")
 
 
 def test_the_layer_quantiles_a_record_asks_for_are_part_of_a_runs_key():

@@ -142,7 +142,9 @@ def test_a_bad_scheduler_address_fails_before_anything_trains(
     address, message, tmp_cache, monkeypatch
 ):
     monkeypatch.setenv("FASHION_OPTIM_EXECUTOR", address)
-    monkeypatch.setattr(ex.executors, "train", lambda *a, **k: pytest.fail("nothing may train"))
+    monkeypatch.setattr(
+        ex.train.RunTask, "compute", lambda *a, **k: pytest.fail("nothing may train")
+    )
     start = time.monotonic()
     with pytest.raises(ex.ExecutorError, match=message) as info:
         ex.run_many(JOBS, profile="quick")

@@ -11,6 +11,7 @@ import torch
 from fashion_optim import experiments as ex
 from fashion_optim import lr as lr_module
 from fashion_optim.experiments import PerProfile, Record, Spec, cache, executors
+from fashion_optim.experiments import train as train_module
 from fashion_optim.experiments.train import train
 from fashion_optim.training import Recorder, Trainer, TrainingDivergedError
 
@@ -154,8 +155,9 @@ def test_quick_and_full_use_the_same_code(monkeypatch):
     # A profile only changes sizes: with the same sizes, the quick and the full profile
     # resolve to one configuration, hence one code path and one cache entry.
     calls = []
+    real = train_module._train
     monkeypatch.setattr(
-        executors, "train", lambda cfg, *a, **k: (calls.append(cfg), train(cfg, *a, **k))[1]
+        train_module, "_train", lambda cfg, *a, **k: (calls.append(cfg), real(cfg, *a, **k))[1]
     )
     quick = ex.run(TINY, seed=0, profile="quick")
     full = ex.run(TINY.replace(epochs=1), seed=0, profile="full")
@@ -319,13 +321,17 @@ def test_workers_give_the_in_process_results_bit_for_bit(tmp_path, monkeypatch):
             assert not a.from_cache and not b.from_cache
             _same_result(a, b)
     assert pooled[0] is pooled[4]  # a job listed twice trains once
-    # Each process wrote the same cache entries (a diverged run writes none), and the
-    # pooled cache now serves every result without training.
+    # Each process wrote the same cache entries (a diverged run's too), and the pooled
+    # cache now serves every result, the failure included, without training.
     names = {p.name for p in (tmp_path / "pool").rglob("*.npz")}
-    assert names == {p.name for p in (tmp_path / "here").rglob("*.npz")} and len(names) == 3
+    assert names == {p.name for p in (tmp_path / "here").rglob("*.npz")} and len(names) == 4
     monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "pool"))
-    again = ex.run_many([job for job in jobs if job[0] is not DIVERGES], profile="quick", workers=2)
-    assert all(r.from_cache for r in again)
+    monkeypatch.setattr(
+        train_module.RunTask, "compute", lambda *a, **k: pytest.fail("nothing may train")
+    )
+    again = ex.run_many(jobs, profile="quick", workers=2, return_exceptions=True)
+    assert all(r.meta["from_cache"] for r in again)
+    assert [type(r) for r in again] == [type(r) for r in here]
 
 
 def test_run_many_raises_a_divergence_after_caching_the_rest(tmp_cache):
@@ -421,3 +427,112 @@ def test_training_runs_on_the_pinned_thread_count():
     assert set(seen) == {ex.TRAIN_THREADS}
     assert torch.get_num_threads() == before
     assert ex.run(TINY, 0, profile="quick").meta["environment"]["threads"] == ex.TRAIN_THREADS
+
+
+# --------------------------------------------------------------------------- every kind
+
+SNAPSHOTS = TINY.replace(name="tiny snapshots", train_subset=300, record=Record(snapshot_every=4))
+
+
+def _same_surface(a, b):
+    assert sorted(a.surface) == sorted(b.surface)
+    for key in a.surface:
+        np.testing.assert_array_equal(a.surface[key], b.surface[key])
+
+
+def _same_range_test(a, b):
+    for key in ("lrs", "losses", "smoothed"):
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    assert (a.suggested_lr, a.lr_min, a.lr_max, a.stopped_at) == (
+        b.suggested_lr,
+        b.lr_min,
+        b.lr_max,
+        b.stopped_at,
+    )
+
+
+def test_a_mixed_batch_gives_the_single_calls_results_bit_for_bit(tmp_path, monkeypatch):
+    from fashion_optim.experiments.surface import (
+        compute_loss_surface,
+        compute_random_plane_surface,
+    )
+
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "mixed"))
+    snaps = ex.run_many([(SNAPSHOTS, 0), (SNAPSHOTS.replace(lr=0.02), 0)], profile="quick")
+    batch = [
+        (TINY, 2),
+        ex.RangeTestJob(TINY, 0, num_iter=25),
+        ex.TrajectorySurfaceJob(snaps, grid=3, images=64),
+        ex.RandomPlaneJob(snaps[0], grid=3, images=64, span=0.5),
+    ]
+    mixed = ex.run_many(batch, profile="quick", workers=2)  # every kind in the pool
+    assert not any(r.from_cache for r in mixed[:1])
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "single"))
+    alone = ex.run_many([(SNAPSHOTS, 0), (SNAPSHOTS.replace(lr=0.02), 0)], profile="quick")
+    _same_result(mixed[0], ex.run(TINY, 2, profile="quick"))
+    _same_range_test(mixed[1], ex.run_range_test(TINY, 0, num_iter=25, profile="quick"))
+    trajectory = ex.trajectory_surface(alone, grid=3, images=64, profile="quick")
+    _same_surface(mixed[2], trajectory)
+    for a, b in zip(mixed[2].paths, trajectory.paths, strict=True):
+        assert sorted(a) == sorted(b) and all(np.array_equal(a[k], b[k]) for k in a)
+    plane = ex.random_plane_surface(alone[0], grid=3, images=64, span=0.5, profile="quick")
+    _same_surface(mixed[3], plane)
+    assert mixed[3].cosine == plane.cosine
+    # the rows computed apart are the grid computed whole, on one thread, as before
+    where = {"seed": 0, "train_subset": 300, "images": 64, "grid": 3}
+    whole, _ = compute_loss_surface([r.snapshots for r in snaps], **where)
+    for key in ("alphas", "betas", "loss", "accuracy", "extent"):
+        np.testing.assert_array_equal(whole[key], mixed[2].surface[key])
+    for i, path in enumerate(mixed[2].paths):
+        for key, values in path.items():
+            np.testing.assert_array_equal(whole[f"path{i}/{key}"], values)
+    whole, _ = compute_random_plane_surface(
+        snaps[0].snapshots[-1], directions_seed=0, span=0.5, **where
+    )
+    for key, values in whole.items():
+        np.testing.assert_array_equal(values, mixed[3].surface[key])
+    # and served from the cache, the same
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "mixed"))
+    monkeypatch.setattr(
+        executors, "train_all", lambda *a, **k: pytest.fail("nothing may be computed")
+    )
+    cached = ex.run_many(batch, profile="quick", workers=2)
+    assert cached[0].from_cache
+    _same_result(cached[0], mixed[0])
+    _same_range_test(cached[1], mixed[1])
+    _same_surface(cached[2], mixed[2])
+    _same_surface(cached[3], mixed[3])
+
+
+def test_the_registry_names_the_code_each_key_covers():
+    from fashion_optim.experiments.kinds import KINDS
+
+    assert {name: cls.__module__ for name, cls in KINDS.items()} == cache.KINDS
+
+
+def test_a_batch_starts_the_longest_parts_first():
+    class Part:
+        def __init__(self, label, cost):
+            self.label, self.cost = label, cost
+
+        def compute(self, **_):
+            order.append(self.label)
+            return {}, {}
+
+    order: list[str] = []
+    parts = [Part("short", 1), Part("long", 30), Part("middle", 5)]
+    done = []
+    executors.train_all(parts, workers=1, on_done=lambda i, outcome: done.append(i))
+    assert order == ["long", "middle", "short"] and done == [1, 2, 0]
+
+
+def test_result_accessors_name_what_to_record():
+    result = ex.run(TINY, 0, profile="quick")
+    np.testing.assert_array_equal(
+        result.optimizer_state("momentum_buffer", "features.0.weight"),
+        result.records["state/momentum_buffer/features.0.weight"],
+    )
+    assert result.gradient("features.0.weight").shape[1] == 2
+    assert result.snapshots.shape[0] == len(result.snapshot_steps)
+    with pytest.raises(KeyError, match=r"no 'adam_q/levels'.*layer_quantiles="):
+        _ = result.adam_quantile_levels

@@ -736,7 +736,11 @@ def test_learning_rate_10_on_the_real_model_diverges_with_epoch_and_step(tmp_cac
         r"Lower the learning rate",
         str(err),
     )
-    assert listing(tmp_cache) == []  # no entry for a failed run
+    # the failure is a result: cached, with the history up to where it stopped
+    with pytest.raises(TrainingDivergedError) as again:
+        ex.run(TINY.replace(lr=10.0), seed=0, profile="quick")
+    assert again.value.meta["from_cache"] and str(again.value) == str(err)
+    assert len(again.value.history.batch_loss) == err.step - 1
 
 
 def test_trainer_divergence_limit_follows_the_first_loss():

@@ -243,6 +243,11 @@ def _default_extent(plane: Plane, margin: float = 0.25) -> tuple[float, float, f
     return (float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
 
 
+#: The window :func:`loss_surface` takes when given none (public: the cached surfaces
+#: split that grid into parts computed apart, and must lay out the same points).
+default_extent = _default_extent
+
+
 def _first_batch(loader_or_batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(loader_or_batch, tuple | list) and len(loader_or_batch) == 2:
         if all(torch.is_tensor(t) for t in loader_or_batch):

@@ -404,6 +404,7 @@ class Trainer:
     # ---------------------------------------------------------------- checkpoints
 
     def state_dict(self) -> dict[str, Any]:
+        """Everything :meth:`load_state_dict` needs to continue this run exactly."""
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -423,7 +424,12 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore what :meth:`save_checkpoint` saved; the next :meth:`fit` resumes exactly."""
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        self.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` captured (model, optimizer, scheduler, history,
+        counters and random generators); the next :meth:`fit` continues bit for bit as
+        the run would have gone on. Build the trainer as it was built for that run."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if (state["scheduler"] is None) != (self.scheduler is None):

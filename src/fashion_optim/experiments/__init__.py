@@ -11,13 +11,14 @@ One job per module:
 - ``specs``: :class:`Spec`, :class:`RunConfig`,
   validation, the optimizer and scheduler a spec builds.
 - ``train``, ``rangetest``,
-  ``surface``: the computations that are cached (their
-  code is part of their cache keys).
+  ``surface``: the cached kinds, each stating its key's configuration, its computation
+  and its typed result (their code is part of their cache keys).
+- ``kinds``: the registry of cached kinds.
 - ``cache``: keys over every dependency, atomic entries,
   a clear that removes only the cache's own files.
 - ``executors``: local processes, a Dask cluster, or any
   ``concurrent.futures.Executor``.
-- ``runner``: :func:`run`, :func:`run_many`, the cached
+- ``runner``: :func:`run`, :func:`run_many` (a batch of any mix of kinds), the cached
   range test and loss surfaces.
 - ``studies``: the note's named runs and studies.
 - ``selection``: every choice, on validation metrics only.
@@ -30,14 +31,17 @@ the same result, bit for bit, whichever process trained it.
 """
 
 from .cache import CacheError, cache_dir, clear_cache
-from .executors import ExecutorError, dask_executor, default_workers
+from .executors import ExecutorError, dask_executor, default_workers, worker_cpu_time
 from .profiles import PROFILES, PerProfile, Profile, current_profile
 from .runner import (
     RANGE_TEST_ITERS,
+    RandomPlaneJob,
     RandomPlaneSurface,
+    RangeTestJob,
     Result,
     SeedResults,
     TrajectorySurface,
+    TrajectorySurfaceJob,
     random_plane_surface,
     run,
     run_many,
@@ -60,7 +64,14 @@ from .studies import (
     schedule_specs,
     snapshot_specs,
 )
-from .train import DIVERGE_THRESHOLD, TRAIN_THREADS, environment, get_splits
+from .train import (
+    DIVERGE_THRESHOLD,
+    TRAIN_THREADS,
+    environment,
+    get_splits,
+    resumable,
+    schedule_reads_total,
+)
 from .tuning import (
     SWEEP_GRIDS,
     SeedOutcomes,
@@ -93,7 +104,9 @@ __all__ = [
     "ExecutorError",
     "PerProfile",
     "Profile",
+    "RandomPlaneJob",
     "RandomPlaneSurface",
+    "RangeTestJob",
     "Record",
     "Result",
     "RunConfig",
@@ -102,6 +115,7 @@ __all__ = [
     "Spec",
     "Sweep",
     "TrajectorySurface",
+    "TrajectorySurfaceJob",
     "best_on_validation",
     "bias_correction_specs",
     "cache_dir",
@@ -115,6 +129,7 @@ __all__ = [
     "get_splits",
     "random_plane_surface",
     "rank_on_validation",
+    "resumable",
     "run",
     "run_many",
     "run_outcomes",
@@ -123,9 +138,11 @@ __all__ = [
     "run_specs",
     "run_sweep",
     "schedule_rates",
+    "schedule_reads_total",
     "schedule_specs",
     "snapshot_specs",
     "sweep_specs",
     "trajectory_surface",
     "tuned_specs",
+    "worker_cpu_time",
 ]

@@ -1,6 +1,8 @@
-"""Where runs train: here, in local worker processes, or on a Dask cluster.
+"""Where the cached computations run: here, in local worker processes, or on a Dask cluster.
 
-:func:`train_all` trains a batch of runs on any :class:`concurrent.futures.Executor`:
+:func:`train_all` computes a batch of parts (training runs, range tests, rows of a loss
+surface: see :mod:`~fashion_optim.experiments.kinds`), the longest first, on any
+:class:`concurrent.futures.Executor`:
 
 - by default, a local :class:`~concurrent.futures.ProcessPoolExecutor` (spawn context)
   of :func:`default_workers` processes, with one progress bar over the mini-batches of
@@ -38,9 +40,9 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from ..training import Recorder, Trainer, TrainingDivergedError, resolve_device
-from .specs import RunConfig
-from .train import TRAIN_THREADS, train
+from ..device import resolve_device
+from ..training import Recorder, Trainer
+from .train import TRAIN_THREADS
 
 __all__ = [
     "ExecutorError",
@@ -48,16 +50,34 @@ __all__ = [
     "default_workers",
     "executor_from_env",
     "train_all",
+    "worker_cpu_time",
 ]
 
 ENV_WORKERS = "FASHION_OPTIM_WORKERS"
 ENV_EXECUTOR = "FASHION_OPTIM_EXECUTOR"
 
-#: One run to train: its resolved configuration, its seed, and a label for messages.
-Job = tuple[RunConfig, int, str]
-#: What training a job gives: ``("ok", (arrays, meta))`` or ``("diverged", error)``, and
-#: the warnings the worker saw, as ``(category, message)`` pairs.
-Outcome = tuple[str, Any, list[tuple[type[Warning], str]]]
+#: One part to compute (:class:`~fashion_optim.experiments.kinds.Part`): it has
+#: ``compute(**kwargs)``, ``cost`` and ``label``.
+Job = Any
+#: What computing a part gives: ``("ok", (arrays, meta))``, the warnings the worker saw,
+#: as ``(category, message)`` pairs, and the CPU seconds it took in its worker.
+Outcome = tuple[str, Any, list[tuple[type[Warning], str]], float]
+
+# CPU seconds of the parts that finished in other processes (local workers, Dask).
+_worker_cpu = 0.0
+
+
+def worker_cpu_time() -> float:
+    """CPU seconds that the parts computed for this process in other processes (local
+    worker processes, a Dask cluster) took there, since this process started; with this
+    process's own CPU time, what a build's page cost."""
+    return _worker_cpu
+
+
+def _count(outcome: Outcome) -> Outcome:
+    global _worker_cpu
+    _worker_cpu += outcome[3]
+    return outcome
 
 
 class ExecutorError(RuntimeError):
@@ -157,36 +177,34 @@ def _init_worker(queue: Any) -> None:
 
 
 class _Ticker(Recorder):
-    """Sends a worker's progress (the optimizer steps taken so far) now and then."""
+    """Sends a worker's progress (the optimizer steps taken in this fit, which continues
+    a resumed run) now and then."""
 
     def __init__(self, send: Callable[[int], None], every: int = 20) -> None:
-        self.send, self.every = send, every
+        self.send, self.every, self.start = send, every, 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        self.start = trainer.step
 
     def after_step(self, trainer: Trainer) -> None:
         if trainer.step % self.every == 0 or trainer.is_last_step:
-            self.send(trainer.step)
+            self.send(trainer.step - self.start)
 
 
-def _attempt(cfg: RunConfig, seed: int, **kwargs: Any) -> tuple[str, Any]:
-    """``("ok", (arrays, meta))``, or ``("diverged", error)`` for a run that diverged."""
-    try:
-        return "ok", train(cfg, seed, **kwargs)
-    except TrainingDivergedError as exc:
-        return "diverged", exc
-
-
-def run_job(cfg: RunConfig, seed: int, job: Any = -1) -> Outcome:
-    """Train one run in a worker (local or remote) and return its :data:`Outcome`;
+def run_job(part: Job, job: Any = -1) -> Outcome:
+    """Compute one part in a worker (local or remote) and return its :data:`Outcome`;
     ``job`` labels its progress messages."""
     queue = _progress_queue
     extra: list[Recorder] = []
     if queue is not None:
         queue.put(("start", job, os.getpid()))
         extra.append(_Ticker(lambda step: queue.put(("step", job, step))))
+    cpu = time.process_time()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
-        outcome = _attempt(cfg, seed, progress=False, extra_recorders=extra)
-    return (*outcome, [(w.category, str(w.message)) for w in caught])
+        entry = part.compute(progress=False, extra_recorders=extra)
+    said = [(w.category, str(w.message)) for w in caught]
+    return "ok", entry, said, time.process_time() - cpu
 
 
 @contextmanager
@@ -221,25 +239,27 @@ def _bar(total: int, desc: str, unit: str, progress: bool | None) -> tqdm:
 def train_all(
     jobs: Sequence[Job],
     *,
-    steps: Sequence[int],
     executor: cf.Executor | None = None,
     workers: int = 1,
     progress: bool | None = None,
     on_done: Callable[[int, Outcome], None],
 ) -> None:
-    """Train ``jobs`` (``steps`` optimizer steps each) and call ``on_done(i, outcome)``
-    in this process as each one finishes (the caller saves it there and then).
+    """Compute ``jobs`` (parts: see :data:`Job`) and call ``on_done(i, outcome)`` in this
+    process as each one finishes (the caller saves it there and then).
 
-    With ``executor`` None: in local worker processes (``workers`` of them, the longest
-    runs first), or here when ``workers`` is 1. A worker that raises or dies raises
-    :class:`ExecutorError` naming the run; Ctrl-C cancels what has not started and stops
-    every local worker. Nothing is half-done: ``on_done`` is called for whole runs only.
+    The parts start longest first (by their ``cost``: optimizer steps, grid points), so
+    that a batch does not end on one long part with the other workers idle. With
+    ``executor`` None: in local worker processes (``workers`` of them), or here when
+    ``workers`` is 1. A worker that raises or dies raises :class:`ExecutorError` naming
+    the part; Ctrl-C cancels what has not started and stops every local worker. Nothing
+    is half-done: ``on_done`` is called for whole parts only.
     """
+    steps = [int(job.cost) for job in jobs]
     order = sorted(range(len(jobs)), key=lambda i: -steps[i])  # longest first
     if executor is None and min(workers, len(jobs)) <= 1:
         for i in order:
-            cfg, seed, _ = jobs[i]
-            on_done(i, (*_attempt(cfg, seed, progress=progress), []))
+            entry = jobs[i].compute(progress=progress)
+            on_done(i, ("ok", entry, [], 0.0))  # this process's CPU, counted as its own
         return
     if executor is not None:
         _on_executor(executor, jobs, order, progress, on_done)
@@ -248,16 +268,13 @@ def train_all(
 
 
 def _failure(job: Job, exc: BaseException, where: str) -> ExecutorError:
-    _, seed, name = job
-    return ExecutorError(
-        f"training {name!r} (seed {seed}) failed {where}: {type(exc).__name__}: {exc}"
-    )
+    return ExecutorError(f"computing {job.label} failed {where}: {type(exc).__name__}: {exc}")
 
 
 def _on_executor(executor, jobs, order, progress, on_done) -> None:
     """Any executor (Dask's among them): one progress step per finished run."""
-    futures = {executor.submit(run_job, *jobs[i][:2], i): i for i in order}
-    bar = _bar(len(jobs), f"training {len(jobs)} runs", "run", progress)
+    futures = {executor.submit(run_job, jobs[i], i): i for i in order}
+    bar = _bar(len(jobs), f"computing {len(jobs)} parts", "part", progress)
     try:
         for future in cf.as_completed(futures):
             i = futures[future]
@@ -265,7 +282,7 @@ def _on_executor(executor, jobs, order, progress, on_done) -> None:
                 outcome = future.result()
             except Exception as exc:  # a worker's error, or a worker lost for good
                 raise _failure(jobs[i], exc, "on the executor") from exc
-            on_done(i, outcome)
+            on_done(i, _count(outcome))
             bar.update()
     finally:
         for future in futures:
@@ -341,7 +358,9 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
     local = _local_pool(n_workers)
     batch = next(_batches)
     started: dict[int, int] = {}  # job -> pid of the worker training it, until it is done
-    bar = _bar(sum(steps), f"training {len(jobs)} runs in {n_workers} processes", "batch", progress)
+    bar = _bar(
+        sum(steps), f"computing {len(jobs)} parts in {n_workers} processes", "step", progress
+    )
     seen = [0] * len(jobs)
 
     def handle(message: tuple[str, Any, int]) -> None:  # under local.lock
@@ -364,7 +383,7 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
     try:
         with _main_module_hidden():
             for i in order:
-                futures[pool.submit(run_job, *jobs[i][:2], (batch, i))] = i
+                futures[pool.submit(run_job, jobs[i], (batch, i))] = i
                 processes.update(local.processes())
         for future in cf.as_completed(futures):
             i = futures[future]
@@ -384,7 +403,7 @@ def _on_local_pool(jobs, order, steps, n_workers, progress, on_done) -> None:
                 bar.update(steps[i] - seen[i])
                 seen[i] = steps[i]
                 started.pop(i, None)
-            on_done(i, outcome)
+            on_done(i, _count(outcome))
             finished.add(i)
         clean = True
     finally:
@@ -409,15 +428,14 @@ def _died(
     for pid in dead:
         running = [job for job, p in started.items() if p == pid]
         if running:
-            _, seed, name = jobs[running[-1]]
             return ExecutorError(
-                f"the worker process training {name!r} (seed {seed}) died (pid {pid}, exit "
-                f"status {codes[pid]}); {advice}"
+                f"the worker process computing {jobs[running[-1]].label} died (pid {pid}, "
+                f"exit status {codes[pid]}); {advice}"
             )
     which = f" (pid {dead[0]}, exit status {codes[dead[0]]})" if dead else ""
     # it died before its first message reached this process
-    names = ", ".join(f"{jobs[j][2]!r} (seed {jobs[j][1]})" for j in sorted(unfinished))
+    names = ", ".join(jobs[j].label for j in sorted(unfinished))
     return ExecutorError(
-        f"a worker process died{which} before it said which run it was training; the runs "
-        f"not finished: {names}; {advice}"
+        f"a worker process died{which} before it said which part it was computing; the "
+        f"parts not finished: {names}; {advice}"
     )

@@ -1,6 +1,8 @@
 """Running experiments: :func:`run` one spec and seed, :func:`run_seeds` and
-:func:`run_specs` over seeds, :func:`run_many` any batch; plus the cached range test and
-loss surface. Each trains only what the cache lacks, and saves what it trained.
+:func:`run_specs` over seeds, :func:`run_many` any batch, of any mix of the cached kinds
+(runs, range tests, loss surfaces: :mod:`~fashion_optim.experiments.kinds`); plus the
+cached range test and loss surfaces one at a time. Each computes only what the cache
+lacks, in the worker pool, and saves what it computed.
 """
 
 from __future__ import annotations
@@ -8,32 +10,34 @@ from __future__ import annotations
 import concurrent.futures as cf
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .. import landscape, lr_finder
-from ..training import History, TrainingDivergedError
+from .. import lr_finder
 from . import cache, executors
 from . import train as _train
 from .profiles import PerProfile, Profile, current_profile, resolve_value
-from .rangetest import compute_range_test
+from .rangetest import RangeTestTask
 from .specs import RunConfig, Spec
 from .surface import (
-    PATH_FIELDS,
-    compute_loss_surface,
-    compute_random_plane_surface,
-    random_plane_through,
-    trajectory_plane,
+    RandomPlaneSurface,
+    RandomPlaneTask,
+    TrajectorySurface,
+    TrajectorySurfaceTask,
 )
-from .train import TRAIN_THREADS
+from .train import Result, RunTask
 
 __all__ = [
+    "RANGE_TEST_ITERS",
+    "RandomPlaneJob",
     "RandomPlaneSurface",
+    "RangeTestJob",
     "Result",
     "SeedResults",
     "TrajectorySurface",
+    "TrajectorySurfaceJob",
     "random_plane_surface",
     "run",
     "run_many",
@@ -51,52 +55,6 @@ SURFACE_IMAGES = PerProfile(full=2000, quick=500)
 #: The random plane's grid: its loss is a smooth bowl around the final weights, which a
 #: coarser grid draws as well (and the full build has a budget).
 RANDOM_PLANE_GRID = PerProfile(full=15, quick=11)
-
-
-@dataclass
-class Result:
-    """One trained configuration at one seed.
-
-    Attributes
-    ----------
-    config : RunConfig
-        The resolved spec.
-    seed : int
-    history : History
-    test_loss, test_acc : float
-        On the held-out 10,000 test images, after the last epoch.
-    records : dict of str to numpy.ndarray
-        What the spec's :class:`~fashion_optim.experiments.Record` asked for.
-    meta : dict
-        Wall time, data sizes, environment, cache key.
-    test_predictions : numpy.ndarray
-        The predicted class of each test image (``uint8 [10000]``, the test set's
-        order), for comparisons paired by image (McNemar, a bootstrap over images).
-    """
-
-    config: RunConfig
-    seed: int
-    history: History
-    test_loss: float
-    test_acc: float
-    records: dict[str, np.ndarray]
-    meta: dict[str, Any]
-    test_predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint8))
-
-    @property
-    def from_cache(self) -> bool:
-        return bool(self.meta.get("from_cache"))
-
-    @classmethod
-    def _from_entry(cls, cfg: RunConfig, seed: int, arrays, meta) -> Result:
-        history = History.from_dict(
-            {k[8:]: v.tolist() for k, v in arrays.items() if k.startswith("history/")}
-        )
-        records = {k[7:]: v for k, v in arrays.items() if k.startswith("record/")}
-        predictions = np.asarray(arrays["predictions/test"])
-        return cls(
-            cfg, seed, history, meta["test_loss"], meta["test_acc"], records, meta, predictions
-        )
 
 
 @dataclass
@@ -154,21 +112,120 @@ class SeedResults:
         return self.stack(name)[:, -1].astype(float)
 
 
-def _run_config(cfg: RunConfig, seed: int) -> dict[str, Any]:
-    """What a run's cache entry is keyed on: the resolved spec, the seed, the threads."""
-    return {**cfg.to_dict(), "seed": seed, "threads": TRAIN_THREADS}
+# --------------------------------------------------------------------------- jobs
 
 
-def _check_jobs(jobs: list) -> None:
-    for job in jobs:
-        if not (isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], Spec)):
-            raise TypeError(f"each job must be a (Spec, seed) pair, got {job!r}.")
-        if not isinstance(job[1], int) or isinstance(job[1], bool):
-            raise TypeError(f"a seed must be an int, got {job[1]!r} for {job[0].name!r}.")
+@dataclass(frozen=True)
+class RangeTestJob:
+    """A learning-rate range test to compute in a :func:`run_many` batch (the arguments
+    of :func:`run_range_test`)."""
+
+    spec: Spec
+    seed: int = 0
+    start_lr: float = 1e-6
+    end_lr: float = 10.0
+    num_iter: Any = RANGE_TEST_ITERS
+    smooth: float = 0.05
+
+    def _task(self, prof: Profile) -> RangeTestTask:
+        return RangeTestTask(
+            self.spec.resolve(prof),
+            self.seed,
+            self.start_lr,
+            self.end_lr,
+            int(resolve_value(self.num_iter, prof)),
+            self.smooth,
+            self.spec.name,
+        )
+
+
+def _snapshot_runs(runs: Sequence[Result], what: str) -> None:
+    if not runs or any(not isinstance(r, Result) or "params" not in r.records for r in runs):
+        raise ValueError(
+            f"{what} needs runs that recorded parameter snapshots: give specs a "
+            "Record(snapshot_every=N)."
+        )
+
+
+@dataclass(frozen=True)
+class TrajectorySurfaceJob:
+    """The loss surface of :func:`trajectory_surface`, to compute in a :func:`run_many`
+    batch (its arguments)."""
+
+    runs: Sequence[Result]
+    grid: Any = SURFACE_GRID
+    images: Any = SURFACE_IMAGES
+
+    def _task(self, prof: Profile) -> TrajectorySurfaceTask:
+        _snapshot_runs(self.runs, "trajectory_surface")
+        return TrajectorySurfaceTask(
+            tuple(r.meta["key"] for r in self.runs),
+            tuple(r.snapshots for r in self.runs),
+            self.runs[0].seed,
+            self.runs[0].config.train_subset,
+            int(resolve_value(self.images, prof)),
+            int(resolve_value(self.grid, prof)),
+        )
+
+
+@dataclass(frozen=True)
+class RandomPlaneJob:
+    """The loss surface of :func:`random_plane_surface`, to compute in a
+    :func:`run_many` batch (its arguments)."""
+
+    run: Result
+    seed: int = 0
+    grid: Any = RANDOM_PLANE_GRID
+    images: Any = SURFACE_IMAGES
+    span: float = 1.0
+
+    def _task(self, prof: Profile) -> RandomPlaneTask:
+        _snapshot_runs([self.run], "random_plane_surface")
+        if not (np.isfinite(self.span) and self.span > 0):
+            raise ValueError(f"span must be a positive number, got {self.span!r}.")
+        return RandomPlaneTask(
+            self.run.meta["key"],
+            self.run.snapshots[-1],
+            int(self.seed),
+            self.run.seed,
+            self.run.config.train_subset,
+            int(resolve_value(self.images, prof)),
+            int(resolve_value(self.grid, prof)),
+            float(self.span),
+        )
+
+
+_JOBS = (RangeTestJob, TrajectorySurfaceJob, RandomPlaneJob)
+
+
+def _task(job: Any, prof: Profile) -> Any:
+    """The task of a job, resolved under ``prof`` and validated (before any data)."""
+    if isinstance(job, _JOBS):
+        return job._task(prof)
+    if not (isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], Spec)):
+        raise TypeError(
+            f"each job must be a (Spec, seed) pair, a RangeTestJob, a TrajectorySurfaceJob "
+            f"or a RandomPlaneJob, got {job!r}."
+        )
+    spec, seed = job
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"a seed must be an int, got {seed!r} for {spec.name!r}.")
+    return RunTask(spec.resolve(prof), seed, spec.name)
+
+
+def _steps_per_epoch(task: RunTask) -> int:
+    cfg = task.cfg
+    loader = _train.get_splits().loader(
+        "train", cfg.batch_size, seed=task.seed, subset=cfg.train_subset
+    )
+    return len(loader)
+
+
+# --------------------------------------------------------------------------- batches
 
 
 def run_many(
-    jobs: Iterable[tuple[Spec, int]],
+    jobs: Iterable[Any],
     *,
     profile: Profile | str | None = None,
     fresh: bool = False,
@@ -176,81 +233,101 @@ def run_many(
     workers: int | None = None,
     executor: cf.Executor | None = None,
     return_exceptions: bool = False,
-) -> list[Result | TrainingDivergedError]:
-    """:func:`run` for every ``(spec, seed)`` of ``jobs``, in order, training the runs the
-    cache lacks several at a time.
+) -> list[Any]:
+    """:func:`run` for every ``(spec, seed)`` of ``jobs``, and any other cached
+    computation of the batch (a :class:`RangeTestJob`, a :class:`TrajectorySurfaceJob`, a
+    :class:`RandomPlaneJob`), in order, computing what the cache lacks several at a time.
 
-    Where they train: on ``executor`` (any :class:`concurrent.futures.Executor`) if
+    Where they compute: on ``executor`` (any :class:`concurrent.futures.Executor`) if
     given; else on the Dask scheduler that ``FASHION_OPTIM_EXECUTOR`` names; else in
     ``workers`` local processes (default
     :func:`~fashion_optim.experiments.default_workers`), or here when one is enough.
-    The results are the same bits wherever they trained. A job listed twice trains once.
-    Each finished run is saved to the cache here, at once, whole.
+    The results are the same bits wherever they computed. A job listed twice computes
+    once; the longest start first. Each finished computation is saved to the cache here,
+    at once, whole.
 
-    A run that diverges raises its :class:`~fashion_optim.training.TrainingDivergedError`
-    (after the others have finished and been saved), or, with
-    ``return_exceptions=True``, takes its place in the list (as in ``asyncio.gather``).
+    A run that differs from a cached one only in its number of epochs, and whose
+    schedule does not depend on the total
+    (:func:`~fashion_optim.experiments.resumable`), continues from the longest
+    shorter cached run, and gives the same bits as trained from the start.
+
+    A run that diverges is cached as such, with its history up to where it stopped; it
+    raises its :class:`~fashion_optim.training.TrainingDivergedError` (after the others
+    have finished and been saved), or, with ``return_exceptions=True``, takes its place
+    in the list (as in ``asyncio.gather``). The error carries ``history``.
 
     Examples
     --------
     >>> from fashion_optim.experiments import NAMED
     >>> momentum, adam = run_many([(NAMED["momentum"], 0), (NAMED["adam"], 0)])  # doctest: +SKIP
+    >>> test = run_many([RangeTestJob(NAMED["adam"])])[0]  # doctest: +SKIP
     """
     prof = current_profile(profile)
     jobs = list(jobs)
-    _check_jobs(jobs)
     n_workers = executors.default_workers() if workers is None else workers
     if not (isinstance(n_workers, int) and n_workers >= 1):
         raise ValueError(f"workers must be an integer >= 1 or None, got {workers!r}.")
-    configs = [spec.resolve(prof) for spec, _ in jobs]  # a bad spec fails before the data
+    tasks = [_task(job, prof) for job in jobs]  # a bad job fails before the data
     if executor is None:
-        executor = executors.executor_from_env()  # a bad address fails before training
+        executor = executors.executor_from_env()  # a bad address fails before computing
     checksum = _train.get_splits().data_checksum
-    out: list[Any] = [None] * len(jobs)
+    out: list[Any] = [None] * len(tasks)
     todo: dict[str, list[int]] = {}  # cache key -> positions in jobs
-    for i, ((_, seed), cfg) in enumerate(zip(jobs, configs, strict=True)):
-        key = cache.cache_key("run", _run_config(cfg, seed), checksum)
-        found = None if fresh else cache.lookup("run", key)
+    for i, task in enumerate(tasks):
+        key = cache.cache_key(task.kind, task.key_config(), checksum)
+        found = None if fresh else cache.lookup(task.kind, key)
         if found is not None:
-            out[i] = Result._from_entry(cfg, seed, found[0], {**found[1], "from_cache": True})
+            out[i] = task.load(found[0], {**found[1], "from_cache": True})
         else:
             todo.setdefault(key, []).append(i)
-    keys = list(todo)
-    pending = [(configs[todo[k][0]], jobs[todo[k][0]][1], jobs[todo[k][0]][0].name) for k in keys]
+
+    def lookup(kind: str, config: Mapping[str, Any]):
+        return None if fresh else cache.lookup(kind, cache.cache_key(kind, config, checksum))
+
+    def finish(key: str, arrays: dict, meta: dict) -> None:
+        task = tasks[todo[key][0]]
+        meta = cache.save_entry(task.kind, key, arrays, {**meta, "config": task.key_config()})
+        result = task.load(arrays, {**meta, "from_cache": False})
+        for i in todo[key]:
+            out[i] = result
+
+    parts: list[Any] = []
+    owner: list[tuple[str, int]] = []  # per part: its task's key, its place in the plan
+    planned: dict[str, list[Any]] = {}
+    for key, places in todo.items():
+        task = tasks[places[0]]
+        if isinstance(task, RunTask):
+            task = RunTask(task.cfg, task.seed, task.name, _steps_per_epoch(task))
+            tasks[places[0]] = task
+        plan = task.plan(lookup)
+        if isinstance(plan, tuple):  # the entry follows from the cache
+            finish(key, *plan)
+            continue
+        planned[key] = [None] * len(plan)
+        for j, part in enumerate(plan):
+            parts.append(part)
+            owner.append((key, j))
 
     def on_done(j: int, outcome: executors.Outcome) -> None:
-        status, payload, said = outcome
+        _, entry, said, cpu = outcome
         for category, message in said:  # the workers' warnings, said here
             warnings.warn(message, category, stacklevel=4)
-        cfg, seed, _ = pending[j]
-        if status == "ok":
-            arrays, meta = payload
-            config = _run_config(cfg, seed)
-            meta = cache.save_entry("run", keys[j], arrays, {**meta, "config": config})
-            payload = Result._from_entry(cfg, seed, arrays, {**meta, "from_cache": False})
-        for i in todo[keys[j]]:
-            out[i] = payload
+        key, place = owner[j]
+        arrays, meta = entry
+        planned[key][place] = (arrays, {**meta, "cpu_time": cpu})
+        if all(p is not None for p in planned[key]):
+            arrays, meta = tasks[todo[key][0]].merge(planned.pop(key))
+            finish(key, dict(arrays), dict(meta))
 
-    if pending:
-        steps = [_steps(cfg, seed) for cfg, seed, _ in pending]
+    if parts:
         executors.train_all(
-            pending,
-            steps=steps,
-            executor=executor,
-            workers=n_workers,
-            progress=progress,
-            on_done=on_done,
+            parts, executor=executor, workers=n_workers, progress=progress, on_done=on_done
         )
     if not return_exceptions:
         for result in out:
             if isinstance(result, BaseException):
                 raise result
     return out
-
-
-def _steps(cfg: RunConfig, seed: int) -> int:
-    train = _train.get_splits().loader("train", cfg.batch_size, seed=seed, subset=cfg.train_subset)
-    return cfg.epochs * len(train)
 
 
 def run(
@@ -265,7 +342,8 @@ def run(
 
     A run whose mini-batch loss becomes NaN or infinite, or exceeds
     :data:`~fashion_optim.experiments.DIVERGE_THRESHOLD` times its first one, raises
-    :class:`~fashion_optim.training.TrainingDivergedError` and leaves no cache entry.
+    :class:`~fashion_optim.training.TrainingDivergedError` (carrying ``history``, up to
+    where it stopped); the failure is cached, so a second call trains nothing.
 
     Examples
     --------
@@ -333,7 +411,7 @@ def run_specs(
     }
 
 
-# --------------------------------------------------------------------------- range test
+# --------------------------------------------------------------------------- one at a time
 
 
 def run_range_test(
@@ -353,92 +431,11 @@ def run_range_test(
     The model is built with ``seed`` exactly as :func:`run` builds it (so the test starts
     from the weights that training would start from); the learning rate of ``spec`` is
     replaced by the ramp from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches
-    of the profile's training data. See :func:`fashion_optim.lr_finder.range_test`.
+    of the profile's training data. See :func:`fashion_optim.lr.range_test`; several at
+    once: :class:`RangeTestJob` in :func:`run_many`.
     """
-    prof = current_profile(profile)
-    cfg = spec.resolve(prof)
-    settings = {
-        "start_lr": start_lr,
-        "end_lr": end_lr,
-        "num_iter": resolve_value(num_iter, prof),
-        "smooth": smooth,
-    }
-    config = {
-        "optimizer": cfg.optimizer,
-        "optimizer_kwargs": cfg.optimizer_kwargs,
-        "batch_size": cfg.batch_size,
-        "dropout": cfg.dropout,
-        "train_subset": cfg.train_subset,
-        **settings,
-        "seed": seed,
-        "threads": TRAIN_THREADS,
-    }
-    arrays, meta = cache.cached(
-        "range_test",
-        config,
-        lambda: compute_range_test(cfg, seed, progress=progress, **settings),
-        data_checksum=_train.get_splits().data_checksum,
-        fresh=fresh,
-    )
-    return lr_finder.RangeTestResult(
-        lrs=arrays["lrs"],
-        losses=arrays["losses"],
-        smoothed=arrays["smoothed"],
-        suggested_lr=meta["suggested_lr"],
-        lr_min=meta["lr_min"],
-        lr_max=meta["lr_max"],
-        diverged=meta["diverged"],
-        stopped_at=meta["stopped_at"],
-        step_mode=meta["step_mode"],
-    )
-
-
-# --------------------------------------------------------------------------- loss surface
-
-
-@dataclass
-class TrajectorySurface:
-    """Runs' trajectories on the plane that holds most of them, over the loss there, and
-    what the plane leaves out of each snapshot.
-
-    Attributes
-    ----------
-    plane : Plane
-        The PCA plane through the runs' shared start
-        (:func:`fashion_optim.landscape.pca_plane`); ``plane.coords[i]`` is run ``i``'s
-        path.
-    surface : dict
-        :func:`fashion_optim.landscape.loss_surface` on that plane: ``alphas``,
-        ``betas``, ``loss``, ``accuracy``, ``extent``.
-    images, grid : int
-        The training images the loss is measured on, and the grid points per axis.
-    wall_time : float
-        Seconds the grid took when it was computed.
-    paths : list of dict
-        Per run, at each snapshot, on the same images
-        (:func:`fashion_optim.landscape.plane_gap`): ``"distance"`` from the plane (weight
-        units), ``"loss"`` and ``"accuracy"`` measured at the snapshot,
-        ``"projected_loss"`` and ``"projected_accuracy"`` at its projection on the plane
-        (what the contours show under the snapshot's dot).
-    path_wall_time : float
-        Seconds the measurements of ``paths`` took.
-    """
-
-    plane: landscape.Plane
-    surface: dict[str, np.ndarray]
-    images: int
-    grid: int
-    wall_time: float
-    paths: list[dict[str, np.ndarray]] = field(default_factory=list)
-    path_wall_time: float = 0.0
-
-
-def _snapshot_runs(runs: Sequence[Result], what: str) -> None:
-    if not runs or any("params" not in r.records for r in runs):
-        raise ValueError(
-            f"{what} needs runs that recorded parameter snapshots: give specs a "
-            "Record(snapshot_every=N)."
-        )
+    job = RangeTestJob(spec, seed, start_lr, end_lr, num_iter, smooth)
+    return run_many([job], profile=profile, fresh=fresh, progress=progress, workers=1)[0]
 
 
 def trajectory_surface(
@@ -457,72 +454,11 @@ def trajectory_surface(
     batch of ``images`` of the training images the runs trained on, and on the same
     images at every snapshot and at its projection on the plane
     (:attr:`TrajectorySurface.paths`). The cache key holds the runs' own keys, so
-    retraining them recomputes the surface.
+    retraining them recomputes the surface. The grid's rows are computed in the worker
+    pool (the values do not depend on where).
     """
-    _snapshot_runs(runs, "trajectory_surface")
-    prof = current_profile(profile)
-    settings = {
-        "seed": runs[0].seed,
-        "train_subset": runs[0].config.train_subset,
-        "images": int(resolve_value(images, prof)),
-        "grid": int(resolve_value(grid, prof)),
-    }
-    snapshots = [r.records["params"] for r in runs]
-    config = {"runs": [r.meta["key"] for r in runs], **settings}
-    arrays, meta = cache.cached(
-        "loss_surface",
-        config,
-        # every core evaluates rows of the grid; the values do not depend on how many
-        lambda: compute_loss_surface(snapshots, **settings, workers=executors.default_workers()),
-        data_checksum=_train.get_splits().data_checksum,
-        fresh=fresh,
-    )
-    surface = {k: v for k, v in arrays.items() if not k.startswith("path")}
-    paths = [{k: arrays[f"path{i}/{k}"] for k in PATH_FIELDS} for i in range(len(runs))]
-    return TrajectorySurface(
-        trajectory_plane(snapshots),
-        surface,
-        settings["images"],
-        settings["grid"],
-        float(meta["wall_time"]),
-        paths,
-        float(meta["path_wall_time"]),
-    )
-
-
-@dataclass
-class RandomPlaneSurface:
-    """The loss on a filter-normalised random plane through one run's final weights.
-
-    Attributes
-    ----------
-    plane : Plane
-        :func:`fashion_optim.landscape.random_plane` through the final weights (its
-        origin); its directions have the norm of the weights they scale
-        (``direction_norms``), biases left out.
-    surface : dict
-        :func:`fashion_optim.landscape.loss_surface` on that plane: ``alphas``,
-        ``betas``, ``loss``, ``accuracy``, ``extent``; and ``direction_norms`` ``[2]``,
-        the directions' lengths in weight units (a step of 1 along a direction moves
-        every filter by its own norm).
-    seed : int
-        The seed the directions were drawn with.
-    images, grid : int
-        As for :class:`TrajectorySurface`: the same images.
-    wall_time : float
-        Seconds the grid took when it was computed.
-    cosine : float
-        Cosine of the angle between the two directions (near 0: random directions in
-        tens of thousands of dimensions are nearly orthogonal).
-    """
-
-    plane: landscape.Plane
-    surface: dict[str, np.ndarray]
-    seed: int
-    images: int
-    grid: int
-    wall_time: float
-    cosine: float
+    job = TrajectorySurfaceJob(runs, grid, images)
+    return run_many([job], profile=profile, fresh=fresh)[0]
 
 
 def random_plane_surface(
@@ -545,35 +481,5 @@ def random_plane_surface(
     of the training images the run trained on). ``run`` must have recorded parameter
     snapshots: the last one is its final weights. The cache key holds the run's own key.
     """
-    _snapshot_runs([run], "random_plane_surface")
-    if not (np.isfinite(span) and span > 0):
-        raise ValueError(f"span must be a positive number, got {span!r}.")
-    prof = current_profile(profile)
-    weights = run.records["params"][-1]
-    settings = {
-        "directions_seed": int(seed),
-        "seed": run.seed,
-        "train_subset": run.config.train_subset,
-        "images": int(resolve_value(images, prof)),
-        "grid": int(resolve_value(grid, prof)),
-        "span": float(span),
-    }
-    config = {"run": run.meta["key"], **settings}
-    arrays, meta = cache.cached(
-        "random_plane_surface",
-        config,
-        lambda: compute_random_plane_surface(
-            weights, **settings, workers=executors.default_workers()
-        ),
-        data_checksum=_train.get_splits().data_checksum,
-        fresh=fresh,
-    )
-    return RandomPlaneSurface(
-        random_plane_through(weights, settings["directions_seed"]),
-        arrays,
-        settings["directions_seed"],
-        settings["images"],
-        settings["grid"],
-        float(meta["wall_time"]),
-        float(meta["cosine"]),
-    )
+    job = RandomPlaneJob(run, seed, grid, images, span)
+    return run_many([job], profile=profile, fresh=fresh)[0]

@@ -1,13 +1,17 @@
-"""The computations behind the cached loss surfaces (their code is part of the surfaces'
-cache keys, see :mod:`~fashion_optim.experiments.cache`): the loss on a grid of the plane
-that holds most of some runs' trajectories, with what that plane leaves out of each
+"""The cached kinds "loss_surface" and "random_plane_surface": the loss on a grid of the
+plane that holds most of some runs' trajectories, with what that plane leaves out of each
 snapshot, and the loss on a grid of a filter-normalised random plane through one run's
-final weights."""
+final weights. Each states its key's configuration, the parts its computation splits
+into (rows of the grid, evaluated on one thread each, in any process: the values do not
+depend on where) and its typed result; their code is part of their cache keys (see
+:mod:`~fashion_optim.experiments.cache`)."""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,6 +24,12 @@ from .train import TRAIN_THREADS, threads
 
 __all__ = [
     "PATH_FIELDS",
+    "GridRows",
+    "PathGap",
+    "RandomPlaneSurface",
+    "RandomPlaneTask",
+    "TrajectorySurface",
+    "TrajectorySurfaceTask",
     "compute_loss_surface",
     "compute_random_plane_surface",
     "final_weights_model",
@@ -122,3 +132,297 @@ def compute_random_plane_surface(
         "wall_time": time.perf_counter() - start,
         "cosine": cosine,
     }
+
+
+# --------------------------------------------------------------------------- the kinds
+
+
+@dataclass(frozen=True)
+class GridRows:
+    """A part of a surface: the loss at the grid points of ``rows`` (each row is one
+    ``beta``, all the ``alphas``), evaluated as :func:`fashion_optim.landscape.loss_surface`
+    evaluates them (the same points, bit for bit), on one thread."""
+
+    origin: np.ndarray = field(repr=False)
+    directions: np.ndarray = field(repr=False)
+    alphas: np.ndarray = field(repr=False)
+    betas: np.ndarray = field(repr=False)
+    rows: tuple[int, int]
+    seed: int
+    train_subset: int | None
+    images: int
+    label: str = ""
+
+    @property
+    def cost(self) -> int:
+        return (self.rows[1] - self.rows[0]) * len(self.alphas)
+
+    def compute(self, **_: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        start = time.perf_counter()
+        n = len(self.alphas)
+        origin = torch.from_numpy(self.origin)
+        d1, d2 = (torch.from_numpy(d) for d in self.directions)
+        ks = range(self.rows[0] * n, self.rows[1] * n)
+        # loss_surface's own expression for grid point k (row by row, beta outer)
+        points = torch.stack(
+            [origin + float(self.alphas[k % n]) * d1 + float(self.betas[k // n]) * d2 for k in ks]
+        )
+        batch = _surface_batch(self.seed, self.train_subset, self.images)
+        with threads(TRAIN_THREADS):
+            got = landscape.losses_at(make_model("lenet"), points.numpy(), batch)
+        return got, {"wall_time": time.perf_counter() - start}
+
+
+@dataclass(frozen=True)
+class PathGap:
+    """A part of a trajectory surface: :func:`fashion_optim.landscape.plane_gap` of one
+    run's snapshots."""
+
+    plane: landscape.Plane = field(repr=False)
+    snapshots: np.ndarray = field(repr=False)
+    seed: int
+    train_subset: int | None
+    images: int
+    label: str = ""
+
+    @property
+    def cost(self) -> int:
+        return 2 * len(self.snapshots)
+
+    def compute(self, **_: Any) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        start = time.perf_counter()
+        batch = _surface_batch(self.seed, self.train_subset, self.images)
+        with threads(TRAIN_THREADS):
+            (gap,) = landscape.plane_gap(make_model("lenet"), self.plane, [self.snapshots], batch)
+        return {k: gap[k] for k in PATH_FIELDS}, {"wall_time": time.perf_counter() - start}
+
+
+def _grid_parts(
+    plane: landscape.Plane, extent: Sequence[float], grid: int, **where: Any
+) -> list[GridRows]:
+    alphas = np.linspace(extent[0], extent[1], grid)
+    betas = np.linspace(extent[2], extent[3], grid)
+    step = max(1, math.ceil(grid / 8))  # a few parts per core, whatever the pool's size
+    return [
+        GridRows(plane.origin, plane.directions, alphas, betas, (r, min(r + step, grid)), **where)
+        for r in range(0, grid, step)
+    ]
+
+
+def _merge_grid(
+    parts: Sequence[tuple[dict, dict]], extent: Sequence[float], grid: int
+) -> tuple[dict[str, np.ndarray], float]:
+    loss = np.concatenate([p[0]["loss"] for p in parts]).reshape(grid, grid)
+    acc = np.concatenate([p[0]["accuracy"] for p in parts]).reshape(grid, grid)
+    surface = {
+        "alphas": np.linspace(extent[0], extent[1], grid),
+        "betas": np.linspace(extent[2], extent[3], grid),
+        "loss": loss,
+        "accuracy": acc,
+        "extent": np.asarray(extent, dtype=float),
+    }
+    return surface, float(sum(p[1]["wall_time"] for p in parts))
+
+
+@dataclass
+class TrajectorySurface:
+    """Runs' trajectories on the plane that holds most of them, over the loss there, and
+    what the plane leaves out of each snapshot.
+
+    Attributes
+    ----------
+    plane : Plane
+        The PCA plane through the runs' shared start
+        (:func:`fashion_optim.landscape.pca_plane`); ``plane.coords[i]`` is run ``i``'s
+        path.
+    surface : dict
+        :func:`fashion_optim.landscape.loss_surface` on that plane: ``alphas``,
+        ``betas``, ``loss``, ``accuracy``, ``extent``.
+    images, grid : int
+        The training images the loss is measured on, and the grid points per axis.
+    wall_time : float
+        Seconds the grid's evaluations took (summed over the parts that computed it).
+    paths : list of dict
+        Per run, at each snapshot, on the same images
+        (:func:`fashion_optim.landscape.plane_gap`): ``"distance"`` from the plane (weight
+        units), ``"loss"`` and ``"accuracy"`` measured at the snapshot,
+        ``"projected_loss"`` and ``"projected_accuracy"`` at its projection on the plane
+        (what the contours show under the snapshot's dot).
+    path_wall_time : float
+        Seconds the measurements of ``paths`` took.
+    """
+
+    plane: landscape.Plane
+    surface: dict[str, np.ndarray]
+    images: int
+    grid: int
+    wall_time: float
+    paths: list[dict[str, np.ndarray]] = field(default_factory=list)
+    path_wall_time: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrajectorySurfaceTask:
+    """The kind ``"loss_surface"``: the PCA plane through runs' snapshots (keyed on the
+    runs' own keys), a ``grid`` x ``grid`` window of it and the runs' paths."""
+
+    kind = "loss_surface"
+    run_keys: tuple[str, ...]
+    snapshots: tuple[np.ndarray, ...] = field(repr=False)
+    seed: int
+    train_subset: int | None
+    images: int
+    grid: int
+
+    @property
+    def label(self) -> str:
+        return f"the loss surface of {len(self.run_keys)} runs"
+
+    @property
+    def cost(self) -> int:
+        return self.grid * self.grid + sum(2 * len(s) for s in self.snapshots)
+
+    def key_config(self) -> dict[str, Any]:
+        return {
+            "runs": list(self.run_keys),
+            "seed": self.seed,
+            "train_subset": self.train_subset,
+            "images": self.images,
+            "grid": self.grid,
+        }
+
+    def _plane(self) -> landscape.Plane:
+        return trajectory_plane(self.snapshots)
+
+    def plan(self, lookup: Any) -> list[GridRows | PathGap]:
+        plane = self._plane()
+        where = {"seed": self.seed, "train_subset": self.train_subset, "images": self.images}
+        extent = landscape.default_extent(plane)
+        grid = _grid_parts(plane, extent, self.grid, label=self.label, **where)
+        paths = [PathGap(plane, s, label=self.label, **where) for s in self.snapshots]
+        return [*grid, *paths]
+
+    def merge(self, parts: Sequence[tuple[dict, dict]]) -> tuple[dict, dict]:
+        n = len(self.snapshots)
+        extent = landscape.default_extent(self._plane())
+        surface, grid_time = _merge_grid(parts[: len(parts) - n], extent, self.grid)
+        paths = {
+            f"path{i}/{k}": arrays[k]
+            for i, (arrays, _) in enumerate(parts[len(parts) - n :])
+            for k in PATH_FIELDS
+        }
+        path_time = sum(meta["wall_time"] for _, meta in parts[len(parts) - n :])
+        return {**surface, **paths}, {"wall_time": grid_time, "path_wall_time": path_time}
+
+    def load(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> TrajectorySurface:
+        surface = {k: arrays[k] for k in ("alphas", "betas", "loss", "accuracy", "extent")}
+        paths = [
+            {k: arrays[f"path{i}/{k}"] for k in PATH_FIELDS} for i in range(len(self.snapshots))
+        ]
+        return TrajectorySurface(
+            self._plane(),
+            surface,
+            self.images,
+            self.grid,
+            float(meta["wall_time"]),
+            paths,
+            float(meta["path_wall_time"]),
+        )
+
+
+@dataclass
+class RandomPlaneSurface:
+    """The loss on a filter-normalised random plane through one run's final weights.
+
+    Attributes
+    ----------
+    plane : Plane
+        :func:`fashion_optim.landscape.random_plane` through the final weights (its
+        origin); its directions have the norm of the weights they scale
+        (``direction_norms``), biases left out.
+    surface : dict
+        :func:`fashion_optim.landscape.loss_surface` on that plane: ``alphas``,
+        ``betas``, ``loss``, ``accuracy``, ``extent``; and ``direction_norms`` ``[2]``,
+        the directions' lengths in weight units (a step of 1 along a direction moves
+        every filter by its own norm).
+    seed : int
+        The seed the directions were drawn with.
+    images, grid : int
+        As for :class:`TrajectorySurface`: the same images.
+    wall_time : float
+        Seconds the grid's evaluations took (summed over the parts that computed it).
+    cosine : float
+        Cosine of the angle between the two directions (near 0: random directions in
+        tens of thousands of dimensions are nearly orthogonal).
+    """
+
+    plane: landscape.Plane
+    surface: dict[str, np.ndarray]
+    seed: int
+    images: int
+    grid: int
+    wall_time: float
+    cosine: float
+
+
+@dataclass(frozen=True)
+class RandomPlaneTask:
+    """The kind ``"random_plane_surface"``: a random plane through a run's final weights
+    (keyed on the run's own key), a ``grid`` x ``grid`` window ``[-span, span]^2``."""
+
+    kind = "random_plane_surface"
+    run_key: str
+    weights: np.ndarray = field(repr=False)
+    directions_seed: int
+    seed: int
+    train_subset: int | None
+    images: int
+    grid: int
+    span: float
+
+    @property
+    def label(self) -> str:
+        return "a random plane's loss surface"
+
+    @property
+    def cost(self) -> int:
+        return self.grid * self.grid
+
+    def key_config(self) -> dict[str, Any]:
+        return {
+            "run": self.run_key,
+            "directions_seed": self.directions_seed,
+            "seed": self.seed,
+            "train_subset": self.train_subset,
+            "images": self.images,
+            "grid": self.grid,
+            "span": self.span,
+        }
+
+    def _plane(self) -> landscape.Plane:
+        return random_plane_through(self.weights, self.directions_seed)
+
+    def _extent(self) -> tuple[float, float, float, float]:
+        return (-self.span, self.span, -self.span, self.span)
+
+    def plan(self, lookup: Any) -> list[GridRows]:
+        where = {"seed": self.seed, "train_subset": self.train_subset, "images": self.images}
+        return _grid_parts(self._plane(), self._extent(), self.grid, label=self.label, **where)
+
+    def merge(self, parts: Sequence[tuple[dict, dict]]) -> tuple[dict, dict]:
+        plane = self._plane()
+        surface, wall = _merge_grid(parts, self._extent(), self.grid)
+        norms = np.linalg.norm(plane.directions, axis=1)
+        cosine = float(plane.directions[0] @ plane.directions[1] / (norms[0] * norms[1]))
+        return {**surface, "direction_norms": norms}, {"wall_time": wall, "cosine": cosine}
+
+    def load(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> RandomPlaneSurface:
+        return RandomPlaneSurface(
+            self._plane(),
+            dict(arrays),
+            self.directions_seed,
+            self.images,
+            self.grid,
+            float(meta["wall_time"]),
+            float(meta["cosine"]),
+        )
