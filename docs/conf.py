@@ -12,9 +12,12 @@ import re
 import sys
 from pathlib import Path
 
+# fashion_optim first: it pins the CPU kernels (fashion_optim.pin) before torch and numpy
+# load, in this process (the gallery's) and in every process started from it.
+import fashion_optim  # isort: skip
 import torch
 
-import fashion_optim
+from fashion_optim import pin
 from fashion_optim.experiments import TRAIN_THREADS, current_profile, default_workers, environment
 from fashion_optim.experiments.executors import ENV_EXECUTOR, executor_from_env
 
@@ -60,6 +63,7 @@ extensions = [
     "sphinx_copybutton",
     "sphinxcontrib.bibtex",
     "site_wheel",
+    "build_record",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -88,6 +92,8 @@ API_MODULES = (
     "theory",
     "experiments",
     "plotting",
+    "pin",
+    "record",
 )
 
 
@@ -321,7 +327,8 @@ html_css_files = ["custom.css"]
 html_theme_options = {
     "announcement": (
         f"Built {BUILT} with {_profile_note} ({PROFILE.description}), torch "
-        f"{torch.__version__} on {ENV['device']}, training {TRAIN_THREADS} thread per run "
+        f"{torch.__version__} on {ENV['device']} ({pin.describe()}), training "
+        f"{TRAIN_THREADS} thread per run "
         + (
             f"on the Dask cluster at {EXECUTOR}."
             if EXECUTOR

@@ -31,6 +31,7 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/profiles.py": ALL,
     "experiments/specs.py": ALL,
     "experiments/train.py": ALL,
+    "pin.py": ALL,  # the CPU kernels (and its settings are in every key too)
     "experiments/rangetest.py": {"range_test"},
     "experiments/surface.py": SURFACES,
     "landscape.py": SURFACES,
@@ -61,6 +62,7 @@ DEPENDS: dict[str, set[str]] = {
     "suggest.py": set(),
     "stats.py": set(),
     "theory.py": set(),
+    "record.py": set(),
 }
 
 

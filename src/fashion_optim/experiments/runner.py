@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import landscape
+from .. import landscape, record
 from .. import lr as lr_module
 from ..training import History, TrainingDivergedError
 from . import cache, executors
@@ -242,6 +242,7 @@ def run_many(
             progress=progress,
             on_done=on_done,
         )
+    record.note_results(out, [spec.name for spec, _ in jobs])  # the build's record of its runs
     if not return_exceptions:
         for result in out:
             if isinstance(result, BaseException):

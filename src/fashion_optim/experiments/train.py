@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import pin
 from ..data import Splits, make_splits
 from ..models import make_model
 from ..training import Recorder, Trainer, resolve_device
@@ -58,6 +59,7 @@ def environment() -> dict[str, Any]:
             else platform.processor() or platform.machine()
         ),
         "threads": torch.get_num_threads(),
+        "pin": pin.status(),  # the kernels this process trained with, checked here
     }
 
 
