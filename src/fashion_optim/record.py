@@ -20,8 +20,10 @@ line, read with ``pandas.read_json(path, lines=True)``. Each line has a ``kind``
     the test predictions' bytes), ``wall_time``.
 
 ``time`` is true on a line whose value measures time (a glued name or a printed number
-followed by a unit of time); ``epoch_time`` and ``wall_time`` are times too. A
-comparison lists them apart and never fails on them: they are never equal.
+followed by a unit of time); ``epoch_time`` and ``wall_time`` are times too. ``machine``
+is true on a glued value that describes the machine, not a result (a name ending in
+``_version``, or ``device``, ``workers``, ``data_source``, or starting with ``env_``). A
+comparison lists both apart and never fails on them.
 
 While a site builds, every process that runs experiments (the Sphinx process for the
 gallery, a kernel per note page) appends its runs and sentences to the file that
@@ -77,6 +79,8 @@ EPOCH_FIELDS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "epoch_t
 TIME_FIELDS = frozenset({"wall_time", "epoch_time"})
 #: A glued name that measures time.
 TIME_NAME = re.compile(r"(^|_)(time|times|seconds|minutes|wall|elapsed|duration)(_|$)")
+#: A glued name that describes the machine that built the site, not a result.
+MACHINE_NAME = re.compile(r"(_version$|^device$|^device_name$|^workers$|^data_source$|^env_)")
 #: A printed number that measures time: followed by a unit of time.
 _TIME_UNIT = re.compile(r"\s?(s|ms|sec|seconds?|min|minutes?|h|hours?)\b")
 #: A printed number: optional sign, digits with optional thousands commas, decimals,
@@ -236,6 +240,7 @@ def glue_rows(folder: str | Path, docnames: Iterable[str] | None = None) -> list
                     "name": name,
                     "value": text,
                     "time": bool(TIME_NAME.search(name)),
+                    "machine": bool(MACHINE_NAME.search(name)),
                 }
             )
     return rows
@@ -333,8 +338,9 @@ class Difference:
 
     ``where`` names it (kind, page or run, name, field); ``a`` and ``b`` are the two
     values as recorded (``None`` where one record lacks it); ``delta`` is ``b - a`` for
-    numbers; ``visible`` says whether the difference shows in the printed digits; ``time``
-    marks a measurement of time (never counted).
+    numbers; ``visible`` says whether the difference shows in the printed digits;
+    ``ignored`` says why it is not counted: ``"time"`` (a measurement of time) or
+    ``"machine"`` (a description of the machine), ``""`` when it counts.
     """
 
     where: str
@@ -342,7 +348,7 @@ class Difference:
     b: Any
     delta: float | None
     visible: bool
-    time: bool = False
+    ignored: str = ""
 
 
 @dataclass
@@ -357,12 +363,12 @@ class Comparison:
 
     @property
     def counted(self) -> list[Difference]:
-        """The differences that are not measurements of time."""
-        return [d for d in self.differences if not d.time]
+        """The differences that count: not measurements of time, not the machine's."""
+        return [d for d in self.differences if not d.ignored]
 
     @property
     def equal(self) -> bool:
-        """Every number bitwise equal (measurements of time aside)."""
+        """Every number bitwise equal (measurements of time and the machine aside)."""
         return not self.counted
 
     @property
@@ -378,7 +384,7 @@ class Comparison:
                 "B": d.b,
                 "B - A": d.delta,
                 "beyond the printed digits": d.visible,
-                "time": d.time,
+                "ignored": d.ignored,
             }
             for d in self.differences
         ]
@@ -393,7 +399,9 @@ class Comparison:
                 lines.append(
                     f"  environment differs in {k}: {self.env_a.get(k)!r} -> {self.env_b.get(k)!r}"
                 )
-        counted, times = self.counted, [d for d in self.differences if d.time]
+        counted = self.counted
+        times = sum(d.ignored == "time" for d in self.differences)
+        machine = sum(d.ignored == "machine" for d in self.differences)
         for d in counted:
             delta = "" if d.delta is None else f"  by {d.delta:+.3g}"
             shown = "beyond the printed digits" if d.visible else "within the printed digits"
@@ -406,7 +414,8 @@ class Comparison:
                 if not counted
                 else f"{len(counted)} differ ({visible} beyond the printed digits)"
             )
-            + f"; {len(times)} measurements of time differ (ignored)."
+            + f"; ignored: {times} measurements of time and {machine} descriptions of the "
+            "machine that differ."
         )
         return "\n".join(lines)
 
@@ -439,7 +448,7 @@ def _number(token: str) -> float:
 
 
 def _values(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Any, bool, str, str]]:
-    """Every compared value by where it is: ``(value, is_time, kind, group)``, with kind
+    """Every compared value by where it is: ``(value, ignored, kind, group)``, with kind
     ``"text"`` (a printed string), ``"raw"`` (a number stored whole) or ``"id"`` (a
     hash), and group the glued value, sentence or run it belongs to."""
     out: dict[str, tuple[Any, bool, str, str]] = {}
@@ -447,16 +456,17 @@ def _values(rows: Iterable[Mapping[str, Any]]) -> dict[str, tuple[Any, bool, str
         kind = row.get("kind")
         if kind in ("glue", "text"):
             where = f"{kind} {row.get('page')}:{row.get('name')}"
-            out[where] = (row.get("value"), bool(row.get("time")), "text", where)
+            ignored = "time" if row.get("time") else "machine" if row.get("machine") else ""
+            out[where] = (row.get("value"), ignored, "text", where)
         elif kind == "run":
             base = f"run {row.get('name')} seed {row.get('seed')} [{row.get('config_id')}]"
             for k in ("test_acc", "test_loss", "wall_time"):
-                out[f"{base} {k}"] = (row.get(k), k in TIME_FIELDS, "raw", base)
+                out[f"{base} {k}"] = (row.get(k), _time(k), "raw", base)
             for k in ("batch_loss_sha", "predictions_sha"):
-                out[f"{base} {k}"] = (row.get(k), False, "id", base)
+                out[f"{base} {k}"] = (row.get(k), "", "id", base)
             for k, values in sorted((row.get("history") or {}).items()):
                 for epoch, v in enumerate(values):
-                    out[f"{base} history.{k}[{epoch}]"] = (v, k in TIME_FIELDS, "raw", base)
+                    out[f"{base} history.{k}[{epoch}]"] = (v, _time(k), "raw", base)
     return out
 
 
@@ -469,17 +479,21 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _compare_text(where: str, a: str, b: str, time: bool) -> list[Difference]:
+def _time(field: str) -> str:
+    return "time" if field in TIME_FIELDS else ""
+
+
+def _compare_text(where: str, a: str, b: str, ignored: str) -> list[Difference]:
     """The numbers of two printed strings, one by one; the words, as a whole."""
     ta, tb = list(_NUMBER.finditer(a)), list(_NUMBER.finditer(b))
     words_a, words_b = _NUMBER.sub("#", a), _NUMBER.sub("#", b)
     if len(ta) != len(tb) or words_a != words_b:
-        return [Difference(where, a, b, None, True, time)]
+        return [Difference(where, a, b, None, True, ignored)]
     out = []
     for i, (ma, mb) in enumerate(zip(ta, tb, strict=True)):
         if ma.group() == mb.group():
             continue
-        is_time = time or bool(_TIME_UNIT.match(a, ma.end()))
+        why = ignored or ("time" if _TIME_UNIT.match(a, ma.end()) else "")
         out.append(
             Difference(
                 f"{where} #{i + 1}",
@@ -487,7 +501,7 @@ def _compare_text(where: str, a: str, b: str, time: bool) -> list[Difference]:
                 mb.group(),
                 _number(mb.group()) - _number(ma.group()),
                 True,  # a printed number that differs differs in its printed digits
-                is_time,
+                why,
             )
         )
     return out
@@ -520,12 +534,12 @@ def compare(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> C
     for where in sorted(set(va) | set(vb)):
         if where not in va or where not in vb:
             side, other = ("A", "B") if where in va else ("B", "A")
-            value, is_time, _, group = (va if side == "A" else vb)[where]
+            value, ignored, _, group = (va if side == "A" else vb)[where]
             if group not in groups[other] and group != where:  # a whole run: said once
                 if group in said:
                     continue
                 said.add(group)
-                where, value, is_time = group, "(the whole run)", False
+                where, value, ignored = group, "(the whole run)", ""
             result.differences.append(
                 Difference(
                     f"{where} (only in {side})",
@@ -533,19 +547,19 @@ def compare(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]]) -> C
                     value if side == "B" else None,
                     None,
                     True,
-                    is_time,
+                    ignored,
                 )
             )
             continue
         (x, tx, kind, _), (y, ty, _, _) = va[where], vb[where]
         if _same(x, y):
             continue
-        is_time = tx or ty
+        ignored = tx or ty
         if kind == "text" and isinstance(x, str) and isinstance(y, str):
-            result.differences += _compare_text(where, x, y, is_time)
+            result.differences += _compare_text(where, x, y, ignored)
         elif kind == "raw" and isinstance(x, (int, float)) and isinstance(y, (int, float)):
             visible = round(x * scale) != round(y * scale) if math.isfinite(x + y) else True
-            result.differences.append(Difference(where, x, y, y - x, visible, is_time))
+            result.differences.append(Difference(where, x, y, y - x, visible, ignored))
         else:
-            result.differences.append(Difference(where, x, y, None, True, is_time))
+            result.differences.append(Difference(where, x, y, None, True, ignored))
     return result
