@@ -78,6 +78,8 @@ def _build_site(session: nox.Session, opts: dict) -> str:
     env = {"FASHION_OPTIM_PROFILE": "quick" if opts["quick"] else "full"}
     if opts["executor"]:
         env["FASHION_OPTIM_EXECUTOR"] = opts["executor"]
+    if opts["write_reference"] and (opts["example"] or opts["no_plot"]):
+        session.error("--write-reference needs the whole site: drop --example and --no-plot.")
     if opts["reference"]:
         if not Path(opts["reference"]).exists():
             session.error(

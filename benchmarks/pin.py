@@ -96,7 +96,13 @@ def main() -> None:
     for name, values in runs.items():
         speeds = [v["images_per_s"] for v in values]
         shas = sorted({v["sha"] for v in values})
-        same = "repeatable" if len(shas) == 1 else "NOT repeatable"
+        same = (
+            "one round"
+            if len(values) == 1
+            else "repeatable"
+            if len(shas) == 1
+            else "NOT repeatable"
+        )
         print(
             f"{name:33} kernels {values[0]['kernels']:7} {statistics.median(speeds):6.0f} "
             f"images/s, test acc {values[0]['test_acc']:.4f}, bits {', '.join(shas)} ({same}"

@@ -278,3 +278,19 @@ def test_compare_names_what_it_cannot_read(tmp_path, capsys):
     bad.write_text('{"kind": "glue"}\nnot json\n')
     assert main(["compare", str(bad), str(bad)]) == 2
     assert "line 2, is not JSON" in capsys.readouterr().err
+
+
+def test_the_record_so_far_reads_the_build_s_events_and_glue(tmp_path, monkeypatch):
+    assert record.current() == []  # not in a build
+    (tmp_path / "glue").mkdir()
+    glued = {"n_seeds": {"data": {"text/plain": "'2'"}}}
+    (tmp_path / "glue" / "index.glue.json").write_text(json.dumps(glued))
+    monkeypatch.setenv(record.ENV_RECORD, str(tmp_path / "events.jsonl"))
+    monkeypatch.setenv(record.ENV_GLUE, str(tmp_path / "glue"))
+    record.note_text("SGD reaches 0.9012.")
+    rows = record.current()
+    assert [r["kind"] for r in rows] == ["environment", "glue", "text"]
+    env = rows[0]["value"]
+    assert env["pin"] == pin.describe() and env["profile"] in ("full", "quick")
+    assert env["torch"] and env["data"] and set(env["code"]) == set(cache.KINDS)
+    assert rows[1]["value"] == "2" and rows[2]["value"] == "SGD reaches 0.9012."
