@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from fashion_optim import experiments as ex
 from fashion_optim import pin, record
@@ -105,6 +106,17 @@ def test_a_run_without_the_pin_has_another_cache_key(monkeypatch):
     monkeypatch.setitem(pin._applied, "state", "unavailable")
     elsewhere = cache.cache_key("run", {"lr": 0.1, "seed": 0}, "data")
     assert len({on, off, elsewhere}) == 3
+
+
+def test_a_process_where_torch_chose_its_kernels_first_is_keyed_apart(monkeypatch):
+    on = cache.cache_key("run", {"lr": 0.1, "seed": 0}, "data")
+    monkeypatch.setattr(pin, "_applied", {"state": "AVX2", "reason": None,
+                                          "before": {"torch": False, "numpy": False}})  # fmt: skip
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    with pytest.warns(RuntimeWarning, match="torch chose its CPU kernels before fashion_optim"):
+        late = cache.cache_key("run", {"lr": 0.1, "seed": 0}, "data")
+    assert late != on and pin.key() == {"state": "not in force"}
+    assert pin.status()["state"] == "not in force" and "not pinned" in pin.describe()
 
 
 def test_the_pin_turns_off_with_its_variable(unpinned_environ):

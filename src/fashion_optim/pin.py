@@ -153,16 +153,42 @@ def apply() -> dict[str, Any]:
     return _applied
 
 
+def _in_force() -> bool:
+    """Whether torch uses the pinned kernels (when torch was imported before the pin, it
+    may have chosen its kernels already: then this process is not pinned)."""
+    if "in_force" not in _applied:
+        in_force = True
+        if _applied["state"] == ISA and not _applied["before"]["torch"]:
+            import torch
+
+            in_force = torch.backends.cpu.get_cpu_capability() == ISA
+            if not in_force:
+                warnings.warn(
+                    "torch chose its CPU kernels before fashion_optim was imported, so this "
+                    f"process is not pinned to {ISA}: its results are cached apart and may "
+                    "differ from the published ones in the last digits. Import fashion_optim "
+                    "before torch (or run nothing in torch before importing it).",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+        _applied["in_force"] = in_force
+    return _applied["in_force"]
+
+
 def key() -> dict[str, Any]:
-    """The pin's part of a cache key: the pin's state and, when on, its settings."""
+    """The pin's part of a cache key: the pin's state and, when in force, its settings
+    (``"not in force"`` where torch had chosen its kernels before the pin was set)."""
     state = apply()["state"]
+    if state == ISA and not _in_force():
+        return {"state": "not in force"}
     return {"state": state, **(settings() if state == ISA else {})}
 
 
 def status() -> dict[str, Any]:
     """Whether the pin is in force in this process, as a dict.
 
-    ``state`` (``"AVX2"``, ``"off"`` or ``"unavailable"``), ``reason`` (why it is
+    ``state`` (``"AVX2"``, ``"off"``, ``"unavailable"``, or ``"not in force"`` where
+    torch had chosen its kernels before the pin was set), ``reason`` (why it is
     unavailable), ``before_torch`` and ``before_numpy`` (whether it was set before
     this process loaded them), ``torch_capability`` (the kernels torch uses: loads
     torch), ``processor`` and ``settings`` (the variables, as set in this process).
@@ -171,7 +197,7 @@ def status() -> dict[str, Any]:
 
     state = apply()
     return {
-        "state": state["state"],
+        "state": "not in force" if state["state"] == ISA and not _in_force() else state["state"],
         "reason": state["reason"],
         "before_torch": state["before"]["torch"],
         "before_numpy": state["before"]["numpy"],
@@ -184,6 +210,8 @@ def status() -> dict[str, Any]:
 def describe() -> str:
     """One line for banners and records: e.g. ``"CPU kernels pinned to AVX2"``."""
     state = apply()
+    if state["state"] == ISA and not _in_force():
+        return "CPU kernels not pinned (torch chose its kernels before the pin was set)"
     if state["state"] == ISA:
         return f"CPU kernels pinned to {ISA}"
     if state["state"] == "off":
