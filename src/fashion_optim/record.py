@@ -403,6 +403,9 @@ class Comparison:
         times = sum(d.ignored == "time" for d in self.differences)
         machine = sum(d.ignored == "machine" for d in self.differences)
         for d in counted:
+            if d.where.endswith(("(only in A)", "(only in B)")):
+                lines.append(f"DIFF {d.where}: {_short(d.a if d.b is None else d.b)}")
+                continue
             delta = "" if d.delta is None else f"  by {d.delta:+.3g}"
             shown = "beyond the printed digits" if d.visible else "within the printed digits"
             lines.append(f"DIFF {d.where}: {_short(d.a)} -> {_short(d.b)}{delta}  ({shown})")
