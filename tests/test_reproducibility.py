@@ -169,6 +169,7 @@ def test_a_build_records_each_run_it_used_once(tmp_path, monkeypatch):
     assert row["history"]["val_acc"] == first.history.val_acc
     assert row["config"] == first.config.to_dict()
     path = record.write(rows, tmp_path / "record.jsonl")
+    assert path.stat().st_mode & 0o444 == 0o444  # served with the site
     assert record.read(tmp_path) == json.loads(json.dumps(rows))
     pandas = pytest.importorskip("pandas")
     table = pandas.read_json(path, lines=True)  # the documented one line

@@ -5,7 +5,7 @@ torch (ATen's own kernels), oneDNN (its convolutions), MKL (the BLAS torch calls
 numpy (its SIMD loops, e.g. ``exp``, ``log`` and ``power`` in float64, and its OpenBLAS)
 each choose their code by the processor they find: an AVX-512 machine rounds
 differently from an AVX2 one. :func:`apply` sets the environment variables that make
-each of them use its AVX2 code instead. It runs when :mod:`fashion_optim` is first
+each of them use its AVX2 code instead. It runs when ``fashion_optim`` is first
 imported, before this package imports torch or numpy, so every process that trains or
 evaluates through the package is pinned: the building process, its local workers (they
 also inherit the variables) and Dask workers (they import the package before they
@@ -99,7 +99,7 @@ def _cpu_flags() -> frozenset[str] | None:
 
 
 def processor() -> str:
-    """The processor's model name (``/proc/cpuinfo`` on Linux, else :mod:`platform`)."""
+    """The processor's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
@@ -124,7 +124,7 @@ def _honourable() -> str | None:
 def apply() -> dict[str, Any]:
     """Pin the kernels in this process (once; later calls return the same state).
 
-    Sets :func:`settings` in :data:`os.environ` (so processes started from here inherit
+    Sets :func:`settings` in ``os.environ`` (so processes started from here inherit
     it), unless ``FASHION_OPTIM_PIN=off`` or the processor cannot honour it (said once,
     as a :class:`RuntimeWarning`). Must run before torch and numpy choose their kernels:
     torch chooses at its first operation, numpy when it is imported.

@@ -286,6 +286,7 @@ def write(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    path.chmod(0o644)  # a site's file: readable by the web server (the temporary was 0600)
     return path
 
 
@@ -353,8 +354,8 @@ class Difference:
 
 @dataclass
 class Comparison:
-    """Two records compared: :attr:`differences`, the number of values compared, and
-    the two environments."""
+    """Two records compared: the ``differences``, the number of values ``compared``, and
+    the two environments (``env_a``, ``env_b``)."""
 
     differences: list[Difference] = field(default_factory=list)
     compared: int = 0
@@ -363,7 +364,8 @@ class Comparison:
 
     @property
     def counted(self) -> list[Difference]:
-        """The differences that count: not measurements of time, not the machine's."""
+        """The differences that count (neither measurements of time nor descriptions of
+        the machine)."""
         return [d for d in self.differences if not d.ignored]
 
     @property
