@@ -99,6 +99,20 @@ def test_a_dask_worker_pins_itself_before_torch_loads(unpinned_environ):
     assert said["torch_capability"] == "AVX2" and said["settings"] == pin.settings()
 
 
+def test_the_command_line_shows_the_pin_and_exports_it(capsys):
+    assert main(["pin"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(pin.describe()) and "ATEN_CPU_CAPABILITY=avx2" in out
+    assert main(["pin", "--export"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "export ATEN_CPU_CAPABILITY=avx2" in lines and len(lines) == len(pin.settings())
+    exported = subprocess.run(
+        ["bash", "-c", "\n".join([*lines, "echo $NPY_DISABLE_CPU_FEATURES"])],
+        capture_output=True, text=True, check=True, env={},
+    )  # fmt: skip
+    assert exported.stdout.strip() == pin.settings().get("NPY_DISABLE_CPU_FEATURES", "")
+
+
 def test_a_run_without_the_pin_has_another_cache_key(monkeypatch):
     on = cache.cache_key("run", {"lr": 0.1, "seed": 0}, "data")
     monkeypatch.setitem(pin._applied, "state", "off")

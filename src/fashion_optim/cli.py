@@ -1,4 +1,4 @@
-"""The command line: ``python -m fashion_optim {data,run,cache,compare} ...``.
+"""The command line: ``python -m fashion_optim {data,run,cache,compare,pin} ...``.
 
 Every error is one message on standard error and a non-zero exit status, never a
 traceback: 2 for a bad argument or setting, 1 for data that cannot be found or read.
@@ -89,11 +89,30 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 1
 
 
+def _cmd_pin(args: argparse.Namespace) -> int:
+    import shlex
+
+    from . import pin
+
+    if args.export:
+        for name, value in pin.settings().items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+    state = pin.status()
+    kernels = state["torch_capability"]
+    print(f"{pin.describe()} (processor: {state['processor']}; torch uses {kernels})")
+    for name, value in state["settings"].items():
+        print(f"  {name}={'' if value is None else value}")
+    if state["state"] == pin.ISA and not state["before_numpy"]:
+        print("  (numpy was loaded before the pin in this process: its own part is not in force)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fashion_optim",
-        description="fashion-optim: data check, named experiments, the result cache and the "
-        "comparison of two builds' records.",
+        description="fashion-optim: data check, named experiments, the result cache, the "
+        "comparison of two builds' records and the CPU kernels' pin.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
@@ -150,6 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
         "processor model (CI: another processor shows the comparison, no failure)",
     )
     m.set_defaults(func=_cmd_compare)
+
+    q = sub.add_parser(
+        "pin",
+        help="show the CPU kernels' pin (fashion_optim.pin)",
+        description="Show whether this process's CPU kernels are pinned to AVX2, and the "
+        "variables that pin them. --export prints them as shell exports, for processes "
+        "started outside Python's reach of the package, e.g. Dask workers: "
+        'eval "$(python -m fashion_optim pin --export)"; dask worker ADDRESS.',
+    )
+    q.add_argument("--export", action="store_true", help="print `export NAME=VALUE` lines")
+    q.set_defaults(func=_cmd_pin)
     return parser
 
 

@@ -11,6 +11,10 @@ evaluates through the package is pinned: the building process, its local workers
 also inherit the variables) and Dask workers (they import the package before they
 train). The pin's settings are part of every cache key (:func:`key`).
 
+A Dask worker loads numpy before it loads this package, so numpy's part of the pin (it
+does not touch training) holds there only when the worker starts with the variables set:
+``eval "$(python -m fashion_optim pin --export)"`` before ``dask worker``.
+
 ``FASHION_OPTIM_PIN=off`` turns the pin off (each library then picks the processor's
 best code; results are cached apart). A processor that cannot honour it (not x86-64, or
 without AVX2) is said once per build, and the build goes on unpinned.
