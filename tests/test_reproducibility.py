@@ -314,6 +314,7 @@ def test_the_record_so_far_reads_the_build_s_events_and_glue(tmp_path, monkeypat
     (tmp_path / "glue" / "index.glue.json").write_text(json.dumps(glued))
     monkeypatch.setenv(record.ENV_RECORD, str(tmp_path / "events.jsonl"))
     monkeypatch.setenv(record.ENV_GLUE, str(tmp_path / "glue"))
+    monkeypatch.setenv(record.ENV_PAGE, "note/findings")
     record.note_text("SGD reaches 0.9012.")
     rows = record.current()
     assert [r["kind"] for r in rows] == ["environment", "glue", "text"]
@@ -321,3 +322,7 @@ def test_the_record_so_far_reads_the_build_s_events_and_glue(tmp_path, monkeypat
     assert env["pin"] == pin.describe() and env["profile"] in ("full", "quick")
     assert env["torch"] and env["data"] and set(env["code"]) == set(cache.KINDS)
     assert rows[1]["value"] == "2" and rows[2]["value"] == "SGD reaches 0.9012."
+    assert rows[2]["page"] == "note/findings"
+    monkeypatch.setattr(sys, "argv", ["/somewhere/gallery/plot_02_momentum.py"])
+    record.note_text("Momentum ends lower.")
+    assert record.current()[2]["page"] == "plot_02_momentum"

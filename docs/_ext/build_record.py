@@ -44,6 +44,12 @@ def _start(app, config) -> None:
         os.environ[ENV_REFERENCE] = str(path)
 
 
+def _reading(app, docname, source) -> None:
+    # the kernel myst-nb starts for this page inherits it: its printed sentences say
+    # which page printed them
+    os.environ[record.ENV_PAGE] = docname
+
+
 def _finish(app, exception) -> None:
     if exception is not None or app.builder.format != "html":
         return
@@ -61,5 +67,6 @@ def _finish(app, exception) -> None:
 
 def setup(app):
     app.connect("config-inited", _start)
+    app.connect("source-read", _reading)
     app.connect("build-finished", _finish)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -46,6 +46,7 @@ from typing import Any
 
 __all__ = [
     "ENV_GLUE",
+    "ENV_PAGE",
     "ENV_RECORD",
     "ENV_REFERENCE",
     "FORMAT",
@@ -67,6 +68,8 @@ __all__ = [
 ENV_RECORD = "FASHION_OPTIM_RECORD"
 #: The folder of the glue files myst-nb writes (``jupyter_execute``), while a site builds.
 ENV_GLUE = "FASHION_OPTIM_RECORD_GLUE"
+#: The page being read while a site builds (a note page's kernel inherits it).
+ENV_PAGE = "FASHION_OPTIM_RECORD_PAGE"
 #: A record to compare the build with (``nox -s docs -- --reference PATH``).
 ENV_REFERENCE = "FASHION_OPTIM_REFERENCE"
 #: The record's file name in a built site.
@@ -161,9 +164,12 @@ def note_results(results: Sequence[Any], names: Sequence[str]) -> None:
 
 
 def _page() -> str:
-    """The page running now: a gallery example's file name, sphinx-gallery's argv[0]."""
+    """The page running now: a gallery example's file name (sphinx-gallery's argv[0]),
+    or the note page whose kernel this is (``FASHION_OPTIM_RECORD_PAGE``)."""
     name = Path(sys.argv[0] if sys.argv else "").name
-    return name.removesuffix(".py") if name.endswith(".py") else ""
+    if name.startswith("plot_") and name.endswith(".py"):  # the gallery's file names
+        return name.removesuffix(".py")
+    return os.environ.get(ENV_PAGE, "")
 
 
 _said: dict[str, int] = {}
