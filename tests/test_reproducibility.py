@@ -325,4 +325,4 @@ def test_the_record_so_far_reads_the_build_s_events_and_glue(tmp_path, monkeypat
     assert rows[2]["page"] == "note/findings"
     monkeypatch.setattr(sys, "argv", ["/somewhere/gallery/plot_02_momentum.py"])
     record.note_text("Momentum ends lower.")
-    assert record.current()[2]["page"] == "plot_02_momentum"
+    assert [r["page"] for r in record.current()[2:]] == ["note/findings", "plot_02_momentum"]
