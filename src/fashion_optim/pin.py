@@ -103,15 +103,24 @@ def _cpu_flags() -> frozenset[str] | None:
 
 
 def processor() -> str:
-    """The processor's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``)."""
+    """The processor's model: its name, family, model and stepping (``/proc/cpuinfo`` on
+    Linux, where a virtual machine's name alone may hide the model), else
+    ``platform.processor()``."""
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
             for line in fh:
-                if line.startswith("model name"):
-                    return line.partition(":")[2].strip()
+                name, _, value = line.partition(":")
+                if not line.strip():
+                    break  # the first processor's block is enough
+                fields.setdefault(name.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    if "model name" not in fields:
+        return platform.processor() or platform.machine()
+    ids = [f"family {fields['cpu family']}"] if "cpu family" in fields else []
+    ids += [f"{k} {fields[k]}" for k in ("model", "stepping") if k in fields]
+    return f"{fields['model name']} ({', '.join(ids)})" if ids else fields["model name"]
 
 
 def _honourable() -> str | None:
