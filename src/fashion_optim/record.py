@@ -104,9 +104,13 @@ def _append(rows: Iterable[Mapping[str, Any]]) -> None:
     text = "".join(json.dumps(row, sort_keys=True, default=_plain) + "\n" for row in rows)
     if text:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # one write of whole lines in append mode: processes appending at once never mix
-        with open(path, "a", encoding="utf-8") as fh:
-            fh.write(text)
+        # whole lines in one write, at the end of the file (O_APPEND): two processes
+        # appending at once never mix their lines
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, text.encode("utf-8"))
+        finally:
+            os.close(fd)
 
 
 def _plain(value: Any) -> Any:
