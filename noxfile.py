@@ -7,6 +7,7 @@ about 1.5 minutes and 5.5 GB).
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nox
 
@@ -37,8 +38,17 @@ nox -s docs [-- OPTIONS]
   --executor ADDRESS train on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)
                      instead of local processes (sets FASHION_OPTIM_EXECUTOR)
   --no-plot          build the pages without running any example
+  --reference PATH   compare this build's record with the record at PATH (a record.jsonl
+                     or a built site's folder): printed, and shown on the
+                     reproducibility page (sets FASHION_OPTIM_REFERENCE)
+  --write-reference  copy this build's record to the committed reference of its
+                     profile (docs/reference/record-PROFILE.jsonl)
   --serve            serve the built HTML on http://localhost:8000 afterwards
 """
+
+#: The committed reference records, one per profile: CI compares its quick build with
+#: record-quick.jsonl (.ci/run).
+REFERENCE = "docs/reference/record-{profile}.jsonl"
 
 
 def _docs_options(posargs: list[str]) -> dict:
@@ -49,13 +59,15 @@ def _docs_options(posargs: list[str]) -> dict:
         "executor": None,
         "no_plot": False,
         "serve": False,
+        "reference": None,
+        "write_reference": False,
     }
     args = list(posargs)
     while args:
         arg = args.pop(0)
-        if arg in ("--quick", "--fresh", "--no-plot", "--serve"):
+        if arg in ("--quick", "--fresh", "--no-plot", "--serve", "--write-reference"):
             opts[arg[2:].replace("-", "_")] = True
-        elif arg in ("--example", "--executor") and args:
+        elif arg in ("--example", "--executor", "--reference") and args:
             opts[arg[2:]] = args.pop(0)
         else:
             raise SystemExit(f"unknown docs option {arg!r}.\n{DOCS_USAGE}")
@@ -66,6 +78,15 @@ def _build_site(session: nox.Session, opts: dict) -> str:
     env = {"FASHION_OPTIM_PROFILE": "quick" if opts["quick"] else "full"}
     if opts["executor"]:
         env["FASHION_OPTIM_EXECUTOR"] = opts["executor"]
+    if opts["write_reference"] and (opts["example"] or opts["no_plot"]):
+        session.error("--write-reference needs the whole site: drop --example and --no-plot.")
+    if opts["reference"]:
+        if not Path(opts["reference"]).exists():
+            session.error(
+                f"--reference {opts['reference']}: no such file or folder; give a record "
+                "(record.jsonl) or a built site's folder."
+            )
+        env["FASHION_OPTIM_REFERENCE"] = str(Path(opts["reference"]).resolve())
     if opts["fresh"]:
         session.run("python", "-m", "fashion_optim", "cache", "--clear", env=env)
     out = "docs/_build/html"
@@ -83,7 +104,15 @@ def _build_site(session: nox.Session, opts: dict) -> str:
     if opts["no_plot"]:
         args += ["-D", "plot_gallery=0"]
     session.run("sphinx-build", *args, env=env)
-    session.log(f"The site is in {out}/index.html")
+    session.log(f"The site is in {out}/index.html; its record, {out}/record.jsonl")
+    if opts["reference"]:  # the differences, here too (also on the reproducibility page)
+        compare = ["python", "-m", "fashion_optim", "compare", opts["reference"], out]
+        session.run(*compare, success_codes=[0, 1])
+    if opts["write_reference"]:
+        target = Path(REFERENCE.format(profile=env["FASHION_OPTIM_PROFILE"]))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(out) / "record.jsonl", target)
+        session.log(f"The reference record is now {target}: commit it with the change.")
     return out
 
 
@@ -126,6 +155,10 @@ def browser(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks (not tests): throughput ratios, the float32 ceiling, the executors'
-    overhead and scaling (the dask extra), site build times."""
+    overhead and scaling (the dask extra), site build times, the pinned kernels' cost."""
     session.install("-e", ".[docs,dask]")
     session.run("python", "benchmarks/run.py", *session.posargs)
+    # the pin's cost and effect: pinned against unpinned, in alternation, in this one run
+    session.run(
+        "python", "benchmarks/pin.py", *(["--rounds", "1"] if "--quick" in session.posargs else [])
+    )

@@ -12,9 +12,12 @@ import re
 import sys
 from pathlib import Path
 
+# fashion_optim first: it pins the CPU kernels (fashion_optim.pin) before torch and numpy
+# load, in this process (the gallery's) and in every process started from it.
+import fashion_optim  # isort: skip
 import torch
 
-import fashion_optim
+from fashion_optim import pin
 from fashion_optim.experiments import TRAIN_THREADS, current_profile, default_workers, environment
 from fashion_optim.experiments.executors import ENV_EXECUTOR, executor_from_env
 
@@ -61,6 +64,7 @@ extensions = [
     "sphinxcontrib.bibtex",
     "site_wheel",
     "page_timings",  # per page wall and CPU time, logged at the end, docs/_build/timings.json
+    "build_record",
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
@@ -96,6 +100,8 @@ API_MODULES = (
     "curvature",
     "experiments",
     "plotting",
+    "pin",
+    "record",
 )
 
 
@@ -335,7 +341,8 @@ html_css_files = ["custom.css"]
 html_theme_options = {
     "announcement": (
         f"Built {BUILT} with {_profile_note} ({PROFILE.description}), torch "
-        f"{torch.__version__} on {ENV['device']}, training {TRAIN_THREADS} thread per run "
+        f"{torch.__version__} on {ENV['device']} ({pin.describe()}), training "
+        f"{TRAIN_THREADS} thread per run "
         + (
             f"on the Dask cluster at {EXECUTOR}."
             if EXECUTOR

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+# first: the package pins the CPU kernels before torch and numpy load (fashion_optim.pin)
+import fashion_optim  # noqa: F401  # isort: skip
 import pytest
 import torch
 

@@ -36,6 +36,7 @@ DEPENDS: dict[str, set[str]] = {
     "experiments/profiles.py": ALL,
     "experiments/specs.py": ALL,
     "experiments/train.py": ALL,
+    "pin.py": ALL,  # the CPU kernels (and its settings are in every key too)
     "experiments/rangetest.py": {"range_test"},
     "experiments/surface.py": SURFACES,
     "landscape.py": SURFACES,
@@ -69,6 +70,7 @@ DEPENDS: dict[str, set[str]] = {
     "stats.py": set(),
     "theory.py": set(),
     "curvature.py": set(),
+    "record.py": set(),
 }
 
 

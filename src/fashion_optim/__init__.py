@@ -7,9 +7,15 @@ through this package: :mod:`~fashion_optim.data` loads and splits the data,
 
 from importlib.metadata import PackageNotFoundError, version
 
+# First, before anything imports torch or numpy: the CPU kernels every process that
+# trains or evaluates through this package uses (see fashion_optim.pin).
+from . import pin
+
+pin.apply()
+
 try:
     __version__ = version("fashion-optim")
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "pin"]

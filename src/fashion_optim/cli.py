@@ -1,4 +1,4 @@
-"""The command line: ``python -m fashion_optim {data,run,cache} ...``.
+"""The command line: ``python -m fashion_optim {data,run,cache,compare,pin} ...``.
 
 Every error is one message on standard error and a non-zero exit status, never a
 traceback: 2 for a bad argument or setting, 1 for data that cannot be found or read.
@@ -72,10 +72,47 @@ def _cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from . import record
+
+    a, b = record.read(args.a), record.read(args.b)
+    result = record.compare(a, b)
+    print(result.report(args.a, args.b))
+    if result.equal:
+        return 0
+    if args.if_same_processor and not result.same_processor:
+        print(
+            "the records were built on different processors: the differences are shown, "
+            "not failed (--if-same-processor)."
+        )
+        return 0
+    return 1
+
+
+def _cmd_pin(args: argparse.Namespace) -> int:
+    import shlex
+
+    from . import pin
+
+    if args.export:
+        for name, value in pin.settings().items():
+            print(f"export {name}={shlex.quote(value)}")
+        return 0
+    state = pin.status()
+    kernels = state["torch_capability"]
+    print(f"{pin.describe()} (processor: {state['processor']}; torch uses {kernels})")
+    for name, value in state["settings"].items():
+        print(f"  {name}={'' if value is None else value}")
+    if state["state"] == pin.ISA and not state["before_numpy"]:
+        print("  (numpy was loaded before the pin in this process: its own part is not in force)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fashion_optim",
-        description="fashion-optim: data check, named experiments and the result cache.",
+        description="fashion-optim: data check, named experiments, the result cache, the "
+        "comparison of two builds' records and the CPU kernels' pin.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser(
@@ -114,6 +151,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="delete every cached result (only the cache's own files)",
     )
     c.set_defaults(func=_cmd_cache)
+
+    m = sub.add_parser(
+        "compare",
+        help="compare two builds' records, number by number",
+        description="Compare two records of the numbers a site build published (record.jsonl, "
+        "or a built site's folder holding it): list every number that differs, by how much "
+        "and whether beyond its printed digits. Exit status 0 when every number is bitwise "
+        "equal (measurements of time are listed, never counted), 1 when one differs.",
+    )
+    m.add_argument("a", help="a record file or a built site's folder (e.g. the reference)")
+    m.add_argument("b", help="another (e.g. docs/_build/html)")
+    m.add_argument(
+        "--if-same-processor",
+        action="store_true",
+        help="exit 1 on a difference only when both records were built on the same "
+        "processor model (CI: another processor shows the comparison, no failure)",
+    )
+    m.set_defaults(func=_cmd_compare)
+
+    q = sub.add_parser(
+        "pin",
+        help="show the CPU kernels' pin (fashion_optim.pin)",
+        description="Show whether this process's CPU kernels are pinned to AVX2, and the "
+        "variables that pin them. --export prints them as shell exports, for processes "
+        "started outside Python's reach of the package, e.g. Dask workers: "
+        'eval "$(python -m fashion_optim pin --export)"; dask worker ADDRESS.',
+    )
+    q.add_argument("--export", action="store_true", help="print `export NAME=VALUE` lines")
+    q.set_defaults(func=_cmd_pin)
     return parser
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import platformdirs
 import torch
 
+from .. import pin
 from ..device import resolve_device
 from ..files import atomic_write
 
@@ -195,8 +196,9 @@ def code_hash(kind: str, package_dir: Path | None = None) -> str:
 
 
 def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
-    """The cache key of a computation: what, with which inputs, code, torch, data and
-    device type (a result trained on a GPU is not the CPU's result, bit for bit)."""
+    """The cache key of a computation: what, with which inputs, code, torch, data,
+    device type (a result trained on a GPU is not the CPU's result, bit for bit) and the
+    CPU kernels' pin (:func:`fashion_optim.pin.key`)."""
     payload = json.dumps(
         {
             "kind": kind,
@@ -205,6 +207,7 @@ def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
             "torch": torch.__version__,
             "data": data_checksum,
             "device": resolve_device("auto").type,
+            "pin": pin.key(),  # the CPU kernels' instruction set (fashion_optim.pin)
         },
         sort_keys=True,
         default=str,

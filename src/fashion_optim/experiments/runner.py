@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import lr_finder
+from .. import lr_finder, record
 from . import cache, executors
 from . import train as _train
 from .profiles import PerProfile, Profile, current_profile, resolve_value
@@ -323,6 +323,8 @@ def run_many(
         executors.train_all(
             parts, executor=executor, workers=n_workers, progress=progress, on_done=on_done
         )
+    # the build's record of its runs (the other kinds are left out)
+    record.note_results(out, [getattr(task, "name", "") for task in tasks])
     if not return_exceptions:
         for result in out:
             if isinstance(result, BaseException):

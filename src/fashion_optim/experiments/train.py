@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import pin
 from ..batches import Splits, make_splits
 from ..device import resolve_device
 from ..models import make_model
@@ -78,6 +79,7 @@ def environment() -> dict[str, Any]:
             else platform.processor() or platform.machine()
         ),
         "threads": torch.get_num_threads(),
+        "pin": pin.status(),  # the kernels this process trained with, checked here
     }
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from .. import record
+
 
 def mean_std(values: Any, digits: int = 4) -> str:
     """``"mean ± std"`` of a ``(mean, std)`` pair (as
@@ -117,3 +119,4 @@ def say(text: str, width: int = 79) -> None:
     SGD + momentum reaches 0.9012 on validation, Adam 0.8998.
     """
     print(textwrap.fill(text, width))
+    record.note_text(text)  # the build's record of what the pages print
