@@ -430,3 +430,103 @@ def test_paired_tests_correct_for_their_number_and_draw_no_interval_on_two_seeds
     two = stats.paired_tests({"x": ([0.9, 0.8], [0.7, 0.6])})["x"]
     assert math.isnan(two.difference.low) and not two.resolved
     assert str(two) == "+0.2000 (seeds: +0.2000, +0.2000)"
+
+
+# --------------------------------------------------------------------------- headline
+
+
+def _named_results(key, val_test):
+    spec = ex.NAMED[key]
+    results = []
+    for seed, (v, t) in enumerate(val_test):
+        history = History.from_dict({"val_acc": [0.5, v], "val_loss": [1.0, 1 - v]})
+        results.append(Result(spec.resolve("quick"), seed, history, 0.3, t, {}, {}))
+    return SeedResults(spec, results)
+
+
+NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}
+
+
+def test_a_leader_is_named_only_when_every_corrected_comparison_resolves_it():
+    from fashion_optim import plotting
+
+    base = [0.90, 0.91, 0.905, 0.912, 0.899]
+    lead = _named_results("adam", [(0.92, t + 0.02) for t in base])
+    close = _named_results(
+        "momentum",
+        [
+            (0.91, t + 0.02 + d)
+            for t, d in zip(base, (0.01, -0.012, 0.004, -0.006, 0.003), strict=True)
+        ],
+    )
+    far = _named_results("sgd", [(0.80, t - 0.05) for t in base])
+    key, text, tests = plotting.leader_verdict({"sgd": far, "adam": lead}, NAMES)
+    assert key == "adam" and text.startswith("Adam leads:") and tests["sgd"].resolved
+    key, text, tests = plotting.leader_verdict({"sgd": far, "adam": lead, "momentum": close}, NAMES)
+    assert key == "adam" and not tests["momentum"].resolved
+    assert "do not tell it apart on the test set from SGD + momentum" in text
+    assert "no leader is named" in text and tests["sgd"].m == 2
+    two = {k: SeedResults(r.spec, r.results[:2]) for k, r in {"sgd": far, "adam": lead}.items()}
+    assert "no interval is drawn" in plotting.leader_verdict(two, NAMES)[1]
+
+
+def test_the_page_says_when_tuning_made_an_optimizer_worse_on_validation():
+    from fashion_optim import plotting
+
+    default = {"adam": _named_results("adam", [(0.90, 0.9)] * 3)}
+    worse = _named_results("adam", [(0.88, 0.9)] * 3)
+    worse.spec = ex.full_budget_spec("adam", 0.01)
+    worse.results = [
+        dataclasses.replace(r, config=worse.spec.resolve("quick")) for r in worse.results
+    ]
+    text = plotting.tuning_losses(default, {"adam": worse}, NAMES)
+    assert text.startswith("Tuning made Adam (-0.0200) worse on validation")
+    same = plotting.tuning_losses(default, {"adam": default["adam"]}, NAMES)
+    assert same == "Tuning made no optimizer worse on validation than its default rate."
+
+
+def test_rung_curves_ring_each_rungs_choice_and_mark_failures_apart():
+    import matplotlib.pyplot as plt
+
+    from fashion_optim import plotting
+
+    spec = ex.NAMED["sgd"]
+    first = ex.Sweep(
+        {
+            "sgd": {
+                0.01: _point(spec, [0.6] * 3),
+                0.1: _point(spec, [0.7] * 3),
+                1.0: _point(spec, [0.1, 0.1, 0.9]),
+            }
+        },
+        (0, 1, 2),
+    )
+    last = ex.Sweep(
+        {"sgd": {0.01: _point(spec, [0.9] * 3), 0.1: _point(spec, [0.85] * 3)}}, (0, 1, 2)
+    )
+    tuning = ex.Tuning([first, last], (1, 10), (0, 1, 2))
+    fig, ax = plt.subplots()
+    assert plotting.rung_curves(ax, tuning, "sgd", label="SGD") == [0.1, 0.01]
+    collapsed = [line for line in ax.lines if line.get_marker() == "v"]
+    assert [line.get_xdata()[0] for line in collapsed] == [1.0]
+    assert not [line for line in ax.lines if line.get_marker() == "x"]
+    assert {t.get_text() for t in ax.texts} == {"2"}  # two seeds collapsed at 1.0
+    assert [line.get_label() for line in ax.lines if line.get_label().startswith("SGD")] == [
+        "SGD, 1 epoch",
+        "SGD, 10 epochs",
+    ]
+    plt.close(fig)
+
+
+def test_the_seed_table_shows_every_seed_and_marks_failures():
+    from fashion_optim import plotting
+
+    spec = ex.NAMED["sgd"]
+    point = _point(spec, [0.9, 0.1], diverged=0)
+    point.diverged.append((2, TrainingDivergedError(1, 2, float("nan"), 1.0)))
+    table = plotting.seed_table({"SGD": point})
+    assert table.loc["SGD"].tolist() == [
+        "0.9000 / 0.9900",
+        "0.1000 / 0.9900 (collapsed)",
+        "diverged",
+    ]
