@@ -331,7 +331,7 @@ def test_successive_halving_promotes_on_injected_results_and_chooses_at_full_bud
     table = {
         1: dict(zip(grid, (0.3, 0.5, 0.6, 0.7, 0.8, 0.82, 0.1), strict=True)),  # 1.0 collapses
         3: {0.1: 0.85, 0.3162: 0.84},
-        10: {0.1: 0.88, 0.01: 0.86},
+        10: {0.1: 0.88, 0.01: 0.86, 0.3162: 0.83},
     }
     calls = []
 
@@ -349,15 +349,16 @@ def test_successive_halving_promotes_on_injected_results_and_chooses_at_full_bud
     assert [sorted(c) for c in calls] == [
         [("sgd", lr) for lr in grid],
         [("sgd", 0.1), ("sgd", 0.3162)],  # the best two of seven; 1.0 collapsed
-        [("sgd", 0.01), ("sgd", 0.1)],  # the best one of two, and the default
+        [("sgd", 0.01), ("sgd", 0.1), ("sgd", 0.3162)],  # the best of two, the default,
+        # and the first rung's own choice, to measure what it costs at the full budget
     ]
-    assert [sorted(c.values()) for c in calls][1:] == [[3, 3], [10, 10]]
+    assert [sorted(c.values()) for c in calls][1:] == [[3, 3], [10, 10, 10]]
     assert tuning.first_rung_choice("sgd") == 0.3162
     assert tuning.best_rate("sgd") == 0.1
     assert tuning.last.points["sgd"][0.01].spec == ex.NAMED["sgd"]  # the shared run
     assert tuning.last.points["sgd"][0.1].spec == ex.NAMED["sgd_effective"]
-    # 7 rates x 1 epoch, 2 x 2 more, then 1 x 7 more and the default 9 more, x 3 seeds
-    assert tuning.epoch_cost() == 3 * (7 + 2 * 2 + 7 + 9)
+    # 7 rates x 1 epoch, 2 x 2 more, then 2 x 7 more and the default 9 more, x 3 seeds
+    assert tuning.epoch_cost() == 3 * (7 + 2 * 2 + 2 * 7 + 9)
 
 
 def test_rung_specs_differ_from_the_shared_run_only_in_epochs():

@@ -5,10 +5,11 @@ rule (diverged or collapsed) that keeps a failed point from ever being chosen.
 :func:`run_tuning` trains every rate of :data:`SWEEP_GRIDS` for the first rung of
 :data:`RUNG_EPOCHS`, promotes the best third (by mean final validation accuracy, points
 with a failed seed excluded) to the next rung, and so on; the last rung is the note's full
-budget, where each optimizer's default rate joins the promoted ones and
-:meth:`Tuning.best_rate` chooses. Promoted runs are the same specs with more epochs, so
-they continue their shorter runs where the engine resumes them. :func:`run_sweep` is the
-old short-budget sweep (a few epochs on a subset), which chooses no headline rate.
+budget, where each optimizer's default rate and the first rung's choice join the
+promoted ones and :meth:`Tuning.best_rate` chooses. Promoted runs are the same specs with
+more epochs, so they continue their shorter runs where the engine resumes them.
+:func:`run_sweep` is the old short-budget sweep (a few epochs on a subset), which chooses
+no headline rate.
 """
 
 from __future__ import annotations
@@ -323,7 +324,8 @@ def promote(rung: Sweep, key: str, keep_every: int = KEEP_EVERY) -> list[float]:
 class Tuning:
     """Successive halving's rungs: ``rungs[i]`` holds the rates that reached rung ``i``
     (trained for ``epochs[i]`` epochs over ``seeds``); the last rung is the full budget,
-    where each optimizer's default rate joins the promoted ones.
+    where each optimizer's default rate and the first rung's choice join the promoted
+    ones.
     """
 
     rungs: list[Sweep]
@@ -375,8 +377,10 @@ def run_tuning(
     Rung ``i`` trains each surviving rate for ``RUNG_EPOCHS[i]`` epochs (the same spec
     with more epochs, so a promoted run continues its shorter one where the engine
     resumes runs); :func:`promote` keeps the best third. At the last rung, the full
-    budget, each optimizer's default rate (its shared run) joins the promoted rates, and
-    :meth:`Tuning.best_rate` chooses among them on validation. Failed runs (diverged or
+    budget, each optimizer's default rate (its shared run) and the first rung's own
+    choice join the promoted rates (so what the first rung alone would have chosen is
+    measured at the full budget), and :meth:`Tuning.best_rate` chooses among them on
+    validation. Failed runs (diverged or
     collapsed) are kept as such and never promoted or chosen.
     """
     unknown = [k for k in keys if k not in SWEEP_GRIDS]
@@ -389,10 +393,11 @@ def run_tuning(
         raise ValueError(f"the last rung must be the full budget ({full} epochs), got {epochs}.")
     alive = {key: list(SWEEP_GRIDS[key]) for key in keys}
     rungs: list[Sweep] = []
+    first_choice: dict[str, list[float]] = {k: [] for k in keys}
     for i, n_epochs in enumerate(epochs):
         last = i == len(epochs) - 1
-        if last:
-            alive = {k: sorted({*alive[k], NAMED[k].lr}) for k in keys}
+        if last:  # the default rate and the first rung's own choice join the last rung
+            alive = {k: sorted({*alive[k], NAMED[k].lr, *first_choice[k]}) for k in keys}
         specs = {(k, lr): _rung_spec(k, lr, n_epochs, last) for k in keys for lr in alive[k]}
         outcomes = run_outcomes(specs, profile=prof, progress=progress)
         points: dict[str, dict[float, SeedOutcomes]] = {k: {} for k in keys}
@@ -401,6 +406,8 @@ def run_tuning(
         rung = Sweep(points, tuple(prof.seeds))
         rungs.append(rung)
         alive = {k: promote(rung, k, keep_every) for k in keys}
+        if i == 0:
+            first_choice = {k: alive[k][:1] for k in keys}
     return Tuning(rungs, epochs, tuple(prof.seeds))
 
 
