@@ -160,8 +160,8 @@ fig, axes = plt.subplots(
 )
 for col, key in enumerate(KEYS):
     plotting.range_test_with_sweep(
-        axes[0, col], axes[1, col], tests[key], sweep, key, seeds=SEEDS, title=names[key],
-        chosen=chosen[key], chosen_label="chosen at the full budget",
+        axes[0, col], axes[1, col], tests[key], sweep, key, seeds=SEEDS,
+        title=names[key], chosen=chosen[key], chosen_label="chosen at the full budget",
     )  # fmt: skip
     axes[0, col].set_xlabel("")
     top = max(res.lrs[-1] for res in tests[key])
@@ -188,8 +188,9 @@ for key in KEYS:
     lost = np.flatnonzero(curve["diverged"] + curve["collapsed"])
     if lost.size:
         lr, i = curve["lr"][lost[0]], lost[0]
-        print(f"{names[key]}: stable up to {stable:.3g}; at {lr:.3g}, of {len(SEEDS)}", end=" ")
-        print(f"seeds, {curve['diverged'][i]} diverged and {curve['collapsed'][i]} collapsed")
+        print(f"{names[key]}: stable up to {stable:.3g}; at {lr:.3g}, ", end="")
+        print(f"{curve['diverged'][i]} of {len(SEEDS)} seeds diverged, ", end="")
+        print(f"{curve['collapsed'][i]} collapsed")
     else:
         print(f"{names[key]}: no seed failed, up to the grid's top {stable:.3g}")
     for seed, res in zip(SEEDS, tests[key], strict=True):
