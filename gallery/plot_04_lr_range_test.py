@@ -185,7 +185,10 @@ plt.show()
 
 for key in KEYS:
     curve, stable = sweep.curve(key, "val_acc"), sweep.largest_stable_rate(key)
-    lost = np.flatnonzero(curve["diverged"] + curve["collapsed"])
+    # the first failure above the stable rate (below it, a rate too small to leave
+    # chance in one epoch also counts as collapsed)
+    failed = curve["diverged"] + curve["collapsed"] > 0
+    lost = np.flatnonzero(failed & (curve["lr"] > stable))
     if lost.size:
         lr, i = curve["lr"][lost[0]], lost[0]
         print(f"{names[key]}: stable up to {stable:.3g}; at {lr:.3g}, ", end="")
@@ -327,8 +330,8 @@ for opt, card in corrected.groupby("optimizer", sort=False):
 #   full budget and where seeds start to fail; the lines under "Where training stops"
 #   set each range test's blow-up against the first rung's.
 # - Check a suggestion before trusting it: the scorecard gives each rule's distance from
-#   the rate chosen at the full budget, the lines under it which rules fall within the grid's
-#   resolution and what the smoothing convention changes.
+#   the rate chosen at the full budget, the lines under it which rules fall within the
+#   grid's resolution and what the smoothing convention changes.
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
 #   learning rate on a geometric ramp: ``lr_max`` can come after the raw curve's lowest
 #   losses, even after its blow-up (the lag table). Read the upper end from the raw

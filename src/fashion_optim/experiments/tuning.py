@@ -53,8 +53,9 @@ CHANCE = 0.1
 #: A run that finished with a final validation accuracy below this has collapsed: twice
 #: chance. A model stuck at chance (one class predicted, or noise) scores about 0.10; on
 #: 2,000 validation images the chance of such a model reaching 0.20 is below
-#: :math:`10^{-39}` (binomial), while a run that learns anything passes 0.5 within its
-#: first epoch, so the margin separates the two with room on both sides.
+#: :math:`10^{-39}` (binomial). At the top of a grid such a run broke (dead units, a
+#: loss stuck at :math:`\ln 10`); at the bottom, after a short rung, it has not left
+#: chance yet. Either way it is no candidate, and it is counted apart from divergence.
 COLLAPSE_BELOW = 0.2
 
 
