@@ -228,7 +228,8 @@ for (which, key), out in full.items():
     if (cfg, key) in seen.values():
         continue  # a tuned rate equal to the default: the same runs, one row
     seen[(which, key)] = (cfg, key)
-    label = f"{NAMES.get(key, out.spec.name)}, lr {plotting.rate_label(out.spec)}"
+    rate = plotting.rate_label(out.spec)  # "0.01", or OneCycleLR's "peak 0.1"
+    label = f"{NAMES[key]}, lr {rate}" if key in NAMES else f"{out.spec.name}, {rate}"
     rows[(which, key)] = label
 runs = {label: full[k] for k, label in rows.items() if full[k].results is not None}
 table = pd.DataFrame(
@@ -290,13 +291,16 @@ say(verdict)
 defaults = {k: full[("default", k)].results for k in KEYS}
 chosen = {k: full[("tuned", k)].results for k in KEYS}
 say(plotting.tuning_losses(defaults, chosen, NAMES))
-se_one = stats.binomial_se(tuned[lead].test_acc[0], len(labels))
+n_test = len(labels)
 for key in tests:
-    image_se = np.mean([m.se for m in _mcnemar(tuned[lead], tuned[key])])
+    paired_se = np.mean([m.se for m in _mcnemar(tuned[lead], tuned[key])])
+    accs = (tuned[lead].test_acc[0], tuned[key].test_acc[0])
+    apart = np.hypot(*(stats.binomial_se(p, n_test) for p in accs))
     say(
-        f"{NAMES[lead]} − {NAMES[key]}: a paired error over images of {image_se:.4f} "
-        f"per seed, against the {se_one:.4f} binomial error of one accuracy on "
-        f"{len(labels):,} images: the images both get right, or both wrong, cancel."
+        f"{NAMES[lead]} − {NAMES[key]}: a paired standard error over the images of "
+        f"{paired_se:.4f} per seed, against {apart:.4f} were the two tested on "
+        f"separate draws of {n_test:,} images: pairing by image removes "
+        f"{1 - paired_se / apart:.0%} of it."
     )
 
 # %%
@@ -304,8 +308,8 @@ for key in tests:
 # ---------
 # - A rate chosen on a short budget is chosen for a different problem: the drift of the
 #   optimum above is measured at every rung, and the choice is made at the full budget.
-# - A failed run is diverged *or* collapsed; the margin for collapse sits in the gap the
-#   runs themselves leave, and no choice lands where a seed failed.
+# - A failed run is diverged *or* collapsed (at chance at the end); a model at chance
+#   almost never reaches the margin, and no choice lands where a seed failed.
 # - A leader is named only where a paired, corrected test resolves every comparison;
 #   otherwise the page says which optimizers the seeds do not tell apart.
 #

@@ -175,7 +175,7 @@ class McNemar:
 
 def mcnemar(pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike) -> McNemar:
     """McNemar's exact test for two classifiers' predictions ``pred_a`` and ``pred_b`` of
-    the same images, whose true classes are ``labels`` (:func:`scipy.stats.binomtest` on
+    the same images, whose true classes are ``labels`` (``scipy.stats.binomtest`` on
     the images where exactly one of them is right).
 
     Only the images on which the two disagree in correctness carry information about
@@ -201,8 +201,8 @@ def mcnemar(pred_a: ArrayLike, pred_b: ArrayLike, labels: ArrayLike) -> McNemar:
     return McNemar(only_a, only_b, int(y.size), p)
 
 
-#: The fewest pairs (seeds) an interval is drawn on: with two, Student's t has one
-#: degree of freedom and the pages show the seeds themselves instead.
+#: The fewest pairs (seeds) an interval is drawn on. With two, Student's t has one
+#: degree of freedom, so the pages show the seeds themselves instead.
 MIN_PAIRS = 3
 
 

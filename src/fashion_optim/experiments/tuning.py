@@ -135,7 +135,7 @@ class SeedOutcomes:
 
     @property
     def failed(self) -> int:
-        """How many seeds failed: diverged or collapsed."""
+        """The number of seeds that failed (diverged or collapsed)."""
         return len(self.diverged) + len(self.collapsed)
 
     @property
@@ -260,7 +260,7 @@ def run_sweep(
 
 
 #: The epochs of each rung of the successive halving, per profile: the last is the
-#: note's full budget (:data:`NOTE_EPOCHS`), so the rate is chosen at the budget it is
+#: note's full budget (``NOTE_EPOCHS``), so the rate is chosen at the budget it is
 #: reported at. Each rung trains about three times the epochs of the one before.
 RUNG_EPOCHS = PerProfile(full=(1, 3, 10), quick=(1, 3))
 #: A rung promotes the best ``1 / KEEP_EVERY`` of its rates (at least one), as in
