@@ -150,11 +150,11 @@ for ax, key in zip(axes.flat, KEYS, strict=True):
     chosen_by_rung[key] = plotting.rung_curves(ax, tuning, key)
     ax.set_title(NAMES[key])
     ax.set_ylim(0, 1)
-    ax.legend(loc="lower left", fontsize="x-small")
+    ax.legend(loc="upper left", fontsize="x-small")
 for ax in axes[0]:
     ax.set_xlabel("")
-for ax in axes[:, 1]:
-    ax.set_ylabel("")
+for ax, label in zip(axes.flat, ("validation accuracy (fraction)", "") * 2, strict=True):
+    ax.set_ylabel(label)
 plt.show()
 
 # %%
