@@ -265,19 +265,16 @@ def test_run_sweep_keeps_diverged_runs_as_such(small_test_set, monkeypatch):
 
 def test_a_best_mean_point_with_a_collapsed_seed_is_not_chosen():
     spec = ex.NAMED["momentum"]
-    # 0.1 has the best mean over its finished seeds, but one seed sits at chance
-    good, stuck = (0.91, 0.92, 0.93), (0.95, 0.96, 0.10)
-    sweep = ex.Sweep(
-        {"momentum": {0.01: _point(spec, list(good)), 0.1: _point(spec, [0.99, 0.99, 0.10])}},
-        (0, 1, 2),
-    )
-    assert np.mean(stuck) < np.mean([0.99, 0.99, 0.10])  # the trap: the mean is the best
-    assert sweep.points["momentum"][0.1].collapsed == [(2, 0.10)]
+    good, stuck = [0.60, 0.62, 0.61], [0.95, 0.96, 0.15]  # one seed of 0.1 at chance
+    sweep = ex.Sweep({"momentum": {0.01: _point(spec, good), 0.1: _point(spec, stuck)}}, (0, 1, 2))
+    assert np.mean(stuck) > np.mean(good)  # the trap: the best mean has a collapsed seed
+    assert sweep.points["momentum"][0.1].collapsed == [(2, 0.15)]
     assert sweep.points["momentum"][0.1].failure_note() == "1 of 3 seeds failed (1 collapsed)"
     assert sweep.best_rate("momentum") == 0.01
     assert sweep.largest_stable_rate("momentum") == 0.01
     curve = sweep.curve("momentum")
     assert curve["collapsed"].tolist() == [0, 1] and curve["diverged"].tolist() == [0, 0]
+    assert ex.promote(sweep, "momentum", keep_every=1) == [0.01]
 
 
 def test_collapse_is_judged_on_the_final_validation_accuracy_against_its_margin():
