@@ -371,7 +371,8 @@ def test_rung_specs_differ_from_the_shared_run_only_in_epochs():
 
 def test_compared_configurations_take_the_profiles_extra_seeds():
     assert ex.current_profile("full").compare_seeds == (0, 1, 2, 3, 4)
-    assert ex.current_profile("quick").compare_seeds[:2] == ex.current_profile("quick").seeds
+    assert ex.current_profile("quick").compare_seeds == ex.current_profile("quick").seeds
+    assert ex.Profile("x", (0, 1), None, None).compare_seeds == (0, 1)  # none given: seeds
     with pytest.raises(ValueError, match="must hold every seed"):
         ex.Profile("x", (0, 1), None, None, compare_seeds=(1, 2))
 
