@@ -277,7 +277,7 @@ for key, test in tests.items():
     per_seed = _mcnemar(tuned[lead], tuned[key])
     rows[f"{NAMES[lead]} − {NAMES[key]}"] = {
         "mean [interval]": str(test),
-        "Holm p": f"{test.pvalue_holm:.3g}",
+        "Holm p": "—" if np.isnan(test.pvalue_holm) else f"{test.pvalue_holm:.3g}",
         "resolved": "yes" if test.resolved else "no",
         "McNemar p, per seed": ", ".join(f"{m.pvalue:.2g}" for m in per_seed),
         "image SE": f"{np.mean([m.se for m in per_seed]):.4f}",
