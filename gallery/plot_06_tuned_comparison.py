@@ -153,8 +153,10 @@ for ax, key in zip(axes.flat, KEYS, strict=True):
     ax.legend(loc="upper left", fontsize="x-small")
 for ax in axes[0]:
     ax.set_xlabel("")
-for ax, label in zip(axes.flat, ("validation accuracy (fraction)", "") * 2, strict=True):
-    ax.set_ylabel(label)
+for ax in axes[:, 1]:
+    ax.set_ylabel("")
+for ax in axes[:, 0]:
+    ax.set_ylabel("validation accuracy (fraction)")
 plt.show()
 
 # %%
