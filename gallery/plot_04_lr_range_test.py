@@ -11,9 +11,10 @@ Which learning rate should we train with? Leslie Smith's range test
 mini-batch per learning rate on a geometric ramp, from far too small to far too large,
 and watch the loss. Where it falls fastest is a good learning rate; where it blows up is
 too much. We run the test for SGD with momentum and for Adam on the LeNet-like CNN and
-Fashion-MNIST, on every seed, and check it against a real sweep of learning rates
-trained on the same seeds. Look at how much the curves move from seed to seed, at where
-the sweep's best rate falls on them, and at how far each tool's rule reads from it.
+Fashion-MNIST, on every seed, and check it against the rates chapter 6's tuning trained
+on the same seeds. Look at how much the curves move from seed to seed, at where the
+rate chosen at the full budget falls on them, and at how far each tool's rule reads
+from it.
 
 Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning rate
 :math:`\eta_i` and gives the loss :math:`\ell_i`, smoothed by a bias-corrected EWMA
@@ -32,10 +33,10 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 # Setup
 # -----
 # The range tests go through :func:`fashion_optim.experiments.run_range_test` and the
-# sweep through :func:`fashion_optim.experiments.run_sweep`, both cached. A seed fixes
+# tuning through :func:`fashion_optim.experiments.run_tuning`, both cached. A seed fixes
 # the initial weights (a range test starts from the weights that training with that seed
-# starts from) and the order of the mini-batches; every range test and every point of
-# the sweep runs on each of the profile's seeds.
+# starts from) and the order of the mini-batches; every range test and every rate of
+# the tuning runs on each of the profile's seeds.
 
 # sphinx_gallery_thumbnail_number = 1
 import textwrap
@@ -120,19 +121,23 @@ for what in ("lr_min", "suggested_lr"):
     print(f"than SGD + momentum's {s:.2g}")
 
 # %%
-# The range test against the sweep
-# --------------------------------
-# :func:`~fashion_optim.experiments.run_sweep` trains each optimizer at seven rates in
-# steps of :math:`\sqrt{10}` on :data:`~fashion_optim.experiments.SHORT_BUDGET`, over the
-# same seeds, and :meth:`~fashion_optim.experiments.Sweep.best_rate` chooses the rate with
-# the best mean validation accuracy among those where no seed diverged.
+# The range test against the tuning
+# ---------------------------------
+# :func:`~fashion_optim.experiments.run_tuning` (chapter 6) trains each optimizer at
+# seven rates in steps of :math:`\sqrt{10}` for one epoch over the same seeds (its first
+# rung, the ``sweep`` below), carries the best on by successive halving, and chooses the
+# rate with the best mean validation accuracy at the full budget among those where no
+# seed failed: the ``chosen`` rate every rule is scored against.
 
-sweep = experiments.run_sweep(KEYS)
-chosen = {key: sweep.best_rate(key) for key in KEYS}
+tuning = experiments.run_tuning(KEYS)
+sweep = tuning.rungs[0]  # every rate of the grid, after the first rung
+chosen = {key: tuning.best_rate(key) for key in KEYS}
 run = sweep.points["momentum"][chosen["momentum"]].finished[0]
-print(f"sweep: {run.config.epochs} epochs on {run.meta['train_size']:,} images per run")
+print(f"first rung: {run.config.epochs} epoch(s) on {run.meta['train_size']:,} images")
 for key, rates in ((key, sweep.rates(key)) for key in KEYS):
-    print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}, chosen {chosen[key]:.3g}")
+    early = tuning.first_rung_choice(key)
+    print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}, ", end="")
+    print(f"first rung's best {early:.3g}, chosen at the full budget {chosen[key]:.3g}")
 
 # %%
 # Top: each seed's range test, drawn by
@@ -142,11 +147,12 @@ for key, rates in ((key, sweep.rates(key)) for key in KEYS):
 # bottom edge: after the lowest raw loss, the first mini-batch from which the raw loss
 # stays above its starting value for five mini-batches in a row
 # (:func:`~fashion_optim.plotting.range_test_blow_up`).
-# Bottom: the sweep's final validation accuracy on the same rate axis, drawn as on the
-# tuning chapter's page (:func:`~fashion_optim.plotting.sweep_curves`): mean ± std over
-# the seeds that finished, an ``x`` on the top edge with the number of seeds that
-# diverged, the chosen rate ringed. The dash-dotted line carries the sweep's choice up
-# through the range tests. The axes start a decade below the sweep's lowest rate (the
+# Bottom: the first rung's validation accuracy on the same rate axis
+# (:func:`~fashion_optim.plotting.sweep_curves`): mean ± std over the seeds that
+# finished, an ``x`` on the top edge with the number of seeds that diverged, a ``v`` on
+# the bottom edge with the number that collapsed, the first rung's best rate ringed. The
+# dash-dotted line carries the rate chosen at the full budget up through the range
+# tests. The axes start a decade below the sweep's lowest rate (the
 # ramps start lower, at ``RAMPS``) and end where the last test stopped.
 
 fig, axes = plt.subplots(
@@ -154,8 +160,9 @@ fig, axes = plt.subplots(
 )
 for col, key in enumerate(KEYS):
     plotting.range_test_with_sweep(
-        axes[0, col], axes[1, col], tests[key], sweep, key, seeds=SEEDS, title=names[key]
-    )
+        axes[0, col], axes[1, col], tests[key], sweep, key, seeds=SEEDS,
+        title=names[key], chosen=chosen[key], chosen_label="chosen at the full budget",
+    )  # fmt: skip
     axes[0, col].set_xlabel("")
     top = max(res.lrs[-1] for res in tests[key])
     axes[1, col].set_xlim(sweep.rates(key)[0] / 10, top)  # from a decade below the grid
@@ -170,20 +177,25 @@ plt.show()
 # %%
 # Where training stops
 # --------------------
-# The top of the useful range is where training stops being stable. The sweep measures
-# it over whole trainings and seeds: the largest rate at which every seed finished, and
-# the first at which one diverged. We set each seed's range-test blow-up against the
-# largest stable rate, in factors of two (:math:`\log_2` of their ratio).
+# The top of the useful range is where training stops being stable. The first rung
+# measures it over a whole epoch and every seed: the largest rate at which no seed
+# failed, and the first at which one diverged or collapsed (chapter 6 gives the rule).
+# We set each seed's range-test blow-up against the largest stable rate, in factors of
+# two (:math:`\log_2` of their ratio).
 
 for key in KEYS:
     curve, stable = sweep.curve(key, "val_acc"), sweep.largest_stable_rate(key)
-    lost = np.flatnonzero(curve["diverged"])
+    # the first failure above the stable rate (below it, a rate too small to leave
+    # chance in one epoch also counts as collapsed)
+    failed = curve["diverged"] + curve["collapsed"] > 0
+    lost = np.flatnonzero(failed & (curve["lr"] > stable))
     if lost.size:
-        k, lr = curve["diverged"][lost[0]], curve["lr"][lost[0]]
-        print(f"{names[key]}: stable up to {stable:.3g}; {k} of {len(SEEDS)} seeds", end=" ")
-        print(f"diverged at {lr:.3g}")
+        lr, i = curve["lr"][lost[0]], lost[0]
+        print(f"{names[key]}: stable up to {stable:.3g}; at {lr:.3g}, ", end="")
+        print(f"{curve['diverged'][i]} of {len(SEEDS)} seeds diverged, ", end="")
+        print(f"{curve['collapsed'][i]} collapsed")
     else:
-        print(f"{names[key]}: no seed diverged, up to the grid's top {stable:.3g}")
+        print(f"{names[key]}: no seed failed, up to the grid's top {stable:.3g}")
     for seed, res in zip(SEEDS, tests[key], strict=True):
         i = plotting.range_test_blow_up(res)
         d = np.log2(res.lrs[i] / stable) if i is not None else 0.0
@@ -260,10 +272,10 @@ scores = pd.DataFrame(rows)
 
 # %%
 # The scorecard: per optimizer, rule and smoothing, the suggested rate (median over the
-# seeds) and its distance from the sweep's choice in factors of two,
+# seeds) and its distance from the rate chosen at the full budget in factors of two,
 # :math:`\log_2(\text{suggested} / \text{chosen})`, median and per seed: +1 is twice the
 # chosen rate, -1 half of it (a seed's rate is the chosen one times :math:`2^{\log_2}`).
-# The sweep's grid steps by :math:`\sqrt{10}`, about 1.66 factors of two, so a distance
+# The grid steps by :math:`\sqrt{10}`, about 1.66 factors of two, so a distance
 # below about 0.8 is within the grid's resolution; "within" counts the seeds whose
 # suggestion lies that close (:math:`|\log_2| \le 0.83`, half a step).
 
@@ -280,7 +292,7 @@ pd.DataFrame({
 
 # %%
 # What switching the smoothing convention moves, and on how many seeds each rule lands
-# within half a grid step of the sweep's choice (with the bias-corrected smoothing):
+# within half a grid step of the chosen rate (with the bias-corrected smoothing):
 
 wide = scores.pivot_table(index=["optimizer", "rule", "seed"], columns="smoothing", values="log2")
 moved = []
@@ -314,12 +326,12 @@ for opt, card in corrected.groupby("optimizer", sort=False):
 #   start) and maps where the loss falls and where it blows up; the first table shows
 #   how much each end moves from seed to seed. Adam's steps have size about :math:`\eta`
 #   whatever the gradient, so its range need not line up with SGD's.
-# - A sweep of whole short trainings over the same seeds says which rate trains best on
-#   validation and where seeds start to diverge; the lines under "Where training stops"
-#   set each range test's blow-up against it.
+# - Whole trainings over the same seeds say which rate trains best on validation at the
+#   full budget and where seeds start to fail; the lines under "Where training stops"
+#   set each range test's blow-up against the first rung's.
 # - Check a suggestion before trusting it: the scorecard gives each rule's distance from
-#   the sweep's choice, the lines under it which rules fall within the grid's
-#   resolution and what the smoothing convention changes.
+#   the rate chosen at the full budget, the lines under it which rules fall within the
+#   grid's resolution and what the smoothing convention changes.
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
 #   learning rate on a geometric ramp: ``lr_max`` can come after the raw curve's lowest
 #   losses, even after its blow-up (the lag table). Read the upper end from the raw
@@ -342,7 +354,7 @@ for opt, card in corrected.groupby("optimizer", sort=False):
 # - :ref:`sphx_glr_auto_gallery_plot_03_adam_adapted_gradients.py`: why Adam's steps
 #   have size :math:`\eta`.
 # - :ref:`sphx_glr_auto_gallery_plot_05_lr_schedulers.py`: schedules built on the
-#   sweep's rates.
-# - :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`: the sweep of every
+#   tuned rate.
+# - :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`: the tuning of every
 #   optimizer, and the comparison at the rates it chooses.
 # - :mod:`fashion_optim.suggest` and :func:`fashion_optim.plotting.range_test_with_sweep`.

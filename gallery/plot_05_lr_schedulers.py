@@ -7,8 +7,8 @@ Learning-rate schedulers on a short budget
 ==========================================
 
 A scheduler changes the learning rate while the network trains. Every schedule here
-starts from the constant rate that the learning-rate sweep chose for SGD with momentum
-on validation, so a schedule is compared with a tuned rate, not a default one. We take
+starts from the constant rate that the tuning (chapter 6) chose for SGD with momentum
+on full-budget validation, so a schedule is compared with a tuned rate, not a default one. We take
 StepLR and LambdaLR apart, separate OneCycleLR's rate from its momentum cycle, rank the
 schedules on validation, and repeat a classic mistake on purpose: a step schedule whose
 rate is a thousandth of its start by epoch 10. Look at each rate on a log axis.
@@ -28,15 +28,15 @@ for epoch :math:`e = 0, 1, \dots`, step size :math:`k`, decay :math:`\gamma`, ba
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run_outcomes`, which trains what
-# the cache lacks, several runs at a time, and keeps a diverged seed as such. The profile
-# (``FASHION_OPTIM_PROFILE``) sets the seeds. Runs with the same seed start from the same
-# weights and see the same mini-batches, so every comparison pairs them by seed: a mean
-# difference with its 95 % Student-t interval, written ``+0.0123 [+0.0010, +0.0236]``.
+# Every run goes through :func:`fashion_optim.experiments.run_outcomes`, which trains
+# what the cache lacks, several runs at a time, and keeps a failed seed (diverged, or
+# collapsed to chance) as such. The profile (``FASHION_OPTIM_PROFILE``) sets the seeds.
+# Runs with the same seed start from the same weights and see the same mini-batches,
+# so every comparison pairs them by seed: a mean difference with its 95 % Student-t
+# interval, written ``+0.0123 [+0.0010, +0.0236]``.
 
 # sphinx_gallery_thumbnail_number = 1
 import inspect
-import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,6 +44,7 @@ import pandas as pd
 import torch
 
 from fashion_optim import experiments, lr, plotting, stats
+from fashion_optim.plotting import say
 from fashion_optim.training import resolve_device
 
 profile = experiments.current_profile()
@@ -51,10 +52,6 @@ SEEDS = list(profile.seeds)
 torch.manual_seed(SEEDS[0])
 device = resolve_device("auto")  # CUDA when available, else the CPU
 plotting.use_style()
-
-
-def say(text):
-    print(textwrap.fill(text, 79))
 
 
 def paired(a, b, metric="val_acc"):
@@ -66,36 +63,35 @@ def paired(a, b, metric="val_acc"):
 print(f"profile {profile.name!r}, seeds {SEEDS}, device {device}")
 
 # %%
-# Two rates from the sweep
-# ------------------------
-# The learning-rate sweep (:func:`~fashion_optim.experiments.run_sweep`) trained SGD with
-# momentum 0.9 at seven rates, steps of :math:`\sqrt{10}`, on this chapter's short budget
-# (:data:`~fashion_optim.experiments.SHORT_BUDGET`: a few thousand training images and a
-# few epochs, printed below). The **base rate** has the best mean
-# validation accuracy. OneCycleLR's **peak** is the sweep's next rate above it
-# (:math:`\sqrt{10}` times higher) unless a seed diverged there, in which case it is the
-# base rate: a one-cycle schedule stays near its peak only briefly and anneals from it,
+# Two rates from the tuning
+# -------------------------
+# The tuning of chapter 6 (:func:`~fashion_optim.experiments.run_tuning`) trained SGD
+# with momentum 0.9 at seven rates, steps of :math:`\sqrt{10}`, by successive halving up
+# to the full budget. The **base rate** is the one it chose on full-budget validation.
+# OneCycleLR's **peak** is the grid's next rate above it (:math:`\sqrt{10}` times
+# higher) unless a seed failed there (diverged or collapsed) at any rung, in which case
+# it is the base rate: a one-cycle schedule stays near its peak only briefly and anneals from it,
 # so it may peak above the best constant rate :cite:p:`smith2018disciplined`, but not
-# where a constant rate already fails.
+# where a constant rate already fails. The table: every rate after the first rung.
 
-sweep = experiments.run_sweep(["momentum"])
-base, peak = experiments.schedule_rates(sweep)
-curve = sweep.curve("momentum", "val_acc")
+tuning = experiments.run_tuning(["momentum"])
+base, peak = experiments.schedule_rates(tuning)
+curve = tuning.rungs[0].curve("momentum", "val_acc")
 role = {base: "base", peak: "peak"} if base != peak else {base: "base and peak"}
 pd.DataFrame(
     {
         "validation accuracy": [
-            f"{m:.4f} ± {sd:.4f}" if n == 0 else f"{m:.4f} ({len(SEEDS) - n} of {len(SEEDS)} seeds)"
-            for m, sd, n in zip(curve["mean"], curve["std"], curve["diverged"], strict=True)
+            plotting.mean_std(pair) for pair in zip(curve["mean"], curve["std"], strict=True)
         ],
         "diverged seeds": curve["diverged"],
+        "collapsed seeds": curve["collapsed"],
         "chosen as": [role.get(rate, "") for rate in curve["lr"]],
     },
     index=pd.Index([f"{rate:g}" for rate in curve["lr"]], name="learning rate"),
 )
 
 # %%
-# Where the peak sits on the sweep, and against each seed's range test
+# Where the peak sits on the first rung, and against each seed's range test
 # (:ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`): its suggestion, where the
 # smoothed loss falls fastest, and ``lr_max``, where it is lowest.
 
@@ -108,11 +104,12 @@ ratios = {
 acc = dict(zip(curve["lr"], curve["mean"], strict=True))
 say(
     (
-        f"Base rate and peak are both {base:g}: a seed diverged at the sweep's next rate "
+        f"Base rate and peak are both {base:g}: a seed failed at the grid's next rate "
         "up, or there is none. "
         if peak == base
-        else f"Base rate {base:g}, peak {peak:g} ({peak / base:.3g}x), where the sweep's mean "
-        f"validation accuracy is {acc[base] - acc[peak]:.4f} below the best. "
+        else f"Base rate {base:g}, peak {peak:g} ({peak / base:.3g}x); after the first "
+        f"rung the peak's mean validation accuracy is {acc[base] - acc[peak]:+.4f} "
+        "below the base rate's. "
     )
     + f"Seed by seed, the peak is {ratios['suggestion']} the range test's suggestion and "
     f"{ratios['lr_max']} its lr_max; it lies in the useful range [lr_min, lr_max] on "
@@ -140,11 +137,14 @@ every = experiments.run_outcomes(
         **specs,
         "pitfall constant": long_base.replace(scheduler="constant"),
         "pitfall step": long_base.replace(scheduler="step", scheduler_kwargs=PITFALL),
-        "full default": MOMENTUM,
-        "full tuned": experiments.tuned_specs(sweep, ["momentum"])["momentum"],
-        "full onecycle": experiments.full_budget_onecycle(peak),
     }
 )
+full_specs = {
+    "full default": MOMENTUM,
+    "full tuned": experiments.tuned_specs(tuning, ["momentum"])["momentum"],
+    "full onecycle": experiments.full_budget_onecycle(peak),
+}  # compared at the full budget: over the profile's compared seeds
+every |= experiments.run_outcomes(full_specs, seeds=profile.compare_seeds)
 runs = {key: every[key].results for key in specs}  # the seeds that finished
 EPOCHS = specs["constant"].resolve(profile).epochs
 SPE = int(runs["constant"].results[0].meta["steps_per_epoch"])
@@ -283,7 +283,7 @@ pd.DataFrame(per_seed).rename_axis("seed").map("{:.4f}".format)
 # All the schedules, ranked on validation
 # ---------------------------------------
 # Ranked by mean validation accuracy with
-# :func:`~fashion_optim.experiments.rank_on_validation` (a schedule with a diverged seed
+# :func:`~fashion_optim.experiments.rank_on_validation` (a schedule with a failed seed
 # is not eligible), each with its paired difference from the constant rate (the dotted
 # line) and, once per schedule, its accuracy on the 10,000 test images. Below the figure:
 # which schedules that only ever lower the rate (read from their traces) end above the
@@ -361,23 +361,32 @@ say(
 # One cycle on the full budget
 # ----------------------------
 # With every training image and the note's epochs, three runs of SGD with momentum that
-# differ only in rate and schedule: the default rate (``NAMED["momentum"]``), the sweep's
-# tuned rate (:func:`~fashion_optim.experiments.tuned_specs`) and OneCycleLR peaking at
-# the sweep's peak (:func:`~fashion_optim.experiments.full_budget_onecycle`). A tuned rate
-# sits near the edge of stability: a diverged seed is counted, never hidden. Paired
-# differences on the test images, read once per configuration:
+# differ only in rate and schedule: the default rate (``NAMED["momentum"]``), the tuned
+# rate (:func:`~fashion_optim.experiments.tuned_specs`) and OneCycleLR peaking at the
+# peak above (:func:`~fashion_optim.experiments.full_budget_onecycle`), each over the
+# profile's compared seeds. A failed seed is counted, never hidden. Paired differences
+# on the test images, read once per configuration, with Holm's correction for the three
+# pairs (:func:`~fashion_optim.stats.paired_tests`), and each seed's McNemar test over
+# the images (:func:`~fashion_optim.stats.mcnemar`):
 
 full = {k: every[f"full {k}"] for k in ("default", "tuned", "onecycle")}
 for key, o in full.items():
-    gone = f", diverged on seeds {[s for s, _ in o.diverged]}" if o.diverged else ""
-    print(f"{key}: {o.spec.name}, {len(o.finished)} of {len(SEEDS)} seeds finished{gone}")
-for a, b in [("onecycle", "default"), ("onecycle", "tuned"), ("tuned", "default")]:
-    if full[a].finished and full[b].finished:
-        d = paired(f"full {a}", f"full {b}", "test_acc")
-        side = "excludes" if d.excludes_zero else "includes"
-        print(f"test acc., {a} minus {b}: {d}, {side} zero")
-se = stats.binomial_se(full["default"].results.test_acc[0], 10_000)
-print(f"the test set's own standard error at the default's accuracy: {se:.4f}")
+    print(f"{key}: {o.spec.name}, {o.failure_note() or 'no seed failed'}")
+PAIRS = [("onecycle", "default"), ("onecycle", "tuned"), ("tuned", "default")]
+ok = [(a, b) for a, b in PAIRS if full[a].finished and full[b].finished]
+values = {a: full[a].results for a in full}
+pairs = {f"{a} minus {b}": stats.paired_by_seed_values(values[a], values[b]) for a, b in ok}
+tests = stats.paired_tests(pairs)
+labels = experiments.get_splits().test_labels.numpy()
+for (a, b), (name, t) in zip(ok, tests.items(), strict=True):
+    by_seed = {r.seed: r.test_predictions for r in full[b].finished}
+    mc = [
+        stats.mcnemar(r.test_predictions, by_seed[r.seed], labels)
+        for r in full[a].finished
+        if r.seed in by_seed
+    ]
+    print(f"test acc., {name}: {t}, {'resolved' if t.resolved else 'not resolved'}")
+    print(f"  McNemar p per seed: {', '.join(f'{m.pvalue:.2g}' for m in mc)}")
 plotting.results_table(
     {o.spec.name: o.results for o in full.values() if o.finished}, metrics=METRICS
 )
@@ -407,6 +416,8 @@ plotting.results_table(
 # See also
 # --------
 # - :ref:`sphx_glr_auto_gallery_plot_04_lr_range_test.py`: the range test and the sweep.
+# - :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`: the tuning these rates
+#   come from.
 # - :ref:`sphx_glr_auto_gallery_plot_02_momentum_nesterov.py`: the momentum optimizer.
 # - :func:`fashion_optim.lr.trace_lr`, :func:`fashion_optim.experiments.schedule_specs`,
 #   :func:`fashion_optim.experiments.schedule_rates`,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -244,6 +245,7 @@ def test_the_sweep_chooses_among_rates_where_no_seed_diverged():
 
 def test_run_sweep_keeps_diverged_runs_as_such(small_test_set, monkeypatch):
     monkeypatch.setitem(ex.tuning.SWEEP_GRIDS, "sgd", (0.01, 1e4))
+    monkeypatch.setattr(ex.tuning, "COLLAPSE_BELOW", 0.0)  # a few steps learn little
     monkeypatch.setattr(
         ex.tuning,
         "SHORT_BUDGET",
@@ -256,3 +258,274 @@ def test_run_sweep_keeps_diverged_runs_as_such(small_test_set, monkeypatch):
     assert not blown.complete and [seed for seed, _ in blown.diverged] == [0, 1]
     assert blown.results is None
     assert sweep.best_rate("sgd") == 0.01
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_a_best_mean_point_with_a_collapsed_seed_is_not_chosen():
+    spec = ex.NAMED["momentum"]
+    good, stuck = [0.60, 0.62, 0.61], [0.95, 0.96, 0.15]  # one seed of 0.1 at chance
+    sweep = ex.Sweep({"momentum": {0.01: _point(spec, good), 0.1: _point(spec, stuck)}}, (0, 1, 2))
+    assert np.mean(stuck) > np.mean(good)  # the trap: the best mean has a collapsed seed
+    assert sweep.points["momentum"][0.1].collapsed == [(2, 0.15)]
+    assert sweep.points["momentum"][0.1].failure_note() == "1 of 3 seeds failed (1 collapsed)"
+    assert sweep.best_rate("momentum") == 0.01
+    assert sweep.largest_stable_rate("momentum") == 0.01
+    curve = sweep.curve("momentum")
+    assert curve["collapsed"].tolist() == [0, 1] and curve["diverged"].tolist() == [0, 0]
+    assert ex.promote(sweep, "momentum", keep_every=1) == [0.01]
+
+
+def test_collapse_is_judged_on_the_final_validation_accuracy_against_its_margin():
+    spec = ex.NAMED["sgd"]
+    edge = _point(spec, [ex.COLLAPSE_BELOW, np.nextafter(ex.COLLAPSE_BELOW, 0), float("nan")])
+    assert [seed for seed, _ in edge.collapsed] == [1, 2]  # the margin itself is not
+    assert ex.COLLAPSE_BELOW == 2 * ex.CHANCE
+    # a model at chance on 2,000 images reaching the margin: a negligible probability
+    assert scipy_stats.binom.sf(0.2 * 2000 - 1, 2000, ex.CHANCE) < 1e-39
+
+
+def test_the_one_cycle_peak_never_lands_on_a_rate_that_failed_at_any_rung():
+    spec = ex.NAMED["momentum"]
+    first = ex.Sweep(
+        {"momentum": {0.01: _point(spec, [0.8] * 3), 0.03162: _point(spec, [0.7, 0.7, 0.1])}},
+        (0, 1, 2),
+    )
+    last = ex.Sweep({"momentum": {0.01: _point(spec, [0.9] * 3)}}, (0, 1, 2))
+    tuning = ex.Tuning([first, last], (1, 10), (0, 1, 2))
+    assert ex.schedule_rates(tuning) == (0.01, 0.01)  # 0.03162 collapsed at rung 1
+    first.points["momentum"][0.03162] = _point(spec, [0.7] * 3)
+    assert ex.schedule_rates(tuning) == (0.01, 0.03162)
+
+
+# --------------------------------------------------------------------------- halving
+
+
+def test_promote_keeps_the_best_third_of_the_rates_that_did_not_fail():
+    spec = ex.NAMED["sgd"]
+    accs = {0.001: 0.5, 0.003: 0.6, 0.01: 0.7, 0.03: 0.8, 0.1: 0.9, 0.3: 0.95, 1.0: 0.99}
+    points = {lr: _point(spec, [a, a, a]) for lr, a in accs.items()}
+    points[1.0] = _point(spec, [0.99, 0.99], diverged=1)  # the best finished, one diverged
+    points[0.3] = _point(spec, [0.99, 0.99, 0.12])  # the best mean, one seed collapsed
+    rung = ex.Sweep({"sgd": points}, (0, 1, 2))
+    assert ex.promote(rung, "sgd") == [0.1, 0.03]  # 7 // 3 = 2, failures left out
+    assert ex.promote(rung, "sgd", keep_every=7) == [0.1]
+    assert ex.promote(ex.Sweep({"sgd": {0.1: points[1.0]}}, (0,)), "sgd") == []
+    with pytest.raises(ValueError, match="keep_every must be"):
+        ex.promote(rung, "sgd", keep_every=0)
+
+
+def test_successive_halving_promotes_on_injected_results_and_chooses_at_full_budget(
+    monkeypatch,
+):
+    """No training: each rung's results are made up from a table of final validation
+    accuracies by (key, rate, epochs), so the promotions can be checked exactly."""
+    grid = (0.001, 0.003162, 0.01, 0.03162, 0.1, 0.3162, 1.0)
+    monkeypatch.setitem(ex.tuning.SWEEP_GRIDS, "sgd", grid)
+    # the first rung prefers large rates; at the full budget 0.03162 wins, and the
+    # default 0.01 (never promoted) joins the last rung
+    table = {
+        1: dict(zip(grid, (0.3, 0.5, 0.6, 0.7, 0.8, 0.82, 0.1), strict=True)),  # 1.0 collapses
+        3: {0.1: 0.85, 0.3162: 0.84},
+        10: {0.1: 0.88, 0.01: 0.86, 0.3162: 0.83},
+    }
+    calls = []
+
+    def fake(specs, *, profile=None, progress=None, seeds=None):
+        calls.append({k: s.resolve("full").epochs for k, s in specs.items()})
+        out = {}
+        for (key, lr), spec in specs.items():
+            epochs = spec.resolve("full").epochs
+            out[(key, lr)] = _point(spec, [table[epochs][lr]] * 3)
+        return out
+
+    monkeypatch.setattr(ex.tuning, "run_outcomes", fake)
+    tuning = ex.run_tuning(["sgd"], profile="full")
+    assert tuning.epochs == (1, 3, 10)
+    assert [sorted(c) for c in calls] == [
+        [("sgd", lr) for lr in grid],
+        [("sgd", 0.1), ("sgd", 0.3162)],  # the best two of seven; 1.0 collapsed
+        [("sgd", 0.01), ("sgd", 0.1), ("sgd", 0.3162)],  # the best of two, the default,
+        # and the first rung's own choice, to measure what it costs at the full budget
+    ]
+    assert [sorted(c.values()) for c in calls][1:] == [[3, 3], [10, 10, 10]]
+    assert tuning.first_rung_choice("sgd") == 0.3162
+    assert tuning.best_rate("sgd") == 0.1
+    assert tuning.last.points["sgd"][0.01].spec == ex.NAMED["sgd"]  # the shared run
+    assert tuning.last.points["sgd"][0.1].spec == ex.NAMED["sgd_effective"]
+    # 7 rates x 1 epoch, 2 x 2 more, then 2 x 7 more and the default 9 more, x 3 seeds
+    assert tuning.epoch_cost() == 3 * (7 + 2 * 2 + 2 * 7 + 9)
+
+
+def test_rung_specs_differ_from_the_shared_run_only_in_epochs():
+    shared = ex.NAMED["adam"].resolve("full").to_dict()
+    rung = ex.tuning._rung_spec("adam", ex.NAMED["adam"].lr, 3, last=False)
+    diff = {k for k, v in rung.resolve("full").to_dict().items() if shared[k] != v}
+    assert diff == {"epochs"}
+    spec = ex.full_budget_spec("momentum", 0.03162)
+    assert spec.lr == 0.03162 and spec.record == ex.NAMED["momentum"].record
+    with pytest.raises(ValueError, match="unknown configuration"):
+        ex.full_budget_spec("rmsprop", 0.1)
+
+
+def test_compared_configurations_take_the_profiles_extra_seeds():
+    assert ex.current_profile("full").compare_seeds == (0, 1, 2, 3, 4)
+    assert ex.current_profile("quick").compare_seeds == ex.current_profile("quick").seeds
+    assert ex.Profile("x", (0, 1), None, None).compare_seeds == (0, 1)  # none given: seeds
+    with pytest.raises(ValueError, match="must hold every seed"):
+        ex.Profile("x", (0, 1), None, None, compare_seeds=(1, 2))
+
+
+# --------------------------------------------------------------------------- paired tests
+
+
+def test_holm_matches_its_closed_form():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    # sorted 0.01, 0.03, 0.04, 0.5 times 4, 3, 2, 1, then a running maximum
+    np.testing.assert_allclose(stats.holm(p), [0.04, 0.09, 0.09, 0.5])
+    np.testing.assert_allclose(stats.holm([0.5, 0.6]), [1.0, 1.0])  # capped
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        stats.holm([0.1, 1.5])
+
+
+def test_mcnemar_is_the_exact_binomial_test_of_the_discordant_images():
+    labels = np.zeros(100, dtype=np.uint8)
+    a, b = labels.copy(), labels.copy()
+    a[:3] = 1  # a wrong on 3 images, b wrong on 10 others
+    b[10:20] = 1
+    t = stats.mcnemar(a, b, labels)
+    assert (t.only_a, t.only_b, t.n) == (10, 3, 100)
+    closed = 2 * sum(math.comb(13, k) for k in range(4)) / 2**13
+    assert t.pvalue == pytest.approx(closed)
+    assert t.difference == pytest.approx(0.07)
+    d = (a == labels).astype(float) - (b == labels).astype(float)
+    assert t.se == pytest.approx(d.std() / math.sqrt(100))
+    assert stats.mcnemar(a, a, labels).pvalue == 1.0
+    with pytest.raises(ValueError, match="one entry per image"):
+        stats.mcnemar(a, b[:5], labels)
+
+
+def test_paired_tests_correct_for_their_number_and_draw_no_interval_on_two_seeds():
+    rng = np.random.default_rng(1)
+    a = rng.normal(0.90, 0.01, 5)
+    pairs = {
+        "big": (a, a - 0.02 + rng.normal(0, 0.003, 5)),
+        "none": (a, a + rng.normal(0, 0.01, 5)),
+    }
+    out = stats.paired_tests(pairs, alpha=0.05)
+    for name, (x, y) in pairs.items():
+        ref = scipy_stats.ttest_rel(x, y)
+        ci = ref.confidence_interval(1 - 0.05 / 2)  # Bonferroni over two pairs
+        assert out[name].pvalue == pytest.approx(ref.pvalue)
+        assert (out[name].difference.low, out[name].difference.high) == (
+            pytest.approx(ci.low),
+            pytest.approx(ci.high),
+        )
+    np.testing.assert_allclose(
+        [out[n].pvalue_holm for n in pairs], stats.holm([out[n].pvalue for n in pairs])
+    )
+    assert out["big"].resolved and not out["none"].resolved
+    two = stats.paired_tests({"x": ([0.9, 0.8], [0.7, 0.6])})["x"]
+    assert math.isnan(two.difference.low) and not two.resolved
+    assert str(two) == "+0.2000 (seeds: +0.2000, +0.2000)"
+
+
+# --------------------------------------------------------------------------- headline
+
+
+def _named_results(key, val_test):
+    spec = ex.NAMED[key]
+    results = []
+    for seed, (v, t) in enumerate(val_test):
+        history = History.from_dict({"val_acc": [0.5, v], "val_loss": [1.0, 1 - v]})
+        results.append(Result(spec.resolve("quick"), seed, history, 0.3, t, {}, {}))
+    return SeedResults(spec, results)
+
+
+NAMES = {"sgd": "SGD", "momentum": "SGD + momentum", "adam": "Adam"}
+
+
+def test_a_leader_is_named_only_when_every_corrected_comparison_resolves_it():
+    from fashion_optim import plotting
+
+    base = [0.90, 0.91, 0.905, 0.912, 0.899]
+    lead = _named_results("adam", [(0.92, t + 0.02) for t in base])
+    close = _named_results(
+        "momentum",
+        [
+            (0.91, t + 0.02 + d)
+            for t, d in zip(base, (0.01, -0.012, 0.004, -0.006, 0.003), strict=True)
+        ],
+    )
+    far = _named_results("sgd", [(0.80, t - 0.05) for t in base])
+    key, text, tests = plotting.leader_verdict({"sgd": far, "adam": lead}, NAMES)
+    assert key == "adam" and text.startswith("Adam leads:") and tests["sgd"].resolved
+    key, text, tests = plotting.leader_verdict({"sgd": far, "adam": lead, "momentum": close}, NAMES)
+    assert key == "adam" and not tests["momentum"].resolved
+    assert "do not tell it apart on the test set from SGD + momentum" in text
+    assert "no leader is named" in text and tests["sgd"].m == 2
+    two = {k: SeedResults(r.spec, r.results[:2]) for k, r in {"sgd": far, "adam": lead}.items()}
+    assert "no interval is drawn" in plotting.leader_verdict(two, NAMES)[1]
+
+
+def test_the_page_says_when_tuning_made_an_optimizer_worse_on_validation():
+    from fashion_optim import plotting
+
+    default = {"adam": _named_results("adam", [(0.90, 0.9)] * 3)}
+    worse = _named_results("adam", [(0.88, 0.9)] * 3)
+    worse.spec = ex.full_budget_spec("adam", 0.01)
+    worse.results = [
+        dataclasses.replace(r, config=worse.spec.resolve("quick")) for r in worse.results
+    ]
+    text = plotting.tuning_losses(default, {"adam": worse}, NAMES)
+    assert text.startswith("Tuning made Adam (-0.0200) worse on validation")
+    same = plotting.tuning_losses(default, {"adam": default["adam"]}, NAMES)
+    assert same == "Tuning made no optimizer worse on validation than its default rate."
+
+
+def test_rung_curves_ring_each_rungs_choice_and_mark_failures_apart():
+    import matplotlib.pyplot as plt
+
+    from fashion_optim import plotting
+
+    spec = ex.NAMED["sgd"]
+    first = ex.Sweep(
+        {
+            "sgd": {
+                0.01: _point(spec, [0.6] * 3),
+                0.1: _point(spec, [0.7] * 3),
+                1.0: _point(spec, [0.1, 0.1, 0.9]),
+            }
+        },
+        (0, 1, 2),
+    )
+    last = ex.Sweep(
+        {"sgd": {0.01: _point(spec, [0.9] * 3), 0.1: _point(spec, [0.85] * 3)}}, (0, 1, 2)
+    )
+    tuning = ex.Tuning([first, last], (1, 10), (0, 1, 2))
+    fig, ax = plt.subplots()
+    assert plotting.rung_curves(ax, tuning, "sgd", label="SGD") == [0.1, 0.01]
+    collapsed = [line for line in ax.lines if line.get_marker() == "v"]
+    assert [line.get_xdata()[0] for line in collapsed] == [1.0]
+    assert not [line for line in ax.lines if line.get_marker() == "x"]
+    assert {t.get_text() for t in ax.texts} == {"2"}  # two seeds collapsed at 1.0
+    assert [line.get_label() for line in ax.lines if line.get_label().startswith("SGD")] == [
+        "SGD, 1 epoch",
+        "SGD, 10 epochs",
+    ]
+    plt.close(fig)
+
+
+def test_the_seed_table_shows_every_seed_and_marks_failures():
+    from fashion_optim import plotting
+
+    spec = ex.NAMED["sgd"]
+    point = _point(spec, [0.9, 0.1], diverged=0)
+    point.diverged.append((2, TrainingDivergedError(1, 2, float("nan"), 1.0)))
+    table = plotting.seed_table({"SGD": point})
+    assert table.loc["SGD"].tolist() == [
+        "0.9000 / 0.9900",
+        "0.1000 / 0.9900 (collapsed)",
+        "diverged",
+    ]

@@ -21,8 +21,9 @@ here.
 - :func:`smooth_curve`: a bias-corrected EWMA for noisy per-step curves.
 - :func:`label_lr_axis`, :func:`label_step_axis`: axis labels with their units.
 - :func:`learning_curves`: a history field per configuration, as bands over seeds.
-- :func:`sweep_curves`: a learning-rate sweep, one band per optimizer, diverged seeds
-  marked and the chosen rate ringed.
+- :func:`sweep_curves`: a learning-rate sweep, one band per optimizer, failed seeds
+  marked (diverged apart from collapsed) and the chosen rate ringed; :func:`rung_curves`:
+  the same after each rung of the successive halving, each rung's choice ringed.
 - :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
@@ -40,7 +41,10 @@ here.
 - :func:`schedule_style` and :func:`schedule_ranking`: one line style per learning-rate
   schedule (its variants dashed, in its colour), and schedules compared on one metric.
 - :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
-  and at the rate the sweep chose on validation, side by side.
+  and at the rate chosen on full-budget validation, side by side; :func:`seed_table`:
+  every seed's validation and test accuracy; :func:`leader_verdict` and
+  :func:`tuning_losses`: the headline's sentences, a leader named only where the paired
+  and corrected tests resolve it (:func:`join_names`: "A, B and C").
 - :func:`rate_curves` and :func:`rate_map`: the convergence rate of gradient descent,
   heavy ball and Nesterov on a quadratic against the learning rate, and over learning
   rate and momentum with the monotone, oscillating and divergent regions
@@ -88,13 +92,13 @@ from .figures import (
     range_test_panel,
     toy_paths,
 )
-from .headline import rate_label, tuning_table
+from .headline import join_names, leader_verdict, rate_label, tuning_losses, tuning_table
 from .landscape import plane_gap_panels, random_plane_contours
 from .rangetests import range_test_seeds, range_test_with_sweep
 from .schedules import VARIANTS, schedule_ranking, schedule_style
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
-from .sweeps import sweep_curves
-from .tables import mean_std, rate_drops, results_table, say
+from .sweeps import rung_curves, sweep_curves
+from .tables import mean_std, rate_drops, results_table, say, seed_table
 from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
 
 __all__ = [
@@ -116,8 +120,10 @@ __all__ = [
     "buffer_and_ewma",
     "color_for",
     "frame_indices",
+    "join_names",
     "label_lr_axis",
     "label_step_axis",
+    "leader_verdict",
     "learning_curves",
     "legend_below",
     "mean_std",
@@ -138,15 +144,18 @@ __all__ = [
     "rate_label",
     "rate_map",
     "results_table",
+    "rung_curves",
     "say",
     "schedule_ranking",
     "schedule_style",
+    "seed_table",
     "smooth_curve",
     "smoothed_losses",
     "style_context",
     "sweep_curves",
     "toy_animation",
     "toy_paths",
+    "tuning_losses",
     "tuning_table",
     "use_style",
 ]

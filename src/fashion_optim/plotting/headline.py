@@ -1,5 +1,7 @@
-"""The note's headline table: each optimizer at its default learning rate and at the rate
-the sweep chose on validation, side by side (the home page and the results page)."""
+"""The note's headline: each optimizer at its default learning rate and at the rate chosen
+on full-budget validation, side by side (:func:`tuning_table`), and the sentences that
+name a leader only where the paired, corrected tests resolve it (:func:`leader_verdict`,
+:func:`tuning_losses`)."""
 
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ def _test_cell(outcomes: Any, digits: int) -> str:
     if outcomes.results is None:
         return f"diverged ({k} of {n} seeds)"
     text = mean_std(outcomes.results.test_acc, digits)
-    return f"{text} ({k} of {n} seeds diverged)" if k else text
+    c = len(getattr(outcomes, "collapsed", ()))
+    notes = [f"{k} of {n} seeds diverged"] * bool(k) + [f"{c} of {n} collapsed"] * bool(c)
+    return f"{text} ({', '.join(notes)})" if notes else text
 
 
 def tuning_table(
@@ -93,3 +97,116 @@ def tuning_table(
             ]
         )
     return pd.DataFrame(rows, index=pd.Index(index, name=None), columns=columns)
+
+
+def join_names(names: Any) -> str:
+    """``"A"``, ``"A and B"``, ``"A, B and C"``.
+
+    Examples
+    --------
+    >>> join_names(["SGD", "Adam", "SGD + momentum"])
+    'SGD, Adam and SGD + momentum'
+    """
+    names = list(names)
+    if not names:
+        return ""
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def leader_verdict(
+    results: Mapping[str, Any], names: Mapping[str, str], alpha: float = 0.05
+) -> tuple[str, str, dict[str, Any]]:
+    """Which configuration leads, in words, only where the numbers resolve it.
+
+    The candidate is the best on validation (mean final accuracy over seeds, through
+    :func:`~fashion_optim.experiments.rank_on_validation`); it is set against every other
+    on the test set, paired by seed, with Holm's correction over those comparisons
+    (:func:`~fashion_optim.stats.paired_tests`). The sentence names a leader only when
+    every comparison is resolved in its favour; otherwise it names the configurations the
+    seeds do not tell apart from it.
+
+    Parameters
+    ----------
+    results : mapping of str to ~fashion_optim.experiments.SeedResults
+        By key, the configurations compared (each over the same seeds).
+    names : mapping of str to str
+        Display names by key.
+    alpha : float
+
+    Returns
+    -------
+    key : str
+        The candidate (best on validation).
+    sentence : str
+    tests : dict of str to ~fashion_optim.stats.PairedTest
+        ``candidate - other`` on test accuracy, by the other's key.
+    """
+    from .. import stats
+    from ..experiments import rank_on_validation
+
+    ranked = rank_on_validation(results)
+    if not ranked:
+        raise ValueError("no configuration to compare: every one failed on every seed.")
+    best = ranked[0]
+    pairs = {k: stats.paired_by_seed_values(results[best], results[k]) for k in ranked[1:]}
+    tests = stats.paired_tests(pairs, alpha) if pairs else {}
+    n = min((t.difference.n for t in tests.values()), default=len(results[best].results))
+    ahead = [k for k, t in tests.items() if t.resolved and t.difference.mean > 0]
+    others = [k for k in tests if k not in ahead]
+    if not tests:
+        return best, f"{names[best]} is the only configuration left to compare.", tests
+    if n < stats.MIN_PAIRS:
+        return (
+            best,
+            (
+                f"{names[best]} has the best validation accuracy; with {n} seeds no interval "
+                f"is drawn, so no leader is named (the seeds are shown instead)."
+            ),
+            tests,
+        )
+    m = len(tests)
+    if not others:
+        return (
+            best,
+            (
+                f"{names[best]} leads: on the test set it is ahead of every other, each "
+                f"difference resolved by a paired test over {n} seeds with Holm's correction "
+                f"for {m} comparison{'s' * (m > 1)}."
+            ),
+            tests,
+        )
+    return (
+        best,
+        (
+            f"{names[best]} has the best validation accuracy, but {n} seeds do not tell it "
+            f"apart on the test set from {join_names(names[k] for k in others)} (paired by "
+            f"seed, Holm's correction for {m} comparison{'s' * (m > 1)}): no leader is named."
+        ),
+        tests,
+    )
+
+
+def tuning_losses(
+    default: Mapping[str, Any], tuned: Mapping[str, Any], names: Mapping[str, str]
+) -> str:
+    """A sentence naming each optimizer whose tuned rate did *worse* on validation than
+    its default rate, over the compared seeds (mean final validation accuracy), or
+    saying that none did. A tuned rate equal to the default is left out.
+
+    ``default`` and ``tuned`` map keys to
+    :class:`~fashion_optim.experiments.SeedResults` (None where every seed failed).
+    """
+    worse = []
+    for k, res in tuned.items():
+        base = default.get(k)
+        if res is None or base is None or res.config == base.config:
+            continue
+        gap = res.final("val_acc")[0] - base.final("val_acc")[0]
+        if gap < 0:
+            worse.append(f"{names[k]} ({gap:+.4f})")
+    if not worse:
+        return "Tuning made no optimizer worse on validation than its default rate."
+    return (
+        f"Tuning made {join_names(worse)} worse on validation than the default rate "
+        f"(mean over the compared seeds)."
+    )

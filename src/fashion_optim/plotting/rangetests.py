@@ -118,6 +118,8 @@ def range_test_with_sweep(
     *,
     seeds: Sequence[int] | None = None,
     title: str | None = None,
+    chosen: float | None = None,
+    chosen_label: str = "sweep's choice",
 ) -> dict[str, Any]:
     """Draw one optimizer's range tests over seeds above its learning-rate sweep, on one
     learning-rate axis, with the sweep's chosen rate across both.
@@ -142,6 +144,11 @@ def range_test_with_sweep(
         As in :func:`range_test_seeds`.
     title : str, optional
         Title of ``ax_test``.
+    chosen : float, optional
+        The rate the dash-dotted line marks, when it is not the sweep's own choice (for
+        instance the rate chosen at the full budget, drawn over the first rung's sweep).
+    chosen_label : str
+        Its legend entry.
 
     Returns
     -------
@@ -167,12 +174,13 @@ def range_test_with_sweep(
         "test": range_test_seeds(ax_test, results, seeds=seeds, color=color),
     }
     label = f"sweep, mean ± std over {len(sweep.seeds)} seeds"
-    drawn["chosen_lr"] = chosen = sweep_curves(ax_sweep, sweep, [key], labels={key: label})[key]
+    own = sweep_curves(ax_sweep, sweep, [key], labels={key: label}).get(key)
+    drawn["chosen_lr"] = chosen = own if chosen is None else float(chosen)
     drawn["chosen"] = [
-        ax.axvline(chosen, color="black", ls="-.", lw=1.2, label="_sweep's choice")
+        ax.axvline(chosen, color="black", ls="-.", lw=1.2, label="_" + chosen_label)
         for ax in (ax_test, ax_sweep)
     ]
-    drawn["chosen"][0].set_label("sweep's choice")  # one legend entry for the pair
+    drawn["chosen"][0].set_label(chosen_label)  # one legend entry for the pair
     ax_sweep.set_ylim(0, 1.05)
     ax_sweep.set_ylabel("validation accuracy (fraction)")
     rates = sweep.rates(key)

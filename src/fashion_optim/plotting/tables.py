@@ -120,3 +120,35 @@ def say(text: str, width: int = 79) -> None:
     """
     print(textwrap.fill(text, width))
     record.note_text(text)  # the build's record of what the pages print
+
+
+def seed_table(outcomes: Any, *, digits: int = 4) -> Any:
+    """A ``pandas.DataFrame``, one row per configuration and one column per seed: the final
+    validation and test accuracy of each seed (``"0.9012 / 0.8975"``), ``"diverged"``
+    for a seed that diverged and ``(collapsed)`` after one that collapsed. The whole
+    record of a build, to compare with another machine's.
+
+    Parameters
+    ----------
+    outcomes : mapping of str to ~fashion_optim.experiments.SeedOutcomes
+        Row label to the configuration's outcomes.
+    digits : int
+
+    Examples
+    --------
+    >>> table = seed_table({})  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    rows = {}
+    for label, out in outcomes.items():
+        collapsed = {seed for seed, _ in getattr(out, "collapsed", ())}
+        row = {}
+        for r in out.finished:
+            text = f"{float(r.history.val_acc[-1]):.{digits}f} / {r.test_acc:.{digits}f}"
+            row[f"seed {r.seed}"] = text + (" (collapsed)" if r.seed in collapsed else "")
+        for seed, _ in out.diverged:
+            row[f"seed {seed}"] = "diverged"
+        rows[label] = dict(sorted(row.items(), key=lambda kv: int(kv[0].split()[1])))
+    table = pd.DataFrame.from_dict(rows, orient="index").fillna("")
+    return table.rename_axis(index=None, columns="validation / test accuracy")
