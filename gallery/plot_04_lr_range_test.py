@@ -74,14 +74,19 @@ names = {key: experiments.NAMED[key].name for key in KEYS}
 settings = {"num_iter": NUM_ITER, "smooth": SMOOTH}  # the same for every test
 tests = {
     key: [
-        experiments.run_range_test(experiments.NAMED[key], seed, start_lr=a, end_lr=b, **settings)
+        experiments.run_range_test(
+            experiments.NAMED[key], seed, start_lr=a, end_lr=b, **settings
+        )
         for seed in SEEDS
     ]
     for key, (a, b) in RAMPS.items()
 }
 cfg = experiments.NAMED["momentum"].resolve(profile)
 n_train = cfg.train_subset or len(experiments.get_splits().train_labels)
-print(f"a ramp of {NUM_ITER} mini-batches of {cfg.batch_size}, {n_train:,} images:", end=" ")
+print(
+    f"a ramp of {NUM_ITER} mini-batches of {cfg.batch_size}, {n_train:,} images:",
+    end=" ",
+)
 print(f"{NUM_ITER * cfg.batch_size / n_train:.2f} epochs' worth")
 
 # %%
@@ -115,9 +120,15 @@ def log_median(values):
 
 
 for what in ("lr_min", "suggested_lr"):
-    a, s = (log_median([getattr(r, what) for r in tests[k]]) for k in ("adam", "momentum"))
+    a, s = (
+        log_median([getattr(r, what) for r in tests[k]])
+        for k in ("adam", "momentum")
+    )
     side = "lower" if a < s else "higher"
-    print(f"Adam's {what} {a:.2g} is {max(a, s) / min(a, s):.3g} x {side}", end=" ")
+    print(
+        f"Adam's {what} {a:.2g} is {max(a, s) / min(a, s):.3g} x {side}",
+        end=" ",
+    )
     print(f"than SGD + momentum's {s:.2g}")
 
 # %%
@@ -133,11 +144,15 @@ tuning = experiments.run_tuning(KEYS)
 sweep = tuning.rungs[0]  # every rate of the grid, after the first rung
 chosen = {key: tuning.best_rate(key) for key in KEYS}
 run = sweep.points["momentum"][chosen["momentum"]].finished[0]
-print(f"first rung: {run.config.epochs} epoch(s) on {run.meta['train_size']:,} images")
+print(
+    f"first rung: {run.config.epochs} epoch(s) on {run.meta['train_size']:,} images"
+)
 for key, rates in ((key, sweep.rates(key)) for key in KEYS):
     early = tuning.first_rung_choice(key)
     print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}, ", end="")
-    print(f"first rung's best {early:.3g}, chosen at the full budget {chosen[key]:.3g}")
+    print(
+        f"first rung's best {early:.3g}, chosen at the full budget {chosen[key]:.3g}"
+    )
 
 # %%
 # Top: each seed's range test, drawn by
@@ -156,7 +171,12 @@ for key, rates in ((key, sweep.rates(key)) for key in KEYS):
 # ramps start lower, at ``RAMPS``) and end where the last test stopped.
 
 fig, axes = plt.subplots(
-    2, 2, figsize=(9.0, 6.6), sharex="col", height_ratios=(1.2, 1), layout="constrained"
+    2,
+    2,
+    figsize=(9.0, 6.6),
+    sharex="col",
+    height_ratios=(1.2, 1),
+    layout="constrained",
 )
 for col, key in enumerate(KEYS):
     plotting.range_test_with_sweep(
@@ -165,13 +185,17 @@ for col, key in enumerate(KEYS):
     )  # fmt: skip
     axes[0, col].set_xlabel("")
     top = max(res.lrs[-1] for res in tests[key])
-    axes[1, col].set_xlim(sweep.rates(key)[0] / 10, top)  # from a decade below the grid
+    axes[1, col].set_xlim(
+        sweep.rates(key)[0] / 10, top
+    )  # from a decade below the grid
 entries = {}  # one entry per label, the first column's first: colour is the optimizer
 for ax in axes.T.flat:
     handles, labels = ax.get_legend_handles_labels()
     for label, handle in zip(labels, handles, strict=True):
         entries.setdefault(label, handle)
-fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=4)
+fig.legend(
+    entries.values(), entries.keys(), loc="outside lower center", ncols=4
+)
 plt.show()
 
 # %%
@@ -192,10 +216,14 @@ for key in KEYS:
     if lost.size:
         lr, i = curve["lr"][lost[0]], lost[0]
         print(f"{names[key]}: stable up to {stable:.3g}; at {lr:.3g}, ", end="")
-        print(f"{curve['diverged'][i]} of {len(SEEDS)} seeds diverged, ", end="")
+        print(
+            f"{curve['diverged'][i]} of {len(SEEDS)} seeds diverged, ", end=""
+        )
         print(f"{curve['collapsed'][i]} collapsed")
     else:
-        print(f"{names[key]}: no seed failed, up to the grid's top {stable:.3g}")
+        print(
+            f"{names[key]}: no seed failed, up to the grid's top {stable:.3g}"
+        )
     for seed, res in zip(SEEDS, tests[key], strict=True):
         i = plotting.range_test_blow_up(res)
         d = np.log2(res.lrs[i] / stable) if i is not None else 0.0
@@ -225,7 +253,11 @@ def reading(rise, past):
         return "past the blow-up: read the raw curve"
     if rise > 1.2:
         return "climbing: the smoothed minimum lags"
-    return "slightly above its low" if rise > 1.02 else "at its low: no visible lag"
+    return (
+        "slightly above its low"
+        if rise > 1.02
+        else "at its low: no visible lag"
+    )
 
 
 rows = {}
@@ -263,7 +295,9 @@ BETA = 1 - SMOOTH
 rows = []
 for key in KEYS:
     for seed, res in zip(SEEDS, tests[key], strict=True):
-        found = suggest.suggest_all(res.lrs, res.losses, beta=BETA, num_iter=NUM_ITER)
+        found = suggest.suggest_all(
+            res.lrs, res.losses, beta=BETA, num_iter=NUM_ITER
+        )
         for (rule, smoothing), rate in found.items():
             log2 = np.log2(rate / chosen[key])
             rows.append({"optimizer": names[key], "rule": rule, "smoothing": smoothing,
@@ -294,26 +328,52 @@ pd.DataFrame({
 # What switching the smoothing convention moves, and on how many seeds each rule lands
 # within half a grid step of the chosen rate (with the bias-corrected smoothing):
 
-wide = scores.pivot_table(index=["optimizer", "rule", "seed"], columns="smoothing", values="log2")
+wide = scores.pivot_table(
+    index=["optimizer", "rule", "seed"], columns="smoothing", values="log2"
+)
 moved = []
-for (opt, rule), shift in (wide["seeded"] - wide["corrected"]).groupby(level=[0, 1]):
+for (opt, rule), shift in (wide["seeded"] - wide["corrected"]).groupby(
+    level=[0, 1]
+):
     s = shift[shift.abs() > 1e-9]
     if len(s):
-        how = f"{s.min():+.2f}" if s.min() == s.max() else f"{s.min():+.2f} to {s.max():+.2f}"
-        moved.append(f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})")
+        how = (
+            f"{s.min():+.2f}"
+            if s.min() == s.max()
+            else f"{s.min():+.2f} to {s.max():+.2f}"
+        )
+        moved.append(
+            f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})"
+        )
 if moved:
     moved[0] = moved[0].replace(")", " factors of two)")
     said = "; ".join(moved) + "; it moves no other rule on any seed"
 else:
     said = "no rule on any seed"
-print(textwrap.fill(f"Seeding the EWMA instead of correcting it moves {said}.", 80))
+print(
+    textwrap.fill(
+        f"Seeding the EWMA instead of correcting it moves {said}.", 80
+    )
+)
 corrected = scores[scores["smoothing"] == "corrected"]
 for opt, card in corrected.groupby("optimizer", sort=False):
     hits = card.groupby("rule", sort=False)["within"].sum()
     n = len(SEEDS)
-    groups = {"every seed": hits == n, "some seeds": (hits > 0) & (hits < n), "no seed": hits == 0}
-    parts = [f"on {what}: {', '.join(hits.index[m])}" for what, m in groups.items() if m.any()]
-    print(textwrap.fill(f"{opt}, within half a step " + "; ".join(parts) + ".", 80))
+    groups = {
+        "every seed": hits == n,
+        "some seeds": (hits > 0) & (hits < n),
+        "no seed": hits == 0,
+    }
+    parts = [
+        f"on {what}: {', '.join(hits.index[m])}"
+        for what, m in groups.items()
+        if m.any()
+    ]
+    print(
+        textwrap.fill(
+            f"{opt}, within half a step " + "; ".join(parts) + ".", 80
+        )
+    )
 
 # %%
 # The seeded EWMA puts weight :math:`\beta^i` on the first loss at point :math:`i`, so it

@@ -81,7 +81,8 @@ role = {base: "base", peak: "peak"} if base != peak else {base: "base and peak"}
 pd.DataFrame(
     {
         "validation accuracy": [
-            plotting.mean_std(pair) for pair in zip(curve["mean"], curve["std"], strict=True)
+            plotting.mean_std(pair)
+            for pair in zip(curve["mean"], curve["std"], strict=True)
         ],
         "diverged seeds": curve["diverged"],
         "collapsed seeds": curve["collapsed"],
@@ -136,7 +137,9 @@ every = experiments.run_outcomes(
     {
         **specs,
         "pitfall constant": long_base.replace(scheduler="constant"),
-        "pitfall step": long_base.replace(scheduler="step", scheduler_kwargs=PITFALL),
+        "pitfall step": long_base.replace(
+            scheduler="step", scheduler_kwargs=PITFALL
+        ),
     }
 )
 full_specs = {
@@ -164,11 +167,15 @@ print(f"short budget: {EPOCHS} epochs of {SPE} mini-batches of 128 images")
 
 def trace(key):
     kw = dict(specs[key].scheduler_kwargs)
-    if "lr_lambda" in kw:  # a spec names its LambdaLR factor; torch needs the function
+    if (
+        "lr_lambda" in kw
+    ):  # a spec names its LambdaLR factor; torch needs the function
         kw["lr_lambda"] = experiments.LR_LAMBDAS[kw["lr_lambda"]]
     if specs[key].scheduler == "plateau":
         kw["metrics"] = every[key].finished[0].history.val_loss
-    return lr.trace_lr(specs[key].scheduler or "constant", EPOCHS, SPE, lr=base, **kw)
+    return lr.trace_lr(
+        specs[key].scheduler or "constant", EPOCHS, SPE, lr=base, **kw
+    )
 
 
 traces = {key: trace(key) for key in specs}
@@ -176,10 +183,20 @@ x = np.arange(1, EPOCHS * SPE + 1) / SPE  # in epochs, one point per mini-batch
 fig, axes = plt.subplots(1, 2, figsize=(9.5, 5.8))
 for key, rates in traces.items():
     side = axes[1] if key.startswith("onecycle") else axes[0]
-    wide = {"lw": 5, "alpha": 0.3} if key == "constant" else {}  # visible under the others
+    wide = (
+        {"lw": 5, "alpha": 0.3} if key == "constant" else {}
+    )  # visible under the others
     for ax in axes if key == "constant" else [side]:
-        ax.plot(x, rates, label=specs[key].name, **plotting.schedule_style(key), **wide)
-for ax, title in zip(axes, ("stepped once an epoch", "stepped every mini-batch"), strict=True):
+        ax.plot(
+            x,
+            rates,
+            label=specs[key].name,
+            **plotting.schedule_style(key),
+            **wide,
+        )
+for ax, title in zip(
+    axes, ("stepped once an epoch", "stepped every mini-batch"), strict=True
+):
     plotting.label_lr_axis(ax, "y")
     ax.set(xlabel="epoch", title=title, xticks=range(EPOCHS + 1))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=10.5)
@@ -197,7 +214,10 @@ plt.show()
 trace_gap = np.abs(traces["step"] - traces["lambda_step"]).max()
 step, lam = runs["step"], runs["lambda_step"]
 curve_gap = np.abs(step.stack("val_acc") - lam.stack("val_acc")).max()
-same = all(a.history.same_as(b.history) for a, b in zip(step.results, lam.results, strict=True))
+same = all(
+    a.history.same_as(b.history)
+    for a, b in zip(step.results, lam.results, strict=True)
+)
 say(
     f"Largest difference between the two traces over {traces['step'].size} mini-batches: "
     f"{trace_gap:.3g}. Largest difference between their validation curves over "
@@ -217,18 +237,32 @@ x_ep = np.arange(1, EPOCHS + 1)
 const_acc = runs["constant"].stack("val_acc")
 fig, (ax_acc, ax_diff) = plt.subplots(1, 2, figsize=(9.5, 4.4))
 for key, res in runs.items():
-    style = {**plotting.schedule_style(key), "marker": "o", "ms": 3.5, "label": res.spec.name}
+    style = {
+        **plotting.schedule_style(key),
+        "marker": "o",
+        "ms": 3.5,
+        "label": res.spec.name,
+    }
     ax_acc.plot(x_ep, res.stack("val_acc").mean(axis=0), **style)
     if key != "constant" and res.seeds == runs["constant"].seeds:
-        plotting.band(ax_diff, x_ep, res.stack("val_acc") - const_acc, alpha=0.1, **style)
+        plotting.band(
+            ax_diff, x_ep, res.stack("val_acc") - const_acc, alpha=0.1, **style
+        )
 ax_diff.axhline(0.0, color=plotting.color_for("constant"), lw=1.2)
 ax_acc.set(xlabel="epoch", ylabel="validation accuracy (fraction)", xticks=x_ep)
-ax_diff.set(xlabel="epoch", ylabel="minus the constant rate's (fraction)", xticks=x_ep)
-fig.legend(*ax_acc.get_legend_handles_labels(), loc="outside lower center", ncols=3)
+ax_diff.set(
+    xlabel="epoch", ylabel="minus the constant rate's (fraction)", xticks=x_ep
+)
+fig.legend(
+    *ax_acc.get_legend_handles_labels(), loc="outside lower center", ncols=3
+)
 plt.show()
 
 k = specs["step"].scheduler_kwargs["step_size"]
-mean = {key: runs[key].stack("val_acc").mean(axis=0) for key in ("constant", "step", "lambda")}
+mean = {
+    key: runs[key].stack("val_acc").mean(axis=0)
+    for key in ("constant", "step", "lambda")
+}
 say(
     f"In epoch {k + 1}, the first at a tenth of the rate, StepLR's mean validation accuracy "
     f"changed by {mean['step'][k] - mean['step'][k - 1]:+.4f}, the constant rate's by "
@@ -265,7 +299,11 @@ say(
 # (:func:`~fashion_optim.experiments.effective_lr`). The table gives each seed's final
 # validation accuracy.
 
-low = inspect.signature(torch.optim.lr_scheduler.OneCycleLR).parameters["base_momentum"].default
+low = (
+    inspect.signature(torch.optim.lr_scheduler.OneCycleLR)
+    .parameters["base_momentum"]
+    .default
+)
 held = specs["onecycle_flat"].optimizer_kwargs["momentum"]
 say(
     f"At the peak rate {peak:g}, the long-run step is {experiments.effective_lr(peak, low):.3g}"
@@ -276,7 +314,10 @@ say(
     f"{paired('onecycle', 'constant')}."
 )
 trio = ("constant", "onecycle", "onecycle_flat")
-per_seed = {specs[k].name: pd.Series(runs[k].per_seed("val_acc"), runs[k].seeds) for k in trio}
+per_seed = {
+    specs[k].name: pd.Series(runs[k].per_seed("val_acc"), runs[k].seeds)
+    for k in trio
+}
 pd.DataFrame(per_seed).rename_axis("seed").map("{:.4f}".format)
 
 # %%
@@ -289,13 +330,17 @@ pd.DataFrame(per_seed).rename_axis("seed").map("{:.4f}".format)
 # which schedules that only ever lower the rate (read from their traces) end above the
 # constant rate, and whether ReduceLROnPlateau lowered the rate at all.
 
-eligible = {key: res if every[key].complete else None for key, res in runs.items()}
+eligible = {
+    key: res if every[key].complete else None for key, res in runs.items()
+}
 ranked = experiments.rank_on_validation(eligible)
 fig, ax = plt.subplots(figsize=(7.0, 4.2))
 plotting.schedule_ranking(ax, runs, ranked)
 ax.set_title(f"After {EPOCHS} epochs, {len(SEEDS)} seeds, best at the top")
 plt.show()
-decaying = [k for k, t in traces.items() if np.all(np.diff(t) <= 0) and t[-1] < t[0]]
+decaying = [
+    k for k, t in traces.items() if np.all(np.diff(t) <= 0) and t[-1] < t[0]
+]
 wins = [k for k in decaying if paired(k, "constant").mean > 0]
 sure = [k for k in wins if paired(k, "constant").excludes_zero]
 twins = zip(runs["plateau"].results, runs["constant"].results, strict=False)
@@ -310,8 +355,12 @@ say(
     f"run, bit for bit."
 )
 METRICS = ("val_acc", "test_acc")
-table = plotting.results_table({specs[k].name: runs[k] for k in ranked}, metrics=METRICS)
-table.insert(1, "val acc minus constant", [str(paired(k, "constant")) for k in ranked])
+table = plotting.results_table(
+    {specs[k].name: runs[k] for k in ranked}, metrics=METRICS
+)
+table.insert(
+    1, "val acc minus constant", [str(paired(k, "constant")) for k in ranked]
+)
 table.rename_axis("schedule")
 
 # %%
@@ -331,7 +380,10 @@ fig, ax = plt.subplots(figsize=(7.0, 4.0))
 plotting.learning_curves(ax, pit, "val_acc", labels=labels, marker="o", ms=3)
 for e in range(PITFALL["step_size"], N_LONG, PITFALL["step_size"]):
     ax.axvline(e + 0.5, color=plotting.NEUTRAL, lw=0.7, ls=":")
-ax.set(xticks=range(0, N_LONG + 1, 3), title=f"{len(SEEDS)} seeds, base rate {LR0:g}")
+ax.set(
+    xticks=range(0, N_LONG + 1, 3),
+    title=f"{len(SEEDS)} seeds, base rate {LR0:g}",
+)
 ax.legend(loc="lower right")
 plt.show()
 
@@ -339,15 +391,26 @@ plt.show()
 # The epoch from which StepLR's rate is a thousandth of the base rate, on each seed, and
 # how much each run still changed from the epoch before it to the end:
 
-frozen = {r.seed: np.argmax(np.less_equal(r.history.lr, 1e-3 * LR0)) for r in pit["step"].results}
+frozen = {
+    r.seed: np.argmax(np.less_equal(r.history.lr, 1e-3 * LR0))
+    for r in pit["step"].results
+}
 
 
-def since(r, field):  # the change from the epoch before the thousandfold fall to the end
-    return getattr(r.history, field)[-1] - getattr(r.history, field)[frozen[r.seed] - 1]
+def since(
+    r, field
+):  # the change from the epoch before the thousandfold fall to the end
+    return (
+        getattr(r.history, field)[-1]
+        - getattr(r.history, field)[frozen[r.seed] - 1]
+    )
 
 
 FIELDS = ("val_acc", "train_loss")
-moved = {k: [max(abs(since(r, f)) for r in res.results) for f in FIELDS] for k, res in pit.items()}
+moved = {
+    k: [max(abs(since(r, f)) for r in res.results) for f in FIELDS]
+    for k, res in pit.items()
+}
 say(
     f"StepLR's rate falls a thousandfold in epoch "
     f"{' or '.join(str(f + 1) for f in sorted(set(frozen.values())))} on the {len(frozen)} "
@@ -375,7 +438,10 @@ for key, o in full.items():
 PAIRS = [("onecycle", "default"), ("onecycle", "tuned"), ("tuned", "default")]
 ok = [(a, b) for a, b in PAIRS if full[a].finished and full[b].finished]
 values = {a: full[a].results for a in full}
-pairs = {f"{a} minus {b}": stats.paired_by_seed_values(values[a], values[b]) for a, b in ok}
+pairs = {
+    f"{a} minus {b}": stats.paired_by_seed_values(values[a], values[b])
+    for a, b in ok
+}
 tests = stats.paired_tests(pairs)
 labels = experiments.get_splits().test_labels.numpy()
 for (a, b), (name, t) in zip(ok, tests.items(), strict=True):
@@ -385,10 +451,13 @@ for (a, b), (name, t) in zip(ok, tests.items(), strict=True):
         for r in full[a].finished
         if r.seed in by_seed
     ]
-    print(f"test acc., {name}: {t}, {'resolved' if t.resolved else 'not resolved'}")
+    print(
+        f"test acc., {name}: {t}, {'resolved' if t.resolved else 'not resolved'}"
+    )
     print(f"  McNemar p per seed: {', '.join(f'{m.pvalue:.2g}' for m in mc)}")
 plotting.results_table(
-    {o.spec.name: o.results for o in full.values() if o.finished}, metrics=METRICS
+    {o.spec.name: o.results for o in full.values() if o.finished},
+    metrics=METRICS,
 )
 
 # %%

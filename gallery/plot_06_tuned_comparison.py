@@ -73,7 +73,9 @@ NAMES = {key: experiments.NAMED[key].name for key in KEYS}
 
 tuning = experiments.run_tuning(KEYS)
 one_run = tuning.last.points["sgd"][experiments.NAMED["sgd"].lr].finished[0]
-print(f"{one_run.meta['train_size']:,} training images, seeds {list(tuning.seeds)}")
+print(
+    f"{one_run.meta['train_size']:,} training images, seeds {list(tuning.seeds)}"
+)
 for rung, epochs in zip(tuning.rungs, tuning.epochs, strict=True):
     sizes = ", ".join(f"{NAMES[k]} {len(rung.points[k])}" for k in KEYS)
     print(f"  {epochs:>2} epoch(s): {sizes} rates")
@@ -134,7 +136,9 @@ for k in KEYS:
         "failed below the best rate": below,
         "failed above it": above,
     }
-pd.DataFrame.from_dict(rows, orient="index").rename_axis(columns="first rung, seeds")
+pd.DataFrame.from_dict(rows, orient="index").rename_axis(
+    columns="first rung, seeds"
+)
 
 # %%
 # The sensitivity curves at every rung
@@ -200,7 +204,9 @@ for key in KEYS:
 # the claim holds, and part where it does not:
 
 fig, ax = plt.subplots(figsize=(6.4, 4.2))
-plotting.sweep_curves(ax, first, KEYS[:3], "val_acc", effective=True, labels=NAMES)
+plotting.sweep_curves(
+    ax, first, KEYS[:3], "val_acc", effective=True, labels=NAMES
+)
 ax.set_ylim(0, 1)
 ax.legend(loc="lower center", fontsize="small")
 plt.show()
@@ -231,16 +237,24 @@ for (which, key), out in full.items():
         continue  # a tuned rate equal to the default: the same runs, one row
     seen[(which, key)] = (cfg, key)
     rate = plotting.rate_label(out.spec)  # "0.01", or OneCycleLR's "peak 0.1"
-    label = f"{NAMES[key]}, lr {rate}" if key in NAMES else f"{out.spec.name}, {rate}"
+    label = (
+        f"{NAMES[key]}, lr {rate}"
+        if key in NAMES
+        else f"{out.spec.name}, {rate}"
+    )
     rows[(which, key)] = label
-runs = {label: full[k] for k, label in rows.items() if full[k].results is not None}
+runs = {
+    label: full[k] for k, label in rows.items() if full[k].results is not None
+}
 table = pd.DataFrame(
     {
         "chosen": ["yes" if k[0] == "tuned" else "" for k in rows],
         "validation accuracy": [
             plotting.mean_std(o.results.final("val_acc")) for o in runs.values()
         ],
-        "test accuracy": [plotting.mean_std(o.results.test_acc) for o in runs.values()],
+        "test accuracy": [
+            plotting.mean_std(o.results.test_acc) for o in runs.values()
+        ],
         "failed": [o.failure_note() or "none" for o in runs.values()],
     },
     index=pd.Index(list(runs), name="configuration"),
@@ -260,7 +274,9 @@ table
 # images on which exactly one of the two is right, and gives the paired standard error
 # of the difference over images.
 
-tuned = {k: full[("tuned", k)].results for k in KEYS if full[("tuned", k)].complete}
+tuned = {
+    k: full[("tuned", k)].results for k in KEYS if full[("tuned", k)].complete
+}
 lead, verdict, tests = plotting.leader_verdict(tuned, NAMES)
 labels = experiments.get_splits().test_labels.numpy()
 
@@ -268,7 +284,9 @@ labels = experiments.get_splits().test_labels.numpy()
 def _mcnemar(a, b) -> list:
     by_seed = {r.seed: r for r in b.results}
     return [
-        stats.mcnemar(r.test_predictions, by_seed[r.seed].test_predictions, labels)
+        stats.mcnemar(
+            r.test_predictions, by_seed[r.seed].test_predictions, labels
+        )
         for r in a.results
         if r.seed in by_seed
     ]
@@ -279,12 +297,16 @@ for key, test in tests.items():
     per_seed = _mcnemar(tuned[lead], tuned[key])
     rows[f"{NAMES[lead]} − {NAMES[key]}"] = {
         "mean [interval]": str(test),
-        "Holm p": "—" if np.isnan(test.pvalue_holm) else f"{test.pvalue_holm:.3g}",
+        "Holm p": "—"
+        if np.isnan(test.pvalue_holm)
+        else f"{test.pvalue_holm:.3g}",
         "resolved": "yes" if test.resolved else "no",
         "McNemar p, per seed": ", ".join(f"{m.pvalue:.2g}" for m in per_seed),
         "image SE": f"{np.mean([m.se for m in per_seed]):.4f}",
     }
-pd.DataFrame.from_dict(rows, orient="index").rename_axis(columns="test accuracy")
+pd.DataFrame.from_dict(rows, orient="index").rename_axis(
+    columns="test accuracy"
+)
 
 # %%
 # What the numbers support, in words:

@@ -207,13 +207,8 @@ def test_printed_output_fits_its_box(visit, page):
     )
 
 
-# Chapters 4 to 6 are being rewritten (issue 19), their code formatted to 80 columns
-# with them (gallery/ruff.toml excludes them until then).
-_CODE_PENDING = re.compile(r"auto_gallery/plot_0[456]_.+\.html")
 _CODE_PAGES = [
-    pytest.param(p, marks=pytest.mark.xfail(reason="code not yet at 80 columns"))
-    if _CODE_PENDING.fullmatch(p)
-    else p
+    p
     for p in PAGES
     if not p.startswith("api/")  # docstring examples: the library's own line length
 ]
