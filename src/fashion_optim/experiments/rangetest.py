@@ -1,6 +1,6 @@
 """The cached kind "range_test": the learning-rate range test of a run's model and
 optimizer. Its configuration, its computation and its typed result
-(:class:`~fashion_optim.lr.RangeTestResult`) are stated here; its code is part of the
+(:class:`~fashion_optim.lr_finder.RangeTestResult`) are stated here; its code is part of the
 test's cache key (see :mod:`~fashion_optim.experiments.cache`)."""
 
 from __future__ import annotations

@@ -433,7 +433,7 @@ def run_range_test(
     The model is built with ``seed`` exactly as :func:`run` builds it (so the test starts
     from the weights that training would start from); the learning rate of ``spec`` is
     replaced by the ramp from ``start_lr`` to ``end_lr`` over ``num_iter`` mini-batches
-    of the profile's training data. See :func:`fashion_optim.lr.range_test`; several at
+    of the profile's training data. See :func:`fashion_optim.lr_finder.range_test`; several at
     once: :class:`RangeTestJob` in :func:`run_many`.
     """
     job = RangeTestJob(spec, seed, start_lr, end_lr, num_iter, smooth)
