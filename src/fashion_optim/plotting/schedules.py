@@ -193,7 +193,7 @@ def schedule_traces(
     labels : mapping of str to str
         Legend entry of each key.
     steps_per_epoch : int
-    per_batch : collection of str
+    per_batch : tuple of str
         The keys drawn on the right.
     reference : str
         The key drawn on both panels.
