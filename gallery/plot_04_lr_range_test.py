@@ -39,16 +39,14 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 # the tuning runs on each of the profile's seeds.
 
 # sphinx_gallery_thumbnail_number = 1
-import textwrap
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 
 from fashion_optim import ewma, experiments, plotting, suggest
-from fashion_optim.experiments.runner import RANGE_TEST_ITERS
-from fashion_optim.training import resolve_device
+from fashion_optim.device import resolve_device
+from fashion_optim.plotting import say
 
 profile = experiments.current_profile()
 SEEDS = profile.seeds
@@ -64,11 +62,15 @@ print(f"seeds {list(SEEDS)}, device {device}")
 # The note's SGD with momentum (:math:`\mu = 0.9`) and Adam, each from its own ramp: Adam
 # divides by the gradient's RMS, so its learning rates are on another scale. The ramp has
 # ``NUM_ITER`` mini-batches of 128 of the profile's training images; the test stops
-# early once the smoothed loss exceeds five times its lowest value.
+# early once the smoothed loss exceeds five times its lowest value. Then, per seed
+# (:func:`~fashion_optim.plotting.range_test_table`), each test's useful range, from
+# where the smoothed loss has covered 10 % of its drop (``lr_min``) to its lowest point
+# (``lr_max``), its suggestion (the steepest descent of the smoothed loss per decade of
+# rate, before its lowest point) and its blow-up (defined with the figure below).
 
 KEYS = ("momentum", "adam")
 RAMPS = {"momentum": (1e-6, 10.0), "adam": (1e-7, 1.0)}  # start_lr, end_lr
-NUM_ITER = RANGE_TEST_ITERS(profile)  # the planned mini-batches of each test
+NUM_ITER = experiments.RANGE_TEST_ITERS(profile)  # planned mini-batches
 SMOOTH = 0.05  # weight of the newest loss: beta = 0.95
 names = {key: experiments.NAMED[key].name for key in KEYS}
 settings = {"num_iter": NUM_ITER, "smooth": SMOOTH}  # the same for every test
@@ -83,45 +85,19 @@ tests = {
 }
 cfg = experiments.NAMED["momentum"].resolve(profile)
 n_train = cfg.train_subset or len(experiments.get_splits().train_labels)
-print(
-    f"a ramp of {NUM_ITER} mini-batches of {cfg.batch_size}, {n_train:,} images:",
-    end=" ",
-)
-print(f"{NUM_ITER * cfg.batch_size / n_train:.2f} epochs' worth")
-
-# %%
-# Per seed, each test's useful range, from where the smoothed loss has covered 10 % of
-# its drop (``lr_min``) to its lowest point (``lr_max``), its suggestion (the steepest
-# descent of the smoothed loss per decade of rate, before its lowest point) and its
-# blow-up (defined with the figure below):
-
-rows = {}
-for key in KEYS:
-    for seed, res in zip(SEEDS, tests[key], strict=True):
-        i = plotting.range_test_blow_up(res)
-        rows[names[key], seed] = {
-            "mini-batches": len(res.lrs),
-            "lr_min": f"{res.lr_min:.2g}",
-            "suggested": f"{res.suggested_lr:.2g}",
-            "lr_max": f"{res.lr_max:.2g}",
-            "blow-up": "none" if i is None else f"{res.lrs[i]:.2g}",
-        }
-pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
+epochs = NUM_ITER * cfg.batch_size / n_train
+print(f"a ramp of {NUM_ITER} mini-batches of {cfg.batch_size}, ", end="")
+print(f"{n_train:,} images: {epochs:.2f} epochs' worth")
+plotting.range_test_table(tests, SEEDS, names)
 
 # %%
 # Adam's steps have size about :math:`\eta` whatever the gradient, SGD's are :math:`\eta`
 # times the gradient, so the two ranges need not line up. Medians over the seeds, on a
-# log scale:
-
-
-def log_median(values):
-    """The median on a log scale (with two seeds: their geometric mean)."""
-    return float(np.exp(np.median(np.log(values))))
-
+# log scale (:func:`~fashion_optim.plotting.log_median`):
 
 for what in ("lr_min", "suggested_lr"):
     a, s = (
-        log_median([getattr(r, what) for r in tests[k]])
+        plotting.log_median([getattr(r, what) for r in tests[k]])
         for k in ("adam", "momentum")
     )
     side = "lower" if a < s else "higher"
@@ -144,15 +120,13 @@ tuning = experiments.run_tuning(KEYS)
 sweep = tuning.rungs[0]  # every rate of the grid, after the first rung
 chosen = {key: tuning.best_rate(key) for key in KEYS}
 run = sweep.points["momentum"][chosen["momentum"]].finished[0]
-print(
-    f"first rung: {run.config.epochs} epoch(s) on {run.meta['train_size']:,} images"
-)
+size = run.meta["train_size"]
+print(f"first rung: {run.config.epochs} epoch(s) on {size:,} images")
 for key, rates in ((key, sweep.rates(key)) for key in KEYS):
     early = tuning.first_rung_choice(key)
     print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}, ", end="")
-    print(
-        f"first rung's best {early:.3g}, chosen at the full budget {chosen[key]:.3g}"
-    )
+    print(f"first rung's best {early:.3g}, ", end="")
+    print(f"chosen at the full budget {chosen[key]:.3g}")
 
 # %%
 # Top: each seed's range test, drawn by
@@ -167,34 +141,12 @@ for key, rates in ((key, sweep.rates(key)) for key in KEYS):
 # finished, an ``x`` on the top edge with the number of seeds that diverged, a ``v`` on
 # the bottom edge with the number that collapsed, the first rung's best rate ringed. The
 # dash-dotted line carries the rate chosen at the full budget up through the range
-# tests. The axes start a decade below the sweep's lowest rate (the
-# ramps start lower, at ``RAMPS``) and end where the last test stopped.
+# tests. :func:`~fashion_optim.plotting.range_tests_against_sweep` draws a column per
+# optimizer; the axes start a decade below the sweep's lowest rate (the ramps start
+# lower, at ``RAMPS``) and end where the last test stopped.
 
-fig, axes = plt.subplots(
-    2,
-    2,
-    figsize=(9.0, 6.6),
-    sharex="col",
-    height_ratios=(1.2, 1),
-    layout="constrained",
-)
-for col, key in enumerate(KEYS):
-    plotting.range_test_with_sweep(
-        axes[0, col], axes[1, col], tests[key], sweep, key, seeds=SEEDS,
-        title=names[key], chosen=chosen[key], chosen_label="chosen at the full budget",
-    )  # fmt: skip
-    axes[0, col].set_xlabel("")
-    top = max(res.lrs[-1] for res in tests[key])
-    axes[1, col].set_xlim(
-        sweep.rates(key)[0] / 10, top
-    )  # from a decade below the grid
-entries = {}  # one entry per label, the first column's first: colour is the optimizer
-for ax in axes.T.flat:
-    handles, labels = ax.get_legend_handles_labels()
-    for label, handle in zip(labels, handles, strict=True):
-        entries.setdefault(label, handle)
-fig.legend(
-    entries.values(), entries.keys(), loc="outside lower center", ncols=4
+plotting.range_tests_against_sweep(
+    tests, sweep, seeds=SEEDS, chosen=chosen, titles=names
 )
 plt.show()
 
@@ -227,7 +179,8 @@ for key in KEYS:
     for seed, res in zip(SEEDS, tests[key], strict=True):
         i = plotting.range_test_blow_up(res)
         d = np.log2(res.lrs[i] / stable) if i is not None else 0.0
-        side = f"{abs(d):.1f} factors of two {'above' if d > 0 else 'below'} {stable:.3g}"
+        side = "above" if d > 0 else "below"
+        side = f"{abs(d):.1f} factors of two {side} {stable:.3g}"
         where = "none" if i is None else f"at {res.lrs[i]:.3g}, {side}"
         print(f"  seed {seed}, the range test's blow-up: {where}")
 
@@ -245,35 +198,9 @@ for key in KEYS:
 
 age = ewma.ewma_age(1 - SMOOTH)
 print(f"smoothing β = {1 - SMOOTH:g}: average age {age:.0f} mini-batches")
-
-
-def reading(rise, past):
-    """What the ratio of the raw loss at lr_max to its low says about the upper end."""
-    if past:
-        return "past the blow-up: read the raw curve"
-    if rise > 1.2:
-        return "climbing: the smoothed minimum lags"
-    return (
-        "slightly above its low"
-        if rise > 1.02
-        else "at its low: no visible lag"
-    )
-
-
-rows = {}
-for key in KEYS:
-    start, end = RAMPS[key]
-    for seed, res in zip(SEEDS, tests[key], strict=True):
-        at_max = int(np.argmin(np.abs(np.log(res.lrs / res.lr_max))))
-        rise = res.losses[at_max] / res.losses[: at_max + 1].min()
-        i = plotting.range_test_blow_up(res)
-        rows[names[key], seed] = {
-            "lag (x lr)": f"{(end / start) ** (age / (NUM_ITER - 1)):.1f}",
-            "lr_max": f"{res.lr_max:.2g}",
-            "raw at lr_max / its low": f"{rise:.2f}",
-            "reading": reading(rise, i is not None and res.lr_max > res.lrs[i]),
-        }
-pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
+plotting.range_test_lag_table(
+    tests, SEEDS, names, ramps=RAMPS, num_iter=NUM_ITER, age=age
+)
 
 # %%
 # The suggestion scorecard
@@ -290,6 +217,14 @@ pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
 # :math:`\beta = 0.98`; we use the range test's :math:`\beta = 1 - 0.05 = 0.95` (that is
 # torch-lr-finder's ``smooth_f = 0.05``) for both, so that only the convention differs.
 # fastai's rules skip a tenth of the *planned* mini-batches, so they get ``NUM_ITER``.
+#
+# The scorecard: per optimizer, rule and smoothing, the suggested rate (median over the
+# seeds) and its distance from the rate chosen at the full budget in factors of two,
+# :math:`\log_2(\text{suggested} / \text{chosen})`, median and per seed: +1 is twice the
+# chosen rate, -1 half of it (a seed's rate is the chosen one times :math:`2^{\log_2}`).
+# The grid steps by :math:`\sqrt{10}`, about 1.66 factors of two, so a distance
+# below about 0.8 is within the grid's resolution; "within" counts the seeds whose
+# suggestion lies that close (:math:`|\log_2| \le 0.83`, half a step).
 
 BETA = 1 - SMOOTH
 rows = []
@@ -300,80 +235,21 @@ for key in KEYS:
         )
         for (rule, smoothing), rate in found.items():
             log2 = np.log2(rate / chosen[key])
-            rows.append({"optimizer": names[key], "rule": rule, "smoothing": smoothing,
-                         "seed": seed, "lr": rate, "log2": log2})  # fmt: skip
+            rows.append({"optimizer": names[key], "rule": rule,
+                         "smoothing": smoothing, "seed": seed, "lr": rate,
+                         "log2": log2})  # fmt: skip
 scores = pd.DataFrame(rows)
-
-# %%
-# The scorecard: per optimizer, rule and smoothing, the suggested rate (median over the
-# seeds) and its distance from the rate chosen at the full budget in factors of two,
-# :math:`\log_2(\text{suggested} / \text{chosen})`, median and per seed: +1 is twice the
-# chosen rate, -1 half of it (a seed's rate is the chosen one times :math:`2^{\log_2}`).
-# The grid steps by :math:`\sqrt{10}`, about 1.66 factors of two, so a distance
-# below about 0.8 is within the grid's resolution; "within" counts the seeds whose
-# suggestion lies that close (:math:`|\log_2| \le 0.83`, half a step).
-
 HALF_STEP = np.log2(np.sqrt(10)) / 2
 scores["within"] = scores["log2"].abs() <= HALF_STEP
-by = scores.groupby(["optimizer", "rule", "smoothing"], sort=False)
-DIST = "log2(lr / chosen)"
-pd.DataFrame({
-    ("suggested lr", "median"): by["lr"].agg(log_median).map("{:.2g}".format),
-    (DIST, "median"): by["log2"].median().map("{:+.2f}".format),
-    (DIST, "per seed"): by["log2"].agg(lambda v: ", ".join(f"{x:+.1f}" for x in v)),
-    (DIST, "within"): by["within"].sum().astype(str) + f"/{len(SEEDS)}",
-})  # fmt: skip
+plotting.suggestion_scorecard(scores, len(SEEDS))
 
 # %%
 # What switching the smoothing convention moves, and on how many seeds each rule lands
-# within half a grid step of the chosen rate (with the bias-corrected smoothing):
+# within half a grid step of the chosen rate (with the bias-corrected smoothing), from
+# :func:`~fashion_optim.plotting.scorecard_sentences`:
 
-wide = scores.pivot_table(
-    index=["optimizer", "rule", "seed"], columns="smoothing", values="log2"
-)
-moved = []
-for (opt, rule), shift in (wide["seeded"] - wide["corrected"]).groupby(
-    level=[0, 1]
-):
-    s = shift[shift.abs() > 1e-9]
-    if len(s):
-        how = (
-            f"{s.min():+.2f}"
-            if s.min() == s.max()
-            else f"{s.min():+.2f} to {s.max():+.2f}"
-        )
-        moved.append(
-            f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})"
-        )
-if moved:
-    moved[0] = moved[0].replace(")", " factors of two)")
-    said = "; ".join(moved) + "; it moves no other rule on any seed"
-else:
-    said = "no rule on any seed"
-print(
-    textwrap.fill(
-        f"Seeding the EWMA instead of correcting it moves {said}.", 80
-    )
-)
-corrected = scores[scores["smoothing"] == "corrected"]
-for opt, card in corrected.groupby("optimizer", sort=False):
-    hits = card.groupby("rule", sort=False)["within"].sum()
-    n = len(SEEDS)
-    groups = {
-        "every seed": hits == n,
-        "some seeds": (hits > 0) & (hits < n),
-        "no seed": hits == 0,
-    }
-    parts = [
-        f"on {what}: {', '.join(hits.index[m])}"
-        for what, m in groups.items()
-        if m.any()
-    ]
-    print(
-        textwrap.fill(
-            f"{opt}, within half a step " + "; ".join(parts) + ".", 80
-        )
-    )
+for sentence in plotting.scorecard_sentences(scores, len(SEEDS)):
+    say(sentence)
 
 # %%
 # The seeded EWMA puts weight :math:`\beta^i` on the first loss at point :math:`i`, so it

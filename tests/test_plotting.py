@@ -938,3 +938,286 @@ def test_position_words_say_between_below_or_above():
     ]
     with pytest.raises(ValueError, match="at least one level"):
         plotting.position_words(None, None)
+
+
+# --------------------------------------------------------------------------- chapters 4 and 5
+
+
+def seed_results(name, histories, *, test_acc=None, predictions=None):
+    """Real SeedResults of ``NAMED["momentum"]`` renamed ``name``: one Result per seed of
+    ``histories`` ({seed: {field: values}}), with a test accuracy and predictions."""
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Result
+    from fashion_optim.training import History
+
+    spec = ex.NAMED["momentum"].replace(name=name)
+    cfg = spec.resolve("quick")
+    results = [
+        Result(
+            cfg, seed, History.from_dict(fields), 0.5, (test_acc or {}).get(seed, 0.8), {}, {},
+            (predictions or {}).get(seed, np.zeros(0, np.uint8)),
+        )
+        for seed, fields in histories.items()
+    ]  # fmt: skip
+    return ex.SeedResults(spec, results)
+
+
+def test_log_median_is_the_middle_on_a_log_scale():
+    assert plotting.log_median([1e-4, 1e-2, 1.0]) == pytest.approx(1e-2)
+    assert plotting.log_median([1.0, 1e-4, 1e-2]) == pytest.approx(1e-2)  # order-free
+    assert plotting.log_median([1e-3, 1e-1]) == pytest.approx(1e-2)  # geometric mean
+    assert plotting.log_median([0.3]) == pytest.approx(0.3)
+
+
+def test_range_test_table_gives_each_seeds_range_suggestion_and_blow_up():
+    res, calm = synthetic_range_test(), synthetic_range_test()
+    calm.losses[30] = 1.4
+    calm.losses[40:] = 0.45  # never blows up
+    table = plotting.range_test_table({"adam": [res, calm]}, [3, 7], {"adam": "Adam"})
+    assert table.index.names == ["optimizer", "seed"]
+    assert table.loc[("Adam", 3)].tolist() == [50, "0.0001", "0.001", "0.05", f"{res.lrs[40]:.2g}"]
+    assert table.loc[("Adam", 7), "blow-up"] == "none"
+
+
+def test_range_test_lag_table_reads_the_lag_and_the_raw_loss_at_lr_max():
+    tests = [synthetic_range_test() for _ in range(3)]  # lr_max 0.05, blow-up at 40
+    i = int(np.argmin(np.abs(np.log(tests[0].lrs / tests[0].lr_max))))
+    for res, rise in zip(tests, (1.0, 1.1, 1.5), strict=True):
+        res.losses[i] = rise * res.losses[:i].min()  # the raw loss at lr_max over its low
+    table = plotting.range_test_lag_table(
+        {"sgd": tests}, [0, 1, 2], {"sgd": "SGD"}, ramps={"sgd": (1e-5, 1.0)},
+        num_iter=50, age=19.0,
+    )  # fmt: skip
+    assert table["lag (x lr)"].tolist() == [f"{1e5 ** (19 / 49):.1f}"] * 3  # closed form
+    assert table["raw at lr_max / its low"].tolist() == ["1.00", "1.10", "1.50"]
+    assert table["reading"].tolist() == [
+        "at its low: no visible lag",
+        "slightly above its low",
+        "climbing: the smoothed minimum lags",
+    ]
+    import dataclasses
+
+    past = dataclasses.replace(tests[0], lr_max=float(tests[0].lrs[45]))  # beyond index 40
+    table = plotting.range_test_lag_table(
+        {"sgd": [past]}, [0], {"sgd": "SGD"}, ramps={"sgd": (1e-5, 1.0)}, num_iter=50, age=19
+    )
+    assert table.loc[("SGD", 0), "reading"] == "past the blow-up: read the raw curve"
+
+
+def _scores(rows):
+    import pandas as pd
+
+    scores = pd.DataFrame(rows, columns=["optimizer", "rule", "smoothing", "seed", "lr", "log2"])
+    scores["within"] = scores["log2"].abs() <= 0.83
+    return scores
+
+
+def test_suggestion_scorecard_gives_median_distance_per_seed_and_hits():
+    scores = _scores(
+        [
+            ("Adam", "valley", "corrected", 0, 1e-3, 0.0),
+            ("Adam", "valley", "corrected", 1, 1e-1, 2.5),
+            ("Adam", "valley", "corrected", 2, 1e-2, -0.5),
+        ]
+    )
+    card = plotting.suggestion_scorecard(scores, 3)
+    row = card.loc[("Adam", "valley", "corrected")]
+    assert row[("suggested lr", "median")] == "0.01"  # the middle rate on a log scale
+    assert row[("log2(lr / chosen)", "median")] == "+0.00"
+    assert row[("log2(lr / chosen)", "per seed")] == "+0.0, +2.5, -0.5"
+    assert row[("log2(lr / chosen)", "within")] == "2/3"
+
+
+def test_scorecard_sentences_say_what_the_smoothing_moves_and_which_rules_land():
+    rows = []
+    for seed in (0, 1):
+        for smoothing in ("corrected", "seeded"):
+            shift = 0.5 if (smoothing == "seeded" and seed == 1) else 0.0
+            rows.append(("Adam", "valley", smoothing, seed, 1e-3, 0.1 + shift))
+            rows.append(("Adam", "steep", smoothing, seed, 1e-3, 2.0 - seed * 1.5))
+            rows.append(("Adam", "minimum/10", smoothing, seed, 1e-3, -3.0))
+    moved, adam = plotting.scorecard_sentences(_scores(rows), 2)
+    assert moved == (
+        "Seeding the EWMA instead of correcting it moves valley for Adam on 1 of 2 seeds "
+        "(by +0.50 factors of two); it moves no other rule on any seed."
+    )
+    assert adam == (
+        "Adam, within half a step on every seed: valley; on some seeds: steep; "
+        "on no seed: minimum/10."
+    )
+    still = _scores([r for r in rows if r[1] != "valley"])
+    assert plotting.scorecard_sentences(still, 2)[0].endswith("moves no rule on any seed.")
+
+
+def test_range_tests_against_sweep_draws_a_column_per_optimizer_with_one_legend():
+    res = synthetic_range_test()
+    sweep = _sweep_of(
+        {
+            "momentum": {1e-3: ([0.5, 0.6], 0), 1e-2: ([0.8, 0.8], 0)},
+            "adam": {1e-4: ([0.3, 0.4], 0), 1e-3: ([0.8, 0.7], 0)},
+        }
+    )
+    tests = {"momentum": [res, res], "adam": [res, res]}
+    fig = plotting.range_tests_against_sweep(
+        tests, sweep, seeds=[0, 1], chosen={"momentum": 1e-2, "adam": 1e-4},
+        titles={"momentum": "SGD + momentum", "adam": "Adam"},
+    )  # fmt: skip
+    top_left, top_right, bottom_left, bottom_right = fig.axes
+    assert [top_left.get_title(), top_right.get_title()] == ["SGD + momentum", "Adam"]
+    assert bottom_left.get_xlim() == pytest.approx((1e-4, res.lrs[-1]))  # a decade below
+    assert top_left.get_xlim() == bottom_left.get_xlim()  # shared by the column
+    assert bottom_right.get_xlim() == pytest.approx((1e-5, res.lrs[-1]))
+    chosen = [ln for ln in bottom_right.lines if ln.get_linestyle() == "-."]
+    assert chosen[0].get_xdata()[0] == 1e-4
+    assert top_left.get_xlabel() == "" and "validation" in bottom_left.get_ylabel()
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert len(labels) == len(set(labels)) and "chosen at the full budget" in labels
+
+
+def test_rung_table_puts_each_rate_with_its_failures_and_role():
+    curve = {
+        "lr": np.array([0.01, 0.0316227766, 0.1]),
+        "mean": np.array([0.8, 0.85, np.nan]),
+        "std": np.array([0.01, 0.02, np.nan]),
+        "diverged": np.array([0, 0, 2]),
+        "collapsed": np.array([0, 1, 0]),
+    }
+    table = plotting.rung_table(curve, {0.0316227766: "base and peak"})
+    assert table.index.tolist() == ["0.01", "0.0316228", "0.1"]
+    assert table.index.name == "learning rate"
+    assert table["validation accuracy"].tolist()[:2] == ["0.8000 ± 0.0100", "0.8500 ± 0.0200"]
+    assert table["diverged seeds"].tolist() == [0, 0, 2]
+    assert table["collapsed seeds"].tolist() == [0, 1, 0]
+    assert table["chosen as"].tolist() == ["", "base and peak", ""]
+
+
+def test_trace_schedules_steps_each_spec_as_torch_does():
+    from fashion_optim import experiments as ex
+    from fashion_optim import lr as lr_schedules
+
+    specs = ex.schedule_specs(0.01, 0.1)
+    keys = ("constant", "step", "lambda_step", "plateau")
+    losses = [1.0, 0.9, 0.95, 0.96, 0.97, 0.98]
+    traces = plotting.trace_schedules(
+        {k: specs[k] for k in keys}, 6, 4, lr=0.01, metrics={"plateau": losses}
+    )
+    np.testing.assert_array_equal(traces["constant"], np.full(24, 0.01))
+    k = specs["step"].scheduler_kwargs["step_size"]
+    expected = 0.01 * 0.1 ** (np.arange(24) // 4 // k)  # StepLR's closed form
+    np.testing.assert_allclose(traces["step"], expected)
+    np.testing.assert_allclose(traces["lambda_step"], traces["step"])  # the factor's function
+    plateau = lr_schedules.trace_lr(
+        "plateau", 6, 4, lr=0.01, metrics=losses, **specs["plateau"].scheduler_kwargs
+    )
+    np.testing.assert_array_equal(traces["plateau"], plateau)
+    with pytest.raises(KeyError, match="plateau"):
+        plotting.trace_schedules({"plateau": specs["plateau"]}, 6, 4, lr=0.01)
+
+
+def test_schedule_traces_draw_per_epoch_left_per_batch_right_the_reference_on_both():
+    traces = {
+        "constant": np.full(8, 0.1),
+        "step": np.repeat([0.1, 0.01], 4),
+        "onecycle": np.linspace(0.01, 0.1, 8),
+    }
+    labels = {"constant": "constant", "step": "StepLR", "onecycle": "OneCycleLR"}
+    fig = plotting.schedule_traces(traces, labels, steps_per_epoch=4)
+    left, right = fig.axes
+    assert [ln.get_label() for ln in left.lines] == ["constant", "StepLR"]
+    assert [ln.get_label() for ln in right.lines] == ["constant", "OneCycleLR"]
+    np.testing.assert_allclose(left.lines[1].get_xdata(), np.arange(1, 9) / 4)  # epochs
+    assert left.lines[0].get_linewidth() == 5 and left.lines[1].get_linewidth() < 5
+    assert left.get_yscale() == "log" and "learning rate" in left.get_ylabel()
+    assert left.get_xlabel() == "epoch" and list(left.get_xticks()) == [0, 1, 2]
+    assert to_rgba(right.lines[1].get_color()) == to_rgba(plotting.color_for("onecycle"))
+
+
+def test_schedule_curves_draw_the_means_and_the_paired_differences():
+    constant = seed_results(
+        "constant rate", {0: {"val_acc": [0.5, 0.6]}, 1: {"val_acc": [0.7, 0.8]}}
+    )
+    step = seed_results("StepLR", {0: {"val_acc": [0.6, 0.6]}, 1: {"val_acc": [0.8, 0.9]}})
+    other = seed_results("cosine", {5: {"val_acc": [0.1, 0.2]}})  # other seeds: no pairs
+    fig = plotting.schedule_curves({"constant": constant, "step": step, "cosine": other})
+    left, right = fig.axes
+    means = {ln.get_label(): ln.get_ydata() for ln in left.lines}
+    np.testing.assert_allclose(means["StepLR"], [0.7, 0.75])
+    diffs = [ln for ln in right.lines if ln.get_label() == "StepLR"]
+    np.testing.assert_allclose(diffs[0].get_ydata(), [0.1, 0.05])  # mean of step - constant
+    assert not [ln for ln in right.lines if ln.get_label() == "cosine"]
+    assert right.lines[-1].get_ydata()[0] == 0.0  # the reference line at zero
+    assert left.get_ylabel() == "validation accuracy (fraction)"
+    assert right.get_ylabel() == "minus the constant rate's (fraction)"
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == [
+        "constant rate",
+        "StepLR",
+        "cosine",
+    ]
+
+
+def test_step_decay_curves_mark_each_drop_between_epochs():
+    hist = {s: {"val_acc": np.linspace(0.5, 0.8, 7)} for s in (0, 1)}
+    runs = {"constant": seed_results("c", hist), "step": seed_results("s", hist)}
+    _, ax = plt.subplots()
+    drops = plotting.step_decay_curves(ax, runs, step_size=3, labels={"step": "StepLR"})
+    assert [ln.get_xdata()[0] for ln in drops] == [3.5, 6.5]
+    assert list(ax.get_xticks()) == [0, 3, 6]
+    assert ax.get_legend() is not None and "validation accuracy" in ax.get_ylabel()
+    assert "StepLR" in [t.get_text() for t in ax.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="step_size must be"):
+        plotting.step_decay_curves(ax, runs, step_size=0)
+
+
+def test_largest_change_is_the_biggest_move_on_any_seed_since_each_seeds_epoch():
+    from types import SimpleNamespace as NS
+
+    runs = [
+        NS(seed=0, history=NS(val_acc=[0.5, 0.7, 0.8], train_loss=[2.0, 1.0, 0.5])),
+        NS(seed=1, history=NS(val_acc=[0.5, 0.6, 0.4], train_loss=[2.0, 1.9, 1.8])),
+    ]
+    moved = plotting.largest_change(runs, {0: 1, 1: 0}, ["val_acc", "train_loss"])
+    assert moved == pytest.approx([0.1, 0.5])  # |0.8 - 0.7| vs |0.4 - 0.5|; |0.5 - 1.0|
+
+
+def test_per_seed_table_lines_up_seeds_and_leaves_a_missing_one_nan():
+    a = seed_results("a", {0: {"val_acc": [0.5, 0.81234]}, 1: {"val_acc": [0.5, 0.9]}})
+    b = seed_results("b", {1: {"val_acc": [0.4, 0.7]}})
+    table = plotting.per_seed_table({"A": a, "B": b})
+    assert table.index.name == "seed" and table.index.tolist() == [0, 1]
+    assert table["A"].tolist() == ["0.8123", "0.9000"]
+    assert table["B"].tolist() == ["nan", "0.7000"]
+
+
+def test_paired_test_lines_are_the_corrected_tests_and_mcnemar_per_seed():
+    from fashion_optim import stats
+    from fashion_optim.experiments import SeedOutcomes
+    from fashion_optim.training import TrainingDivergedError
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 200)
+    seeds = (0, 1, 2)
+
+    def outcomes(name, accs, right):
+        preds = {s: np.where(rng.random(200) < right, labels, (labels + 1) % 10) for s in seeds}
+        res = seed_results(
+            name, {s: {"val_acc": [0.8]} for s in seeds},
+            test_acc=dict(zip(seeds, accs, strict=True)), predictions=preds,
+        )  # fmt: skip
+        return SeedOutcomes(res.spec, res.results, [])
+
+    out = {
+        "a": outcomes("a", [0.90, 0.91, 0.92], 0.9),
+        "b": outcomes("b", [0.85, 0.86, 0.88], 0.8),
+    }
+    out["gone"] = SeedOutcomes(out["a"].spec, [], [(0, TrainingDivergedError(1, 1, np.nan, 1.0))])
+    lines = plotting.paired_test_lines(out, [("a", "b"), ("a", "gone")], labels)
+    assert len(lines) == 2  # the pair with a configuration that never finished is left out
+    t = stats.paired_tests({"a minus b": ([0.90, 0.91, 0.92], [0.85, 0.86, 0.88])})["a minus b"]
+    state = "resolved" if t.resolved else "not resolved"
+    assert lines[0] == f"test acc., a minus b: {t}, {state}"
+    ps = [
+        stats.mcnemar(ra.test_predictions, rb.test_predictions, labels).pvalue
+        for ra, rb in zip(out["a"].finished, out["b"].finished, strict=True)
+    ]
+    assert lines[1] == "  McNemar p per seed: " + ", ".join(f"{p:.2g}" for p in ps)

@@ -24,7 +24,9 @@ here.
 - :func:`sweep_curves`: a learning-rate sweep, one band per optimizer, failed seeds
   marked (diverged apart from collapsed) and the chosen rate ringed; :func:`rung_curves`:
   the same after each rung of the successive halving, each rung's choice ringed.
-- :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables.
+- :func:`mean_std` and :func:`results_table`: "mean ± std" text and HTML-ready tables;
+  :func:`per_seed_table`: each seed's final value, one column per configuration;
+  :func:`largest_change`: how far a history still moved after a given epoch.
 - :func:`toy_paths` and :func:`plane_paths`: optimizers' paths over the contours of a
   toy surface, or of the loss on the PCA plane of a network's trajectories.
 - :func:`toy_animation` and :func:`plane_animation`: the same paths moving step by step
@@ -37,14 +39,24 @@ here.
   test, raw and smoothed loss, its suggestion and useful range; :func:`rate_drops`: how
   often a recorded learning rate went down.
 - :func:`range_test_seeds` and :func:`range_test_with_sweep`: range tests over seeds,
-  alone or above the learning-rate sweep's validation accuracy on the same rate axis.
+  alone or above the learning-rate sweep's validation accuracy on the same rate axis;
+  :func:`range_tests_against_sweep`: a column of those per optimizer, in one figure.
+- :func:`range_test_table` and :func:`range_test_lag_table`: each seed's range test,
+  its useful range and blow-up, and how far its smoothing lags;
+  :func:`suggestion_scorecard` and :func:`scorecard_sentences`: suggestion rules scored
+  against a chosen rate; :func:`log_median`: the median on a log scale.
 - :func:`schedule_style` and :func:`schedule_ranking`: one line style per learning-rate
-  schedule (its variants dashed, in its colour), and schedules compared on one metric.
+  schedule (its variants dashed, in its colour), and schedules compared on one metric;
+  :func:`trace_schedules` and :func:`schedule_traces`: the rates each schedule sets;
+  :func:`schedule_curves`: the schedules' learning curves and their paired differences
+  from a reference; :func:`step_decay_curves`: curves with a step schedule's drops.
+- :func:`rung_table`: one rung of the successive halving, rate by rate, as a table.
 - :func:`tuning_table` (with :func:`rate_label`): each optimizer at its default rate
   and at the rate chosen on full-budget validation, side by side; :func:`seed_table`:
   every seed's validation and test accuracy; :func:`leader_verdict` and
   :func:`tuning_losses`: the headline's sentences, a leader named only where the paired
-  and corrected tests resolve it (:func:`join_names`: "A, B and C").
+  and corrected tests resolve it (:func:`join_names`: "A, B and C");
+  :func:`paired_test_lines`: paired, corrected tests and McNemar's, as printed lines.
 - :func:`rate_curves` and :func:`rate_map`: the convergence rate of gradient descent,
   heavy ball and Nesterov on a quadratic against the learning rate, and over learning
   rate and momentum with the monotone, oscillating and divergent regions
@@ -92,13 +104,45 @@ from .figures import (
     range_test_panel,
     toy_paths,
 )
-from .headline import join_names, leader_verdict, rate_label, tuning_losses, tuning_table
+from .headline import (
+    join_names,
+    leader_verdict,
+    paired_test_lines,
+    rate_label,
+    tuning_losses,
+    tuning_table,
+)
 from .landscape import plane_gap_panels, random_plane_contours
-from .rangetests import range_test_seeds, range_test_with_sweep
-from .schedules import VARIANTS, schedule_ranking, schedule_style
+from .rangetests import (
+    range_test_lag_table,
+    range_test_seeds,
+    range_test_table,
+    range_test_with_sweep,
+    range_tests_against_sweep,
+    scorecard_sentences,
+    suggestion_scorecard,
+)
+from .schedules import (
+    VARIANTS,
+    schedule_curves,
+    schedule_ranking,
+    schedule_style,
+    schedule_traces,
+    step_decay_curves,
+    trace_schedules,
+)
 from .style import COLORS, NEUTRAL, OKABE_ITO, STYLE, TOL_MUTED, color_for, style_context, use_style
-from .sweeps import rung_curves, sweep_curves
-from .tables import mean_std, rate_drops, results_table, say, seed_table
+from .sweeps import rung_curves, rung_table, sweep_curves
+from .tables import (
+    largest_change,
+    log_median,
+    mean_std,
+    per_seed_table,
+    rate_drops,
+    results_table,
+    say,
+    seed_table,
+)
 from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
 
 __all__ = [
@@ -123,10 +167,14 @@ __all__ = [
     "join_names",
     "label_lr_axis",
     "label_step_axis",
+    "largest_change",
     "leader_verdict",
     "learning_curves",
     "legend_below",
+    "log_median",
     "mean_std",
+    "paired_test_lines",
+    "per_seed_table",
     "plain_log_ticks",
     "plane_animation",
     "plane_gap_panels",
@@ -136,25 +184,35 @@ __all__ = [
     "quantile_position",
     "random_plane_contours",
     "range_test_blow_up",
+    "range_test_lag_table",
     "range_test_panel",
     "range_test_seeds",
+    "range_test_table",
     "range_test_with_sweep",
+    "range_tests_against_sweep",
     "rate_curves",
     "rate_drops",
     "rate_label",
     "rate_map",
     "results_table",
     "rung_curves",
+    "rung_table",
     "say",
+    "schedule_curves",
     "schedule_ranking",
     "schedule_style",
+    "schedule_traces",
+    "scorecard_sentences",
     "seed_table",
     "smooth_curve",
     "smoothed_losses",
+    "step_decay_curves",
     "style_context",
+    "suggestion_scorecard",
     "sweep_curves",
     "toy_animation",
     "toy_paths",
+    "trace_schedules",
     "tuning_losses",
     "tuning_table",
     "use_style",

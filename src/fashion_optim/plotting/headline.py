@@ -1,11 +1,11 @@
 """The note's headline: each optimizer at its default learning rate and at the rate chosen
 on full-budget validation, side by side (:func:`tuning_table`), and the sentences that
 name a leader only where the paired, corrected tests resolve it (:func:`leader_verdict`,
-:func:`tuning_losses`)."""
+:func:`tuning_losses`, :func:`paired_test_lines`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .tables import mean_std
@@ -210,3 +210,51 @@ def tuning_losses(
         f"Tuning made {join_names(worse)} worse on validation than the default rate "
         f"(mean over the compared seeds)."
     )
+
+
+def paired_test_lines(
+    outcomes: Mapping[str, Any], pairs: Sequence[tuple[str, str]], labels: Any
+) -> list[str]:
+    """Printed lines for configurations compared on the test set: for each pair ``(a,
+    b)`` of keys whose configurations both have a finished seed, the test accuracy of
+    ``a`` minus ``b`` paired by seed, with Holm's correction over those pairs
+    (:func:`~fashion_optim.stats.paired_tests`) and whether it is resolved, then each
+    shared seed's McNemar p-value over the test images
+    (:func:`~fashion_optim.stats.mcnemar`).
+
+    Parameters
+    ----------
+    outcomes : mapping of str to ~fashion_optim.experiments.SeedOutcomes
+        By key; each finished run carries its ``test_predictions``.
+    pairs : sequence of (str, str)
+        The comparisons ``a - b``; a pair with a configuration that never finished is
+        left out (and not counted in the correction).
+    labels : array_like
+        The test images' true classes.
+
+    Returns
+    -------
+    list of str
+        Two lines per pair: ``"test acc., a minus b: <interval>, resolved"`` and
+        ``"  McNemar p per seed: ..."``.
+    """
+    from .. import stats
+
+    ok = [(a, b) for a, b in pairs if outcomes[a].finished and outcomes[b].finished]
+    tests = stats.paired_tests(
+        {
+            f"{a} minus {b}": stats.paired_by_seed_values(outcomes[a].results, outcomes[b].results)
+            for a, b in ok
+        }
+    )
+    lines = []
+    for (a, b), (name, t) in zip(ok, tests.items(), strict=True):
+        other = {r.seed: r.test_predictions for r in outcomes[b].finished}
+        mc = [
+            stats.mcnemar(r.test_predictions, other[r.seed], labels)
+            for r in outcomes[a].finished
+            if r.seed in other
+        ]
+        lines.append(f"test acc., {name}: {t}, {'resolved' if t.resolved else 'not resolved'}")
+        lines.append(f"  McNemar p per seed: {', '.join(f'{m.pvalue:.2g}' for m in mc)}")
+    return lines

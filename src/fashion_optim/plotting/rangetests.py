@@ -3,21 +3,27 @@
 :func:`range_test_seeds` draws one range test per seed on one axes;
 :func:`range_test_with_sweep` puts it above the sweep's validation accuracy
 (:func:`~fashion_optim.plotting.sweep_curves`) on the same learning-rate axis, so that
-what the range test suggests reads against what training chose.
+what the range test suggests reads against what training chose, and
+:func:`range_tests_against_sweep` does so for several optimizers in one figure.
+:func:`range_test_table` and :func:`range_test_lag_table` tabulate the tests seed by
+seed; :func:`suggestion_scorecard` and :func:`scorecard_sentences` score the rates that
+suggestion rules read from them against a chosen rate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from .axes import label_lr_axis
 from .figures import range_test_blow_up
 from .style import NEUTRAL, color_for
 from .sweeps import sweep_curves
+from .tables import log_median
 
 # The line style of each seed's smoothed loss, in seed order (cycled).
 _SEED_STYLES: tuple[Any, ...] = ("-", "--", ":", "-.")
@@ -191,3 +197,257 @@ def range_test_with_sweep(
     if title is not None:
         ax_test.set_title(title)
     return drawn
+
+
+def range_tests_against_sweep(
+    tests: Mapping[str, Sequence[Any]],
+    sweep: Any,
+    *,
+    seeds: Sequence[int],
+    chosen: Mapping[str, float],
+    titles: Mapping[str, str] | None = None,
+    chosen_label: str = "chosen at the full budget",
+) -> Figure:
+    """One column per optimizer: its range tests over seeds above its sweep
+    (:func:`range_test_with_sweep`), the rate of ``chosen`` marked across both, and one
+    legend below the figure, one entry per label (colour names the optimizer).
+
+    The bottom axes start a decade below the sweep's lowest rate (``sharex`` carries it
+    to the top) and end where the last range test stopped.
+
+    Parameters
+    ----------
+    tests : mapping of str to sequence of fashion_optim.lr_finder.RangeTestResult
+        Optimizer key (of the sweep) to its range tests, one per seed, in column order.
+    sweep : fashion_optim.experiments.Sweep
+        The sweep drawn below, e.g. the tuning's first rung.
+    seeds : sequence of int
+        The seeds of each optimizer's tests.
+    chosen : mapping of str to float
+        The rate each column marks.
+    titles : mapping of str to str, optional
+        Column titles (default: the keys).
+    chosen_label : str
+        The marked rate's legend entry.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = range_tests_against_sweep(tests, sweep, seeds=[0, 1],
+    ...                                 chosen={"adam": 1e-3})  # doctest: +SKIP
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(
+        2, len(tests), figsize=(9.0, 6.6), sharex="col", height_ratios=(1.2, 1),
+        layout="constrained", squeeze=False,
+    )  # fmt: skip
+    for col, (key, results) in enumerate(tests.items()):
+        range_test_with_sweep(
+            axes[0, col], axes[1, col], results, sweep, key, seeds=seeds,
+            title=(titles or {}).get(key, key), chosen=chosen[key], chosen_label=chosen_label,
+        )  # fmt: skip
+        axes[0, col].set_xlabel("")
+        top = max(float(res.lrs[-1]) for res in results)
+        axes[1, col].set_xlim(sweep.rates(key)[0] / 10, top)
+    entries: dict[str, Any] = {}  # the first column's entry for a label shared by both
+    for ax in axes.T.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    fig.legend(entries.values(), entries.keys(), loc="outside lower center", ncols=4)
+    return fig
+
+
+def range_test_table(
+    tests: Mapping[str, Sequence[Any]], seeds: Sequence[int], names: Mapping[str, str]
+) -> Any:
+    """A ``pandas.DataFrame``, one row per optimizer and seed: the range test's length in
+    mini-batches, ``lr_min``, its suggestion, ``lr_max`` and its blow-up
+    (:func:`~fashion_optim.plotting.range_test_blow_up`; ``"none"`` where there is none),
+    each to two significant digits.
+
+    Parameters
+    ----------
+    tests : mapping of str to sequence of fashion_optim.lr_finder.RangeTestResult
+        Optimizer key to its range tests, one per seed.
+    seeds : sequence of int
+    names : mapping of str to str
+        The optimizer's name in the index, by key.
+
+    Examples
+    --------
+    >>> from fashion_optim.lr_finder import RangeTestResult
+    >>> lrs = np.geomspace(1e-4, 1.0, 50)
+    >>> res = RangeTestResult(lrs, 2.3 - lrs, 2.3 - lrs, 1e-2, 1e-3, 0.5, False, None, "exp")
+    >>> range_test_table({"adam": [res]}, [0], {"adam": "Adam"}).iloc[0, 1:].tolist()
+    ['0.001', '0.01', '0.5', 'none']
+    """
+    import pandas as pd
+
+    rows = {}
+    for key, results in tests.items():
+        for seed, res in zip(seeds, results, strict=True):
+            i = range_test_blow_up(res)
+            rows[names[key], seed] = {
+                "mini-batches": len(res.lrs),
+                "lr_min": f"{res.lr_min:.2g}",
+                "suggested": f"{res.suggested_lr:.2g}",
+                "lr_max": f"{res.lr_max:.2g}",
+                "blow-up": "none" if i is None else f"{res.lrs[i]:.2g}",
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
+
+
+def _lag_reading(rise: float, past: bool) -> str:
+    """What the ratio of the raw loss at ``lr_max`` to its low says about the upper end."""
+    if past:
+        return "past the blow-up: read the raw curve"
+    if rise > 1.2:
+        return "climbing: the smoothed minimum lags"
+    return "slightly above its low" if rise > 1.02 else "at its low: no visible lag"
+
+
+def range_test_lag_table(
+    tests: Mapping[str, Sequence[Any]],
+    seeds: Sequence[int],
+    names: Mapping[str, str],
+    *,
+    ramps: Mapping[str, tuple[float, float]],
+    num_iter: int,
+    age: float,
+) -> Any:
+    """A ``pandas.DataFrame``, one row per optimizer and seed: how far the smoothed loss
+    lags on the ramp, and what that does to ``lr_max``.
+
+    Columns: the lag as a factor of learning rate, ``(end / start) ** (age / (num_iter
+    - 1))`` on a geometric ramp; ``lr_max``; the raw loss at ``lr_max`` over the lowest
+    raw loss up to it; and a reading: past the blow-up
+    (:func:`~fashion_optim.plotting.range_test_blow_up`), climbing (ratio above 1.2),
+    slightly above its low (above 1.02) or at its low.
+
+    Parameters
+    ----------
+    tests : mapping of str to sequence of fashion_optim.lr_finder.RangeTestResult
+    seeds : sequence of int
+    names : mapping of str to str
+    ramps : mapping of str to (float, float)
+        Each optimizer's ``(start_lr, end_lr)``.
+    num_iter : int
+        The mini-batches planned for each ramp.
+    age : float
+        The smoothing's average age in mini-batches
+        (:func:`~fashion_optim.ewma.ewma_age`).
+
+    Examples
+    --------
+    >>> from fashion_optim.lr_finder import RangeTestResult
+    >>> lrs = np.geomspace(1e-4, 1.0, 50)
+    >>> res = RangeTestResult(lrs, 2.3 - lrs, 2.3 - lrs, 1e-2, 1e-3, 0.5, False, None, "exp")
+    >>> table = range_test_lag_table({"adam": [res]}, [0], {"adam": "Adam"},
+    ...                              ramps={"adam": (1e-4, 1.0)}, num_iter=50, age=19)
+    >>> table.loc[("Adam", 0)].tolist()
+    ['35.6', '0.5', '1.00', 'at its low: no visible lag']
+    """
+    import pandas as pd
+
+    rows = {}
+    for key, results in tests.items():
+        start, end = ramps[key]
+        for seed, res in zip(seeds, results, strict=True):
+            at_max = int(np.argmin(np.abs(np.log(res.lrs / res.lr_max))))
+            rise = res.losses[at_max] / res.losses[: at_max + 1].min()
+            i = range_test_blow_up(res)
+            rows[names[key], seed] = {
+                "lag (x lr)": f"{(end / start) ** (age / (num_iter - 1)):.1f}",
+                "lr_max": f"{res.lr_max:.2g}",
+                "raw at lr_max / its low": f"{rise:.2f}",
+                "reading": _lag_reading(rise, i is not None and res.lr_max > res.lrs[i]),
+            }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
+
+
+def suggestion_scorecard(scores: Any, n_seeds: int) -> Any:
+    """Per optimizer, rule and smoothing, the suggested rate (median over seeds on a log
+    scale, :func:`~fashion_optim.plotting.log_median`) and its distance from the chosen
+    rate in factors of two: median, per seed, and how many seeds lie within.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        One row per optimizer, rule, smoothing and seed, with columns ``optimizer``,
+        ``rule``, ``smoothing``, ``lr`` (the suggested rate), ``log2``
+        (:math:`\\log_2` of it over the chosen rate) and ``within`` (bool: close
+        enough to count).
+    n_seeds : int
+        The seeds each row group holds, for ``"k/n"``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({"optimizer": "Adam", "rule": "valley", "smoothing":
+    ...     "corrected", "lr": [1e-3, 4e-3], "log2": [0.0, 2.0], "within": [True, False]})
+    >>> suggestion_scorecard(scores, 2).iloc[0].tolist()
+    ['0.002', '+1.00', '+0.0, +2.0', '1/2']
+    """
+    import pandas as pd
+
+    by = scores.groupby(["optimizer", "rule", "smoothing"], sort=False)
+    dist = "log2(lr / chosen)"
+    return pd.DataFrame(
+        {
+            ("suggested lr", "median"): by["lr"].agg(log_median).map("{:.2g}".format),
+            (dist, "median"): by["log2"].median().map("{:+.2f}".format),
+            (dist, "per seed"): by["log2"].agg(lambda v: ", ".join(f"{x:+.1f}" for x in v)),
+            (dist, "within"): by["within"].sum().astype(str) + f"/{n_seeds}",
+        }
+    )
+
+
+def scorecard_sentences(scores: Any, n_seeds: int) -> list[str]:
+    """What the scorecard of :func:`suggestion_scorecard` says, as sentences: which rules
+    switching the smoothing from ``"corrected"`` to ``"seeded"`` moves (on how many seeds,
+    by how many factors of two), then, per optimizer with the corrected smoothing, which
+    rules land within on every seed, on some seeds and on no seed.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({"optimizer": "Adam", "rule": "valley", "seed": [0, 0],
+    ...     "smoothing": ["corrected", "seeded"], "log2": [0.0, 0.5], "within": True})
+    >>> moved, adam = scorecard_sentences(scores, 1)
+    >>> moved.split(" moves ")[1]
+    'valley for Adam on 1 of 1 seeds (by +0.50 factors of two); it'
+    >>> adam
+    'Adam, within half a step on every seed: valley.'
+    """
+    wide = scores.pivot_table(
+        index=["optimizer", "rule", "seed"], columns="smoothing", values="log2"
+    )
+    moved = []
+    shifts = (wide["seeded"] - wide["corrected"]).groupby(level=[0, 1])
+    for (opt, rule), shift in shifts:
+        s = shift[shift.abs() > 1e-9]
+        if len(s):
+            low, high = s.min(), s.max()
+            how = f"{low:+.2f}" if low == high else f"{low:+.2f} to {high:+.2f}"
+            moved.append(f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})")
+    if moved:
+        moved[0] = moved[0].replace(")", " factors of two)")
+        said = "; ".join(moved) + "; it moves no other rule on any seed"
+    else:
+        said = "no rule on any seed"
+    sentences = [f"Seeding the EWMA instead of correcting it moves {said}."]
+    corrected = scores[scores["smoothing"] == "corrected"]
+    for opt, card in corrected.groupby("optimizer", sort=False):
+        hits = card.groupby("rule", sort=False)["within"].sum()
+        groups = {
+            "every seed": hits == n_seeds,
+            "some seeds": (hits > 0) & (hits < n_seeds),
+            "no seed": hits == 0,
+        }
+        parts = [f"on {what}: {', '.join(hits.index[m])}" for what, m in groups.items() if m.any()]
+        sentences.append(f"{opt}, within half a step " + "; ".join(parts) + ".")
+    return sentences

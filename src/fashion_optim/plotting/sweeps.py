@@ -1,11 +1,11 @@
 """The learning-rate sweep's figures: a validation metric against the learning rate, one
 band per optimizer (:func:`sweep_curves`) or one curve per rung of the successive halving
 (:func:`rung_curves`), failed seeds marked (diverged apart from collapsed), each chosen
-rate ringed."""
+rate ringed; and one rung's curve as a table (:func:`rung_table`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,6 +13,7 @@ from matplotlib.axes import Axes
 
 from .axes import label_lr_axis
 from .style import color_for
+from .tables import mean_std
 
 _YLABELS = {
     "val_acc": "validation accuracy after the last epoch (fraction)",
@@ -154,3 +155,38 @@ def rung_curves(ax: Axes, tuning: Any, key: str, *, label: str | None = None) ->
     label_lr_axis(ax)
     ax.set_ylabel(_YLABELS["val_acc"])
     return chosen
+
+
+def rung_table(curve: Mapping[str, Any], roles: Mapping[float, str] | None = None) -> Any:
+    """A ``pandas.DataFrame``, one row per learning rate of a rung's curve: the validation
+    accuracy (mean ± std over the seeds that finished), the seeds that diverged and
+    collapsed, and the role a caller gave the rate (``roles``, e.g. ``"base"``).
+
+    Parameters
+    ----------
+    curve : mapping
+        What :meth:`Sweep.curve <fashion_optim.experiments.Sweep.curve>` returns for
+        ``"val_acc"``: ``lr``, ``mean``, ``std``, ``diverged``, ``collapsed``.
+    roles : mapping of float to str, optional
+        The ``"chosen as"`` column, by rate (empty elsewhere).
+
+    Examples
+    --------
+    >>> curve = {"lr": np.array([0.01, 0.1]), "mean": np.array([0.8, 0.85]),
+    ...          "std": np.array([0.01, 0.02]), "diverged": np.array([0, 1]),
+    ...          "collapsed": np.array([0, 0])}
+    >>> rung_table(curve, {0.01: "base"}).iloc[:, [0, 3]].values.tolist()
+    [['0.8000 ± 0.0100', 'base'], ['0.8500 ± 0.0200', '']]
+    """
+    import pandas as pd
+
+    accs = zip(curve["mean"], curve["std"], strict=True)
+    return pd.DataFrame(
+        {
+            "validation accuracy": [mean_std(pair) for pair in accs],
+            "diverged seeds": curve["diverged"],
+            "collapsed seeds": curve["collapsed"],
+            "chosen as": [(roles or {}).get(rate, "") for rate in curve["lr"]],
+        },
+        index=pd.Index([f"{rate:g}" for rate in curve["lr"]], name="learning rate"),
+    )

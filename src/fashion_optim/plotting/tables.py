@@ -82,6 +82,72 @@ def results_table(
     return table
 
 
+def log_median(values: ArrayLike) -> float:
+    """The median on a log scale: of two values, their geometric mean.
+
+    The middle of rates that span decades, e.g. one learning rate per seed.
+
+    Examples
+    --------
+    >>> round(log_median([1e-3, 1e-1]), 12)
+    0.01
+    >>> round(log_median([1e-4, 1e-2, 1.0]), 12)
+    0.01
+    """
+    return float(np.exp(np.median(np.log(np.asarray(values, dtype=np.float64)))))
+
+
+def per_seed_table(runs: Any, metric: str = "val_acc", *, digits: int = 4) -> Any:
+    """A ``pandas.DataFrame``, one row per seed and one column per configuration: each
+    seed's final ``metric`` (a history field's last value, or ``"test_acc"``), as text.
+
+    Parameters
+    ----------
+    runs : mapping of str to ~fashion_optim.experiments.SeedResults
+        Column label to its results; a seed missing from one is ``"nan"`` there.
+    metric : str
+    digits : int
+
+    Examples
+    --------
+    >>> table = per_seed_table({"constant": results})  # doctest: +SKIP
+    """
+    import pandas as pd
+
+    columns = {label: pd.Series(res.per_seed(metric), res.seeds) for label, res in runs.items()}
+    return pd.DataFrame(columns).rename_axis("seed").map(f"{{:.{digits}f}}".format)
+
+
+def largest_change(results: Any, since: Any, fields: Any) -> list[float]:
+    """Per history field, the largest change on any seed from epoch ``since[seed]`` to
+    the end: ``max |field[-1] - field[since[seed]]|`` over the runs (0-based epochs).
+
+    Parameters
+    ----------
+    results : sequence of fashion_optim.experiments.Result
+        Runs with a ``seed`` and a ``history``.
+    since : mapping of int to int
+        The starting epoch (an index into the history) of each seed.
+    fields : sequence of str
+        :class:`~fashion_optim.training.History` fields.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> runs = [NS(seed=0, history=NS(val_acc=[0.5, 0.7, 0.8])),
+    ...         NS(seed=1, history=NS(val_acc=[0.5, 0.6, 0.55]))]
+    >>> [round(x, 6) for x in largest_change(runs, {0: 1, 1: 1}, ["val_acc"])]
+    [0.1]
+    """
+    return [
+        max(
+            abs(float(getattr(r.history, f)[-1]) - float(getattr(r.history, f)[since[r.seed]]))
+            for r in results
+        )
+        for f in fields
+    ]
+
+
 def rate_drops(rates: ArrayLike) -> int:
     """How many times a recorded learning rate went down from one value to the next.
 
