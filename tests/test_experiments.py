@@ -383,7 +383,7 @@ def test_worker_warnings_are_said_in_the_caller(tmp_path, monkeypatch):
     ("jobs", "workers", "error", "message"),
     [
         ([TINY], 1, TypeError, "each job must be a \\(Spec, seed\\) pair"),
-        ([(TINY, "0")], 1, TypeError, "a seed must be an int, got '0'"),
+        ([(TINY, "0")], 1, TypeError, r"a seed \(of 'tiny'\) must be an int, got '0'"),
         ([(TINY, 0)], 0, ValueError, "workers must be an integer >= 1"),
     ],
 )
@@ -401,11 +401,48 @@ def test_bad_worker_count_in_the_environment(monkeypatch, value):
         ex.default_workers()
 
 
-def test_default_workers(monkeypatch):
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("cores", "memory", "expected"),
+    [(2, 64 * GIB, 2), (4, 64 * GIB, 4), (16, 64 * GIB, 8), (16, 4 * GIB, 3), (4, GIB, 1)],
+)
+def test_default_workers_are_the_cores_at_most_8_and_what_memory_holds(
+    monkeypatch, cores, memory, expected
+):
+    monkeypatch.delenv("FASHION_OPTIM_WORKERS", raising=False)
+    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(executors, "_available_memory", lambda: memory, raising=False)
+    assert ex.default_workers() == expected
+
+
+def test_worker_count_from_the_environment(monkeypatch):
+    monkeypatch.setattr(executors, "_available_memory", lambda: 64 * GIB, raising=False)
+    monkeypatch.setattr(executors, "_said_capped", set(), raising=False)
     monkeypatch.setenv("FASHION_OPTIM_WORKERS", "3")
-    assert ex.default_workers() == 3
-    monkeypatch.delenv("FASHION_OPTIM_WORKERS")
-    assert 1 <= ex.default_workers() <= 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ex.default_workers() == 3
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", "100")
+    with pytest.warns(RuntimeWarning) as said:
+        assert ex.default_workers() == 52  # 64 GiB / 1.3 GB
+    assert str(said[0].message) == (
+        "FASHION_OPTIM_WORKERS=100 asks for more workers than memory holds: 64.0 GiB is "
+        "available and each worker needs about 1.2 GiB, so 52 are used. Set "
+        "FASHION_OPTIM_WORKERS to 52 or less to silence this."
+    )
+
+
+def test_a_huge_worker_count_is_capped_by_the_real_memory(monkeypatch):
+    # (no stand-in: this machine's memory, whatever it is)
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", "10000")
+    monkeypatch.setattr(executors, "_said_capped", set(), raising=False)
+    with pytest.warns(RuntimeWarning, match=r"FASHION_OPTIM_WORKERS=10000 asks for more"):
+        workers = ex.default_workers()
+    with open("/proc/meminfo") as fh:
+        available = next(int(line.split()[1]) * 1024 for line in fh if "MemAvailable" in line)
+    assert 1 <= workers <= max(1, 2 * available // executors.WORKER_MEMORY) < 10000
 
 
 def test_training_runs_on_the_pinned_thread_count():

@@ -20,7 +20,7 @@ from . import cache, executors
 from . import train as _train
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .rangetest import compute_range_test
-from .specs import RunConfig, Spec
+from .specs import RunConfig, Spec, check_seed
 from .surface import (
     PATH_FIELDS,
     compute_loss_surface,
@@ -164,8 +164,7 @@ def _check_jobs(jobs: list) -> None:
     for job in jobs:
         if not (isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], Spec)):
             raise TypeError(f"each job must be a (Spec, seed) pair, got {job!r}.")
-        if not isinstance(job[1], int) or isinstance(job[1], bool):
-            raise TypeError(f"a seed must be an int, got {job[1]!r} for {job[0].name!r}.")
+        check_seed(job[1], f"a seed (of {job[0].name!r})")
 
 
 def run_many(
