@@ -182,7 +182,7 @@ def silent_socket():
 def no_workers():
     """A Dask scheduler with no workers, started and closed here."""
     with distributed.LocalCluster(
-        n_workers=0, host="127.0.0.1", dashboard_address=None, silence_logs=logging.ERROR
+        n_workers=0, host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR
     ) as local:
         yield local.scheduler_address
 

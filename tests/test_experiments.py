@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,6 +150,30 @@ def test_interrupted_run_leaves_no_entry(tmp_cache, monkeypatch):
         ex.run(TINY, seed=0, profile="quick")
     # nothing at all: no entry, no temporary file, not even the folder's tag
     assert not tmp_cache.exists() or sorted(tmp_cache.rglob("*")) == []
+
+
+def test_a_run_interrupted_while_its_entry_is_written_leaves_no_file(tmp_cache, monkeypatch):
+    # Ctrl-C after the entry's temporary file is whole, before its rename: the temporary
+    # file goes, and no entry appears
+    real_replace = os.replace
+    stopped = []
+
+    def interrupted(src, dst, *args, **kwargs):
+        if str(dst).endswith(".npz"):
+            stopped.append(Path(src).stat().st_size)
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ex.run(TINY, seed=0, profile="quick")
+    assert stopped and stopped[0] > 1000  # it was stopped with a whole file written
+    assert [str(p.relative_to(tmp_cache)) for p in tmp_cache.rglob("*") if p.is_file()] == [
+        "CACHEDIR.TAG"
+    ]
+    again = ex.run(TINY, seed=0, profile="quick")
+    assert not again.from_cache and ex.run(TINY, seed=0, profile="quick").from_cache
 
 
 def test_quick_and_full_use_the_same_code(monkeypatch):

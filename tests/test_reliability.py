@@ -797,6 +797,29 @@ def test_interrupt_mid_epoch_leaves_no_entry_and_no_temp(tmp_cache, small_test_s
     assert done.meta["steps_per_epoch"] > 5  # the interrupt above was mid-epoch
 
 
+def test_interrupt_while_an_entry_is_written_leaves_no_temp(tmp_cache, small_test_set):
+    # Ctrl-C while the entry's bytes are on their way to disk (at the fsync before the
+    # rename): its temporary file exists then, and must go
+    real_fsync = os.fsync
+    seen = []
+
+    def interrupted(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith(".tmp") and ".npz." in name:
+            seen.append(name)
+            assert Path(name).is_file()
+            raise KeyboardInterrupt
+        return real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fsync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ex.run(TINY, seed=0, profile="quick")
+    assert seen and not Path(seen[0]).exists()
+    assert listing(tmp_cache) == ["CACHEDIR.TAG", "run"]  # (an empty folder of its kind)
+    assert not ex.run(TINY, seed=0, profile="quick").from_cache
+
+
 # --------------------------------------------------------------------------- configuration
 
 
