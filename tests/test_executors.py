@@ -368,8 +368,41 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_partial_entry(tmp_cache):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    # every lock the workers made was released, though they were killed
+    assert "leaked semaphore" not in err, err[-2000:]
     deadline = time.monotonic() + 15
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if _alive(pid)], "a worker outlived Ctrl-C"
+    _assert_whole_entries_only(tmp_cache)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
+def test_workers_end_when_their_parent_is_killed(tmp_cache):
+    """SIGKILL of the building process (no finally, no atexit): each kept worker sees its
+    parent gone and ends within seconds, writing nothing."""
+    env = {**os.environ, "FASHION_OPTIM_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(proc.pid)) < 2:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        while not any(_cpu_seconds(pid) > 3 for pid in workers):  # a worker is mid-run
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no worker started training"
+            time.sleep(0.1)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "a worker outlived its parent"
     _assert_whole_entries_only(tmp_cache)

@@ -291,6 +291,11 @@ def _init_worker(queue: Any) -> None:
     import torch
 
     torch.set_num_threads(TRAIN_THREADS)
+    # tqdm's first bar would make a multiprocessing lock, a named semaphore that a worker
+    # killed later (by the caller on Ctrl-C, or by the system) could never release: the
+    # resource tracker would then warn of a "leaked semaphore". A worker draws no bar
+    # across processes, so a thread lock does.
+    tqdm.set_lock(threading.RLock())
     # Ctrl-C is the caller's to handle: it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A kept worker outlives its batch: it must not outlive its parent.
