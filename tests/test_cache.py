@@ -3,6 +3,7 @@ and the errors and messages of a cache folder that cannot be used."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -363,6 +364,29 @@ def test_a_flipped_byte_in_the_zip_directory_is_not_served(tmp_cache):
     _flip_in_directory(path, "a:val_acc.npy")
     with pytest.warns(RuntimeWarning, match=r"unreadable cache entry .*damaged"):
         assert cache.lookup("run", key) is None
+
+
+def test_a_flipped_byte_in_the_manifests_name_is_not_served(tmp_cache):
+    key = cache.cache_key("run", {"v": 1}, "data")
+    cache.save_entry("run", key, {"x": np.arange(3.0)}, {})
+    _flip_in_directory(tmp_cache / "run" / f"{key}.npz", "manifest")
+    with pytest.warns(RuntimeWarning, match=r"unreadable cache entry .*manifest is missing"):
+        assert cache.lookup("run", key) is None
+
+
+def test_an_entry_of_the_format_before_manifests_is_still_served(tmp_cache):
+    key = cache.cache_key("run", {"v": 1}, "data")
+    path = tmp_cache / "run" / f"{key}.npz"
+    path.parent.mkdir(parents=True)
+    (tmp_cache / "CACHEDIR.TAG").write_text(cache.TAG)
+    meta = {"key": key, "kind": "run", "value": 1}  # no "format", no manifest
+    with path.open("wb") as fh:
+        np.savez(
+            fh, **{"a:x": np.arange(3.0), "meta": np.frombuffer(json.dumps(meta).encode(), "u1")}
+        )
+    arrays, found = cache.lookup("run", key)
+    assert found == meta
+    np.testing.assert_array_equal(arrays["x"], np.arange(3.0))
 
 
 def test_an_entry_whose_array_changed_is_not_served(tmp_cache):

@@ -84,6 +84,11 @@ _TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\..+\.tmp")
 _TAG_TEMP = re.compile(re.escape(f".{TAG_NAME}.") + r".+\.tmp")
 
 
+#: The entries' format: 2 stores a manifest of the arrays (see :func:`read_entry`); an
+#: entry of format 1 (no ``format`` in its metadata) is served unchecked, as before.
+FORMAT = 2
+
+
 class CacheError(RuntimeError):
     """The cache folder cannot be used, or holds files that are not the cache's."""
 
@@ -308,7 +313,7 @@ def save_entry(
     return its metadata. A folder that cannot be written is said in a warning: the
     result is still used, and so is it when the folder is not the cache's (see
     :func:`lookup`)."""
-    meta = {**meta, "key": key, "kind": kind}
+    meta = {**meta, "key": key, "kind": kind, "format": FORMAT}
     buffer = io.BytesIO()
     payload = {f"a:{k}": np.asarray(v) for k, v in arrays.items()}
     manifest = _manifest({k[2:]: v for k, v in payload.items()})
@@ -347,10 +352,12 @@ def read_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(npz["meta"].tobytes().decode())
-        if "manifest" not in npz.files:
-            raise ValueError("the entry has no manifest (written by an earlier version)")
-        manifest = json.loads(npz["manifest"].tobytes().decode())
         arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a:")}
+        if meta.get("format", 1) < FORMAT:  # written before manifests: served as it is
+            return arrays, meta
+        if "manifest" not in npz.files:
+            raise ValueError("the entry is damaged: its manifest is missing")
+        manifest = json.loads(npz["manifest"].tobytes().decode())
         unknown = sorted(set(npz.files) - {"meta", "manifest"} - {f"a:{k}" for k in arrays})
     if unknown or _manifest(arrays) != manifest:
         names = sorted(set(manifest) ^ set(arrays)) + unknown
