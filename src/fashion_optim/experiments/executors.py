@@ -195,18 +195,26 @@ def _probe(host: str, port: int, timeout: float, speaks_first: bool) -> str | No
     with sock:
         if not speaks_first:
             return None
-        sock.settimeout(max(0.1, (deadline - time.monotonic()) / 2))
-        try:
-            greeting = sock.recv(256)
-        except TimeoutError:
-            greeting = None
-        except OSError as exc:
-            return f"the connection was dropped ({exc.strerror or exc})"
-        if greeting and b"compression" in greeting:
+        # (the greeting may come in several pieces: read until it is recognised)
+        wait_until = time.monotonic() + max(0.1, (deadline - time.monotonic()) / 2)
+        greeting, closed = b"", False
+        while b"compression" not in greeting and len(greeting) < 4096:
+            sock.settimeout(max(0.01, wait_until - time.monotonic()))
+            try:
+                piece = sock.recv(4096)
+            except TimeoutError:
+                break
+            except OSError as exc:
+                return f"the connection was dropped ({exc.strerror or exc})"
+            if not piece:
+                closed = True
+                break
+            greeting += piece
+        if b"compression" in greeting:
             return None
         if greeting:
             return f"a service that is not a Dask scheduler (it sent {greeting[:24]!r})"
-        if greeting is not None:
+        if closed:
             return "a service that closed the connection without a word"
         try:  # silent so far: is it a web server (a dashboard's port, say)?
             sock.settimeout(max(0.1, deadline - time.monotonic()))
