@@ -3,7 +3,11 @@ and the errors and messages of a cache folder that cannot be used."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import stat
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -271,10 +275,143 @@ def test_clear_on_the_command_line_refuses_with_one_line(tmp_cache, capsys):
     assert (tmp_cache / "keep.txt").read_text() == "mine"
 
 
-def test_a_cache_of_an_earlier_version_without_a_tag_is_still_cleared(tmp_cache):
+def test_a_cache_of_an_earlier_version_without_a_tag_is_still_cleared(tmp_path, monkeypatch):
+    # the default location is the package's own folder, tagged or not
+    monkeypatch.delenv("FASHION_OPTIM_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     entry = _entry("run", 1.0)
-    (tmp_cache / "CACHEDIR.TAG").unlink()
+    assert entry.is_relative_to(tmp_path / "xdg")
+    (cache.cache_dir() / "CACHEDIR.TAG").unlink()
     assert cache.clear_cache() == 1 and not entry.exists()
+
+
+def test_clear_refuses_an_untagged_folder_even_with_entry_like_files(tmp_path, monkeypatch):
+    # a user's file named like an entry, in a folder the cache never tagged
+    folder = tmp_path / "u"
+    mine = folder / "run" / "0123456789abcdef0123456789abcdef.npz"
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine")
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(folder))
+    with pytest.raises(cache.CacheError) as info:
+        cache.clear_cache()
+    message = str(info.value)
+    assert f"refusing to clear {folder}" in message and "no CACHEDIR.TAG" in message
+    assert str(mine) in message and "Nothing was deleted" in message
+    assert mine.read_text() == "mine"
+
+
+def test_clear_removes_a_leftover_temporary_tag(tmp_cache):
+    _entry("run", 1.0)
+    leftover = tmp_cache / ".CACHEDIR.TAG.k2j4_x9a.tmp"  # a writer killed mid-tag
+    leftover.write_bytes(b"Signa")
+    assert cache.clear_cache() == 1 and not leftover.exists()
+    # in a folder holding nothing else, it does not stop the tag either
+    leftover.write_bytes(b"Signa")
+    (tmp_cache / "CACHEDIR.TAG").unlink()
+    _entry("run", 2.0)
+    assert (tmp_cache / "CACHEDIR.TAG").is_file()
+
+
+@pytest.mark.parametrize("how", ["lookup", "save"])
+def test_a_folder_holding_a_users_files_is_never_tagged(tmp_path, monkeypatch, how):
+    home = tmp_path / "home"
+    (home / "documents").mkdir(parents=True)
+    (home / "documents" / "thesis.tex").write_text("a user's file")
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(home))
+    key = cache.cache_key("run", {"v": 1}, "data")
+    if how == "lookup":  # what a run does first: it fails before anything trains
+        with pytest.raises(cache.CacheError) as info:
+            cache.lookup("run", key)
+        message = str(info.value)
+        assert f"refusing to use {home} as the result cache (FASHION_OPTIM_CACHE=" in message
+        assert "no CACHEDIR.TAG" in message and "Set FASHION_OPTIM_CACHE to a new" in message
+    else:  # a result computed anyway (fresh=True) is returned, said, and not written
+        with pytest.warns(RuntimeWarning, match=r"could not write .*refusing to use"):
+            meta = cache.save_entry("run", key, {"x": np.zeros(2)}, {})
+        assert meta["key"] == key
+    assert sorted(p.name for p in home.iterdir()) == ["documents"]  # no tag, no run/
+    # tar --exclude-caches-all (and borg, restic) would keep backing it up
+    assert not (home / "CACHEDIR.TAG").exists()
+
+
+def test_an_empty_or_missing_folder_is_tagged_and_used(tmp_path, monkeypatch):
+    for folder in (tmp_path / "empty", tmp_path / "new" / "deeper"):
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if folder.name == "empty":
+            folder.mkdir()
+        monkeypatch.setenv("FASHION_OPTIM_CACHE", str(folder))
+        entry = _entry("run", 1.0)
+        assert (folder / "CACHEDIR.TAG").is_file() and entry.is_file()
+        assert cache.lookup("run", entry.stem) is not None
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600)])
+def test_entries_and_the_tag_have_the_umasks_permissions(tmp_cache, umask, mode):
+    old = os.umask(umask)
+    try:
+        entry = _entry("run", 1.0)
+    finally:
+        os.umask(old)
+    for path in (entry, tmp_cache / "CACHEDIR.TAG"):
+        assert stat.S_IMODE(path.stat().st_mode) == mode, path
+
+
+def _flip_in_directory(path: Path, member: str) -> None:
+    """Flip one byte of ``member``'s name in the zip's central directory (after every
+    local header), where zip's own CRC checks do not reach."""
+    content = bytearray(path.read_bytes())
+    at = content.rindex(member.encode())
+    assert at > content.rindex(b"PK\x01\x02") - 200  # (in the directory at the end)
+    content[at + 1] ^= 0x01  # "a:x.npy" -> "a;x.npy"
+    path.write_bytes(bytes(content))
+
+
+def test_a_flipped_byte_in_the_zip_directory_is_not_served(tmp_cache):
+    key = cache.cache_key("run", {"v": 1}, "data")
+    arrays = {"val_acc": np.array([0.5, 0.7]), "x": np.arange(3.0)}
+    cache.save_entry("run", key, arrays, {"value": 1})
+    path = tmp_cache / "run" / f"{key}.npz"
+    assert cache.lookup("run", key) is not None
+    _flip_in_directory(path, "a:val_acc.npy")
+    with pytest.warns(RuntimeWarning, match=r"unreadable cache entry .*damaged"):
+        assert cache.lookup("run", key) is None
+
+
+def test_a_flipped_byte_in_the_manifests_name_is_not_served(tmp_cache):
+    key = cache.cache_key("run", {"v": 1}, "data")
+    cache.save_entry("run", key, {"x": np.arange(3.0)}, {})
+    _flip_in_directory(tmp_cache / "run" / f"{key}.npz", "manifest")
+    with pytest.warns(RuntimeWarning, match=r"unreadable cache entry .*manifest is missing"):
+        assert cache.lookup("run", key) is None
+
+
+def test_an_entry_of_the_format_before_manifests_is_still_served(tmp_cache):
+    key = cache.cache_key("run", {"v": 1}, "data")
+    path = tmp_cache / "run" / f"{key}.npz"
+    path.parent.mkdir(parents=True)
+    (tmp_cache / "CACHEDIR.TAG").write_text(cache.TAG)
+    meta = {"key": key, "kind": "run", "value": 1}  # no "format", no manifest
+    with path.open("wb") as fh:
+        np.savez(
+            fh, **{"a:x": np.arange(3.0), "meta": np.frombuffer(json.dumps(meta).encode(), "u1")}
+        )
+    arrays, found = cache.lookup("run", key)
+    assert found == meta
+    np.testing.assert_array_equal(arrays["x"], np.arange(3.0))
+
+
+def test_an_entry_whose_array_changed_is_not_served(tmp_cache):
+    # a well-formed zip whose array is not the one written (swapped in from elsewhere)
+    key = cache.cache_key("run", {"v": 1}, "data")
+    cache.save_entry("run", key, {"x": np.arange(3.0)}, {})
+    path = tmp_cache / "run" / f"{key}.npz"
+    with np.load(path) as npz:
+        members = {k: npz[k] for k in npz.files}
+    members["a:x"] = np.arange(3.0) + 1
+    with path.open("wb") as fh:
+        np.savez(fh, **members)
+    with pytest.warns(RuntimeWarning, match=r"unreadable cache entry .*damaged"):
+        assert cache.lookup("run", key) is None
 
 
 def test_cache_path_that_is_a_file(tmp_path, monkeypatch, capsys):
@@ -290,13 +427,44 @@ def test_cache_path_that_is_a_file(tmp_path, monkeypatch, capsys):
     assert afile.read_text() == "not a folder"
 
 
-def test_unwritable_cache_folder_is_said(tmp_cache, monkeypatch, capsys):
-    _entry("run", 1.0)
-    monkeypatch.setattr(cache.os, "access", lambda path, mode: False)
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder on a read-only bind mount: unwritable even to root (the suite may run as
+    root, to whom permission bits deny nothing)."""
+    src, dst = tmp_path / "src", tmp_path / "ro"
+    src.mkdir()
+    dst.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(src), str(dst)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot bind-mount here: {mounted.stderr.decode().strip()}")
+    try:
+        remount = ["mount", "-o", "remount,bind,ro", str(dst)]
+        if subprocess.run(remount, capture_output=True).returncode != 0:
+            pytest.skip("cannot remount read-only here")
+        yield src, dst
+    finally:
+        subprocess.run(["umount", str(dst)], check=True)
+
+
+def test_unwritable_cache_folder_is_said(read_only_folder, monkeypatch, capsys):
+    src, ro = read_only_folder
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(src))
+    _entry("run", 1.0)  # written through the writable side
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(ro))
     assert main(["cache"]) == 0
     captured = capsys.readouterr()
     assert "1 entries" in captured.out
-    assert f"warning: {tmp_cache} is not writable" in captured.err
+    assert f"warning: {ro} is not writable" in captured.err
+    # and where it can be written, nothing is said
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(src))
+    assert main(["cache"]) == 0 and "not writable" not in capsys.readouterr().err
+
+
+def test_a_cache_below_a_file_is_said_unwritable(tmp_path, monkeypatch, capsys):
+    (tmp_path / "afile").write_text("a file where a folder would be")
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "afile" / "cache"))
+    assert main(["cache"]) == 0
+    assert "is not writable" in capsys.readouterr().err
 
 
 def test_bad_profile_in_the_environment_is_one_line_on_the_command_line(monkeypatch, capsys):

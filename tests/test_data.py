@@ -166,11 +166,43 @@ def test_cli_data_missing(tmp_path, capsys):
     assert "dataset-fashion-mnist" in capsys.readouterr().err
 
 
-def test_nothing_cached_from_bad_copy(tmp_path, raw_bytes, monkeypatch):
+def test_swapped_files_are_named_as_swapped(tmp_path, raw_bytes):
     folder = _copy(tmp_path, raw_bytes)
-    (folder / "t10k-images-idx3-ubyte").write_bytes(b"\x00" * 16)
-    before = sorted(p.name for p in folder.iterdir())
-    with pytest.raises(DatasetCorruptError):
+    (folder / "train-labels-idx1-ubyte").write_bytes(raw_bytes["t10k-labels-idx1-ubyte"])
+    (folder / "t10k-labels-idx1-ubyte").write_bytes(raw_bytes["train-labels-idx1-ubyte"])
+    with pytest.raises(DatasetCorruptError) as info:
         load_fashion_mnist(root=folder, download=False)
-    assert sorted(p.name for p in folder.iterdir()) == before
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'train-labels-idx1-ubyte'}: MD5 of the uncompressed")
+    assert "holds t10k-labels-idx1-ubyte's content" in message and "swapped" in message
+    assert "truncated or altered" not in message
+
+
+def test_nothing_cached_from_bad_copy(tmp_path, raw_bytes, monkeypatch):
+    """A run asked of a bad copy of the data fails on the data, and leaves nothing: no
+    result in the cache, nothing in the data folder, nothing kept in memory."""
+    from test_experiments import TINY
+
+    from fashion_optim import experiments as ex
+
+    folder = _copy(tmp_path, raw_bytes)
+    flipped = bytearray(raw_bytes["t10k-images-idx3-ubyte"])
+    flipped[100_000] ^= 0x01  # one pixel: only the checksum can tell
+    (folder / "t10k-images-idx3-ubyte").write_bytes(bytes(flipped))
+    before = sorted(p.name for p in folder.iterdir())
+    results = tmp_path / "results"
+    monkeypatch.setenv("FASHION_OPTIM_DATA", str(folder))
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(results))
+    ex.get_splits.cache_clear()  # (the splits are loaded once per process)
+    try:
+        for _ in range(2):  # the second time too: the failure itself was not kept
+            with pytest.raises(DatasetCorruptError, match="t10k-images-idx3-ubyte"):
+                ex.run(TINY, seed=0, profile="quick")
+        assert not results.exists() or list(results.rglob("*")) == []
+        assert sorted(p.name for p in folder.iterdir()) == before
+        # once the file is right again, the same process loads it
+        (folder / "t10k-images-idx3-ubyte").write_bytes(raw_bytes["t10k-images-idx3-ubyte"])
+        assert ex.get_splits().data_checksum == fd.load_fashion_mnist().checksum
+    finally:
+        ex.get_splits.cache_clear()
     shutil.rmtree(folder)

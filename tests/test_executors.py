@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -131,25 +133,105 @@ def test_a_lost_dask_worker_is_retried(cluster, tmp_path):
     _assert_whole_entries_only(Path(os.environ["FASHION_OPTIM_CACHE"]))
 
 
+@pytest.fixture
+def http_server():
+    """An HTTP server on localhost (a Dask dashboard's port, say): ``tcp://`` address."""
+    import http.server
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def silent_socket():
+    """A socket on localhost that accepts connections and never says a word."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted = []
+    stop = threading.Event()
+
+    def accept():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+
+
+@pytest.fixture
+def no_workers():
+    """A Dask scheduler with no workers, started and closed here."""
+    with distributed.LocalCluster(
+        n_workers=0, host="127.0.0.1", dashboard_address=":0", silence_logs=logging.ERROR
+    ) as local:
+        yield local.scheduler_address
+
+
+#: The connection time-out the tests use (the default is 30 s), and how much longer a
+#: bad address may take to be said (a probe, then the client's own wait).
+TIMEOUT = 3.0
+
+
 @pytest.mark.parametrize(
-    ("address", "message"),
+    ("where", "found"),
     [
-        ("tcp://127.0.0.1:1", r"cannot reach the Dask scheduler at 'tcp://127.0.0.1:1'"),
-        ("not an address", r"FASHION_OPTIM_EXECUTOR='not an address' is not a Dask scheduler"),
+        ("tcp://127.0.0.1:1", r"nothing listens there \(connection refused\)"),
+        ("not an address", r"is not a Dask scheduler address such as 'tcp://HOST:8786'"),
+        ("http://127.0.0.1:8787", r"http:// is not a scheme Dask's scheduler listens on"),
+        ("tcp://127.0.0.1:99999", r"port 99999 is out of range \(1 to 65535\)"),
+        ("http_server", r"an HTTP server, not a Dask scheduler \(it answered 'HTTP/"),
+        ("silent_socket", r"accepts connections but never answers as a Dask scheduler"),
+        ("no_workers", r"has no workers \(none joined within \d+ s\)"),
     ],
 )
 def test_a_bad_scheduler_address_fails_before_anything_trains(
-    address, message, tmp_cache, monkeypatch
+    where, found, tmp_cache, monkeypatch, request, capfd
 ):
+    address = request.getfixturevalue(where) if "_" in where else where
     monkeypatch.setenv("FASHION_OPTIM_EXECUTOR", address)
+    monkeypatch.setattr(ex.executors, "CONNECT_TIMEOUT", TIMEOUT, raising=False)
     monkeypatch.setattr(
         ex.train.RunTask, "compute", lambda *a, **k: pytest.fail("nothing may train")
     )
     start = time.monotonic()
-    with pytest.raises(ex.ExecutorError, match=message) as info:
+    with pytest.raises(ex.ExecutorError, match=found) as info:
         ex.run_many(JOBS, profile="quick")
-    assert "unset FASHION_OPTIM_EXECUTOR" in str(info.value)
-    assert time.monotonic() - start < 30 and _files(tmp_cache) == []
+    took = time.monotonic() - start
+    message = str(info.value)
+    # one message: the address, what is there, and the way out
+    assert repr(address) in message and "unset FASHION_OPTIM_EXECUTOR" in message
+    assert "\n" not in message and "Traceback" not in capfd.readouterr().err
+    assert took < 2 * TIMEOUT + 2, f"took {took:.1f} s"
+    assert _files(tmp_cache) == []
+
+
+def test_the_default_wait_is_stated_and_bounded():
+    import inspect
+
+    assert ex.executors.CONNECT_TIMEOUT == 30.0
+    default = inspect.signature(ex.dask_executor).parameters["timeout"].default
+    assert default == ex.executors.CONNECT_TIMEOUT
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -167,17 +249,21 @@ def _pool_worker(process) -> bool:
 def test_a_killed_local_worker_is_named_and_stops_the_batch(tmp_cache):
     import multiprocessing
 
-    jobs = [(SLOW, 0), (SLOW.replace(name="slow too", lr=0.02), 1)]
+    # the quick run ends within a second of CPU time after its worker's start-up (about
+    # 3 s): only the worker training "slow" (about 10 s) can be the one killed well into
+    # its training
+    jobs = [(SLOW.replace(epochs=12), 0), (TINY.replace(name="quick one"), 1)]
     killed = []
 
     def kill_a_worker():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             workers = [p for p in multiprocessing.active_children() if _pool_worker(p)]
-            busy = [p for p in workers if _cpu_seconds(p.pid) > 8]  # well into training
+            busy = [p for p in workers if _cpu_seconds(p.pid) > 6]  # well into training
             if busy:
-                os.kill(busy[0].pid, signal.SIGKILL)
-                killed.append(busy[0].pid)
+                victim = max(busy, key=lambda p: _cpu_seconds(p.pid))
+                os.kill(victim.pid, signal.SIGKILL)
+                killed.append(victim.pid)
                 return
             time.sleep(0.1)
 
@@ -188,12 +274,33 @@ def test_a_killed_local_worker_is_named_and_stops_the_batch(tmp_cache):
     killer.join()
     assert killed
     message = str(info.value)
-    # (named by its run, or, killed before its first message arrived, with the runs left)
-    assert f"died (pid {killed[0]}, exit status -9)" in message
-    assert "'slow' (seed 0)" in message or "'slow too' (seed 1)" in message
+    # the run it was training, by name and seed, and no other
+    assert re.match(
+        rf"the worker process (training|computing) 'slow' \(seed 0\) died \(pid {killed[0]}, "
+        r"exit status -9\)",
+        message,
+    ), message
+    assert "quick one" not in message
     assert "Set FASHION_OPTIM_WORKERS=1" in message
     _assert_whole_entries_only(tmp_cache)
     assert not [p for p in multiprocessing.active_children() if _pool_worker(p)]
+
+
+def test_an_idle_kept_worker_that_died_is_replaced(tmp_cache):
+    """A kept worker killed between two batches (out of memory between two chapters)
+    costs the next batch nothing: a fresh pool trains it."""
+    from fashion_optim.experiments import executors
+
+    ex.run_many([(TINY, 20), (TINY, 21)], profile="quick", workers=2)
+    victim = next(iter(executors._pool.processes()))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _alive(victim) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    again = ex.run_many([(TINY, 22), (TINY, 23)], profile="quick", workers=2)
+    assert [r.seed for r in again] == [22, 23] and not any(r.from_cache for r in again)
+    assert victim not in executors._pool.processes()
+    assert again[0].history.same_as(ex.run(TINY, seed=22, profile="quick", fresh=True).history)
 
 
 def test_local_workers_are_kept_from_one_batch_to_the_next(tmp_cache):
@@ -266,8 +373,41 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_partial_entry(tmp_cache):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    # every lock the workers made was released, though they were killed
+    assert "leaked semaphore" not in err, err[-2000:]
     deadline = time.monotonic() + 15
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not [pid for pid in workers if _alive(pid)], "a worker outlived Ctrl-C"
+    _assert_whole_entries_only(tmp_cache)
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table in /proc")
+def test_workers_end_when_their_parent_is_killed(tmp_cache):
+    """SIGKILL of the building process (no finally, no atexit): each kept worker sees its
+    parent gone and ends within seconds, writing nothing."""
+    env = {**os.environ, "FASHION_OPTIM_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _INTERRUPTED], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(proc.pid)) < 2:
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the workers did not start"
+            time.sleep(0.1)
+        workers = _children(proc.pid)
+        while not any(_cpu_seconds(pid) > 3 for pid in workers):  # a worker is mid-run
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "no worker started training"
+            time.sleep(0.1)
+        proc.kill()
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not [pid for pid in workers if _alive(pid)], "a worker outlived its parent"
     _assert_whole_entries_only(tmp_cache)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -58,9 +60,9 @@ def test_unknown_profile_lists_choices(monkeypatch):
     ("changes", "message"),
     [
         ({"optimizer": "adagrad"}, "unknown optimizer 'adagrad'; valid choices"),
-        ({"lr": -0.1}, "lr must be a finite number > 0, got -0.1"),
-        ({"lr": float("inf")}, "lr must be a finite number > 0, got inf"),
-        ({"lr": float("nan")}, "lr must be a finite number > 0, got nan"),
+        ({"lr": -0.1}, r"lr must be a finite number in \(0, 1000\], got -0.1"),
+        ({"lr": float("inf")}, r"lr must be a finite number in \(0, 1000\], got inf"),
+        ({"lr": float("nan")}, r"lr must be a finite number in \(0, 1000\], got nan"),
         ({"epochs": 0}, "epochs must be an integer >= 1"),
         ({"scheduler": "warmup"}, "unknown scheduler 'warmup'; valid choices"),
         ({"scheduler": "lambda", "scheduler_kwargs": {"lr_lambda": "nope"}}, "unknown lr_lambda"),
@@ -149,6 +151,30 @@ def test_interrupted_run_leaves_no_entry(tmp_cache, monkeypatch):
         ex.run(TINY, seed=0, profile="quick")
     # nothing at all: no entry, no temporary file, not even the folder's tag
     assert not tmp_cache.exists() or sorted(tmp_cache.rglob("*")) == []
+
+
+def test_a_run_interrupted_while_its_entry_is_written_leaves_no_file(tmp_cache, monkeypatch):
+    # Ctrl-C after the entry's temporary file is whole, before its rename: the temporary
+    # file goes, and no entry appears
+    real_replace = os.replace
+    stopped = []
+
+    def interrupted(src, dst, *args, **kwargs):
+        if str(dst).endswith(".npz"):
+            stopped.append(Path(src).stat().st_size)
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ex.run(TINY, seed=0, profile="quick")
+    assert stopped and stopped[0] > 1000  # it was stopped with a whole file written
+    assert [str(p.relative_to(tmp_cache)) for p in tmp_cache.rglob("*") if p.is_file()] == [
+        "CACHEDIR.TAG"
+    ]
+    again = ex.run(TINY, seed=0, profile="quick")
+    assert not again.from_cache and ex.run(TINY, seed=0, profile="quick").from_cache
 
 
 def test_quick_and_full_use_the_same_code(monkeypatch):
@@ -371,7 +397,9 @@ def test_worker_failure_names_the_run_and_the_cause(tmp_path, monkeypatch):
 
 def test_a_bad_job_fails_before_any_worker_starts():
     broken = TINY.replace(name="too many images", train_subset=10**7)
-    with pytest.raises(ValueError, match=r"subset size must be in \[1, 50000\], got 10000000"):
+    with pytest.raises(
+        ValueError, match=r"train_subset must be None .* in \[1, 50000\], got 10000000"
+    ):
         ex.run_many([(TINY, 0), (broken, 0)], profile="quick", workers=2)
 
 
@@ -389,7 +417,7 @@ def test_worker_warnings_are_said_in_the_caller(tmp_path, monkeypatch):
     ("jobs", "workers", "error", "message"),
     [
         ([TINY], 1, TypeError, "each job must be a \\(Spec, seed\\) pair"),
-        ([(TINY, "0")], 1, TypeError, "a seed must be an int, got '0'"),
+        ([(TINY, "0")], 1, TypeError, r"a seed \(of 'tiny momentum'\) must be an int, got '0'"),
         ([(TINY, 0)], 0, ValueError, "workers must be an integer >= 1"),
     ],
 )
@@ -407,11 +435,48 @@ def test_bad_worker_count_in_the_environment(monkeypatch, value):
         ex.default_workers()
 
 
-def test_default_workers(monkeypatch):
+GIB = 2**30
+
+
+@pytest.mark.parametrize(
+    ("cores", "memory", "expected"),
+    [(2, 64 * GIB, 2), (4, 64 * GIB, 4), (16, 64 * GIB, 8), (16, 4 * GIB, 3), (4, GIB, 1)],
+)
+def test_default_workers_are_the_cores_at_most_8_and_what_memory_holds(
+    monkeypatch, cores, memory, expected
+):
+    monkeypatch.delenv("FASHION_OPTIM_WORKERS", raising=False)
+    monkeypatch.setattr(executors.os, "sched_getaffinity", lambda pid: set(range(cores)))
+    monkeypatch.setattr(executors, "_available_memory", lambda: memory, raising=False)
+    assert ex.default_workers() == expected
+
+
+def test_worker_count_from_the_environment(monkeypatch):
+    monkeypatch.setattr(executors, "_available_memory", lambda: 64 * GIB, raising=False)
+    monkeypatch.setattr(executors, "_said_capped", set(), raising=False)
     monkeypatch.setenv("FASHION_OPTIM_WORKERS", "3")
-    assert ex.default_workers() == 3
-    monkeypatch.delenv("FASHION_OPTIM_WORKERS")
-    assert 1 <= ex.default_workers() <= 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ex.default_workers() == 3
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", "100")
+    with pytest.warns(RuntimeWarning) as said:
+        assert ex.default_workers() == 52  # 64 GiB / 1.3 GB
+    assert str(said[0].message) == (
+        "FASHION_OPTIM_WORKERS=100 asks for more workers than memory holds: 64.0 GiB is "
+        "available and each worker needs about 1.2 GiB, so 52 are used. Set "
+        "FASHION_OPTIM_WORKERS to 52 or less to silence this."
+    )
+
+
+def test_a_huge_worker_count_is_capped_by_the_real_memory(monkeypatch):
+    # (no stand-in: this machine's memory, whatever it is)
+    monkeypatch.setenv("FASHION_OPTIM_WORKERS", "10000")
+    monkeypatch.setattr(executors, "_said_capped", set(), raising=False)
+    with pytest.warns(RuntimeWarning, match=r"FASHION_OPTIM_WORKERS=10000 asks for more"):
+        workers = ex.default_workers()
+    with open("/proc/meminfo") as fh:
+        available = next(int(line.split()[1]) * 1024 for line in fh if "MemAvailable" in line)
+    assert 1 <= workers <= max(1, 2 * available // executors.WORKER_MEMORY) < 10000
 
 
 def test_training_runs_on_the_pinned_thread_count():

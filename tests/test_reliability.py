@@ -488,8 +488,19 @@ def leftovers(cache: Path) -> list[str]:
         lambda raw: raw[:-1],
         lambda raw: b"PK\x03\x04" + b"\x00" * 100,
         lambda raw: _flip(raw, raw.index(np.arange(4.0).tobytes()) + 9),
+        # the member's name in the zip's central directory (no CRC covers it): "a:x" is
+        # no longer an array's name, and zip reads the rest without a complaint
+        lambda raw: _flip(raw, raw.rindex(b"a:x.npy") + 1),
     ],
-    ids=["empty", "one-byte", "half", "last-byte-missing", "garbage-zip", "flipped-data-byte"],
+    ids=[
+        "empty",
+        "one-byte",
+        "half",
+        "last-byte-missing",
+        "garbage-zip",
+        "flipped-data-byte",
+        "flipped-directory-name",
+    ],
 )
 def test_damaged_entry_is_recomputed_and_rewritten(damage, tmp_cache):
     calls = []
@@ -801,6 +812,29 @@ def test_interrupt_mid_epoch_leaves_no_entry_and_no_temp(tmp_cache, small_test_s
     assert done.meta["steps_per_epoch"] > 5  # the interrupt above was mid-epoch
 
 
+def test_interrupt_while_an_entry_is_written_leaves_no_temp(tmp_cache, small_test_set):
+    # Ctrl-C while the entry's bytes are on their way to disk (at the fsync before the
+    # rename): its temporary file exists then, and must go
+    real_fsync = os.fsync
+    seen = []
+
+    def interrupted(fd):
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name.endswith(".tmp") and ".npz." in name:
+            seen.append(name)
+            assert Path(name).is_file()
+            raise KeyboardInterrupt
+        return real_fsync(fd)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(os, "fsync", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            ex.run(TINY, seed=0, profile="quick")
+    assert seen and not Path(seen[0]).exists()
+    assert listing(tmp_cache) == ["CACHEDIR.TAG", "run"]  # (an empty folder of its kind)
+    assert not ex.run(TINY, seed=0, profile="quick").from_cache
+
+
 # --------------------------------------------------------------------------- configuration
 
 
@@ -830,12 +864,40 @@ def test_unknown_profile_on_the_command_line(capsys):
     ("changes", "message"),
     [
         ({"optimizer": "Adam"}, r"unknown optimizer 'Adam'; valid choices: \['adam', "),
-        ({"lr": float("nan")}, r"lr must be a finite number > 0, got nan"),
-        ({"lr": float("inf")}, r"lr must be a finite number > 0, got inf"),
-        ({"lr": "0.1"}, r"lr must be a finite number > 0, got '0\.1'"),
+        ({"lr": float("nan")}, r"lr must be a finite number in \(0, 1000\], got nan"),
+        ({"lr": float("inf")}, r"lr must be a finite number in \(0, 1000\], got inf"),
+        ({"lr": "0.1"}, r"lr must be a finite number in \(0, 1000\], got '0\.1'"),
+        ({"lr": 1e308}, r"lr must be a finite number in \(0, 1000\], got 1e\+308"),
         ({"batch_size": 0}, r"batch_size must be an integer >= 1, got 0"),
+        ({"batch_size": True}, r"batch_size must be an integer >= 1, got True"),
+        ({"epochs": True}, r"epochs must be an integer >= 1, got True"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1\.0"),
-        ({"train_subset": 0}, r"train_subset must be None or an integer >= 1, got 0"),
+        ({"train_subset": 0}, r"train_subset must be None \(the whole split\) or an integer in"),
+        ({"train_subset": True}, r"train_subset must be None .* in \[1, 50000\], got True"),
+        ({"train_subset": 10**6}, r"train_subset must be None .* in \[1, 50000\], got 1000000"),
+        ({"val_subset": 10_001}, r"val_subset must be None .* in \[1, 10000\], got 10001"),
+        ({"optimizer": ["sgd"]}, r"unknown optimizer \['sgd'\]; valid choices"),
+        ({"scheduler": 123}, r"unknown scheduler 123; valid choices: \['constant', "),
+        (
+            {"scheduler": "step", "scheduler_kwargs": {"step_size": 0}},
+            r"scheduler_kwargs\['step_size'\] must be an integer >= 1, got 0",
+        ),
+        (
+            {"scheduler": "cosine_warm_restarts", "scheduler_kwargs": {"T_0": 2.5}},
+            r"scheduler_kwargs\['T_0'\] must be an integer >= 1, got 2\.5",
+        ),
+        (
+            {"record": Record(gradients={"conv1.weight": [0]})},
+            r"record\.gradients names no parameter of the model: 'conv1\.weight'; valid names",
+        ),
+        (
+            {"record": Record(state={"features.0.bias": [6]})},
+            r"record\.state\['features\.0\.bias'\] holds index 6; valid flat indices .* \[0, 5\]",
+        ),
+        (
+            {"record": Record(snapshot_every=0)},
+            r"record\.snapshot_every must be None or an integer >= 1, got 0",
+        ),
         (
             {"optimizer_kwargs": {"momentun": 0.9}},
             r"unknown optimizer_kwargs \['momentun'\] for 'sgd'; valid choices: \['momentum'",
@@ -878,6 +940,36 @@ def test_invalid_settings_fail_before_any_data_is_loaded(changes, message, monke
         spec.resolve("quick")
     with pytest.raises(ValueError, match=message):
         ex.run(spec, seed=0, profile="quick")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**63, 2**64 + 1])
+def test_a_seed_out_of_range_fails_before_any_data_is_loaded(seed, monkeypatch, capsys):
+    def no_data():
+        raise AssertionError("a bad seed must fail before the data is loaded")
+
+    monkeypatch.setattr(train_module, "get_splits", no_data)
+    said = rf"a seed \(of '{TINY.name}'\) must be an integer in \[0, 2\*\*32 - 1\], got {seed}"
+    with pytest.raises(ValueError, match=said):
+        ex.run_many([(TINY, 0), (TINY, seed)], profile="quick")
+    with pytest.raises(ValueError, match=said):
+        ex.run(TINY, seed=seed, profile="quick")
+    assert main(["run", "sgd", "--profile", "quick", "--seed", str(seed)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --seed must be an integer in [0, 2**32 - 1], got {seed}.\n"
+    )
+
+
+def test_a_seed_given_twice_on_the_command_line_is_refused(monkeypatch, capsys):
+    def no_data():
+        raise AssertionError("a bad seed must fail before the data is loaded")
+
+    monkeypatch.setattr(train_module, "get_splits", no_data)
+    argv = ["run", "sgd", "--profile", "quick", "--seed", "0", "--seed", "0", "--seed", "1"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "error: --seed 0 is given more than once; give each seed once (the mean and "
+        "standard deviation are over distinct seeds).\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = ex.NAMED[args.name]
     prof = ex.current_profile(args.profile)
     seeds = args.seed or list(prof.seeds)
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise ValueError(
+            f"--seed {twice[0]} is given more than once; give each seed once (the mean and "
+            "standard deviation are over distinct seeds)."
+        )
+    for seed in seeds:
+        ex.check_seed(seed, "--seed")
     print(f"{spec.name}: profile {prof.name} ({prof.description}), seeds {seeds}")
     start = time.perf_counter()
     runs = ex.run_seeds(spec, seeds, profile=prof, fresh=args.fresh, progress=not args.no_progress)

@@ -190,10 +190,17 @@ def _verify_and_read(files: dict[str, Path]) -> tuple[dict[str, torch.Tensor], d
         raw = _read_bytes(path)
         digest = hashlib.md5(raw).hexdigest()
         if digest != FILES[name]:
+            other = [n for n, md5 in FILES.items() if md5 == digest]
+            why = (
+                f"The file holds {other[0]}'s content (its checksum matches that file's): the "
+                "files are swapped or misnamed. Rename them to match their content, or "
+                if other
+                else "The file is truncated or altered: "
+            )
             raise DatasetCorruptError(
                 f"{path}: MD5 of the uncompressed content is {digest}, expected {FILES[name]} "
-                f"({len(raw):,} bytes read). The file is truncated or altered: delete it and "
-                "provide the data again (see `python -m fashion_optim data --help`)."
+                f"({len(raw):,} bytes read). {why}delete it and provide the data again "
+                "(see `python -m fashion_optim data --help`)."
             )
         tensors[name] = _parse_idx(name, raw, path)
         checksums[name] = digest

@@ -51,7 +51,7 @@ from .runner import (
     trajectory_surface,
 )
 from .selection import VALIDATION_METRICS, best_on_validation, rank_on_validation
-from .specs import ADAM_LIKE, LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec
+from .specs import ADAM_LIKE, LR_LAMBDAS, OPTIMIZERS, Record, RunConfig, Spec, check_seed
 from .studies import (
     ADAM_RECORD,
     LAYER_QUANTILES,
@@ -133,6 +133,7 @@ __all__ = [
     "best_on_validation",
     "bias_correction_specs",
     "cache_dir",
+    "check_seed",
     "clear_cache",
     "compared_specs",
     "current_profile",

@@ -3,8 +3,16 @@
 Folder: ``FASHION_OPTIM_CACHE``, or a per-user cache folder. Layout: a ``CACHEDIR.TAG``
 (the Cache Directory Tagging convention, so backup tools skip it and :func:`clear_cache`
 knows the folder is the cache's own), then one folder per kind of computation
-(:data:`KINDS`) holding ``KEY.npz`` entries. Nothing else is ever written there, and
-:func:`clear_cache` refuses a folder that holds anything else.
+(:data:`KINDS`) holding ``KEY.npz`` entries. Nothing else is ever written there. The tag
+goes only into a folder the cache creates or finds empty: a folder that holds anything
+else and no tag (a home folder named by mistake) is refused with :class:`CacheError`
+before anything trains, because backup tools would skip every file in it. Likewise
+:func:`clear_cache` deletes only in a tagged folder, and only the cache's own files.
+
+Each entry stores, in its metadata, the name, dtype, shape and SHA-256 of every array it
+holds, and is checked against them when read: a damaged entry (even a flipped byte in a
+member name of the zip's directory, which zip's own checks miss) is recomputed, never
+served.
 
 A key covers everything a result depends on: the kind, its configuration (for a run, the
 resolved spec and the seed), torch's version, the data's checksum, the device type, and
@@ -74,17 +82,33 @@ TAG = (
 # files (".NAME.XXXX.tmp"), left only by a process killed while writing.
 _ENTRY = re.compile(r"[0-9a-f]{32}\.npz")
 _TEMP = re.compile(r"\.[0-9a-f]{32}\.npz\..+\.tmp")
+# The tag's temporary file, left only by a process killed while writing it.
+_TAG_TEMP = re.compile(re.escape(f".{TAG_NAME}.") + r".+\.tmp")
+
+
+#: The entries' format: 2 stores a manifest of the arrays (see :func:`read_entry`); an
+#: entry of format 1 (no ``format`` in its metadata) is served unchecked, as before.
+FORMAT = 2
 
 
 class CacheError(RuntimeError):
     """The cache folder cannot be used, or holds files that are not the cache's."""
 
 
+def _default_root() -> Path:
+    return Path(platformdirs.user_cache_dir("fashion-optim")) / "results"
+
+
 def _root() -> Path:
     env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env).expanduser()
-    return Path(platformdirs.user_cache_dir("fashion-optim")) / "results"
+    return _default_root()
+
+
+def _named_by() -> str:
+    env = os.environ.get(ENV_CACHE)
+    return f" ({ENV_CACHE}={env})" if env else ""
 
 
 def cache_dir() -> Path:
@@ -94,12 +118,41 @@ def cache_dir() -> Path:
     """
     root = _root()
     if root.exists() and not root.is_dir():
-        env = os.environ.get(ENV_CACHE)
         raise CacheError(
-            f"the result cache {root} is a file, not a folder"
-            + (f" ({ENV_CACHE}={env})" if env else "")
-            + f"; set {ENV_CACHE} to a folder (it is created if missing), or unset it."
+            f"the result cache {root} is a file, not a folder{_named_by()}; set "
+            f"{ENV_CACHE} to a folder (it is created if missing), or unset it."
         )
+    return root
+
+
+def _is_own(root: Path) -> bool:
+    """Whether ``root`` is the cache's folder: it holds the cache's tag, or it is the
+    default location (the folder this package names for itself; caches of versions
+    before the tag have none)."""
+    return (root / TAG_NAME).is_file() or root == _default_root()
+
+
+def _shown(items: list[Path]) -> str:
+    return ", ".join(str(p) for p in items[:5]) + (" ..." if len(items) > 5 else "")
+
+
+def _usable_root() -> Path:
+    """:func:`cache_dir`, once it is known to be the cache's folder, empty or missing.
+
+    Raises :class:`CacheError` for a folder that holds anything and no cache tag: the
+    cache would tag it, and backup tools honouring the tag skip every file in it.
+    """
+    root = cache_dir()
+    if root.exists() and not _is_own(root):
+        found = [p for p in sorted(root.iterdir()) if not _TAG_TEMP.fullmatch(p.name)]
+        if found:
+            raise CacheError(
+                f"refusing to use {root} as the result cache{_named_by()}: it holds "
+                f"{len(found)} item(s) and no {TAG_NAME} ({_shown(found)}). The cache tags "
+                "its folder so that backup tools skip it, so it only uses a folder it "
+                f"created, an empty one or one it tagged. Set {ENV_CACHE} to a new or "
+                "empty folder, or unset it."
+            )
     return root
 
 
@@ -219,7 +272,42 @@ def cache_key(kind: str, config: Mapping[str, Any], data_checksum: str) -> str:
 
 
 def _entry_path(kind: str, key: str) -> Path:
-    return cache_dir() / kind / f"{key}.npz"
+    return _usable_root() / kind / f"{key}.npz"
+
+
+def _new_file_mode() -> int:
+    """The permissions a newly created file gets here (0666 less the umask):
+    :func:`tempfile.mkstemp` creates 0600 files whatever the umask says, and a cache
+    shared with another user must be readable as the umask allows."""
+    try:
+        with open("/proc/self/status") as fh:  # reading the umask without changing it
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)  # (briefly changes it for every thread: the fallback only)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_file(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` atomically, with the umask's permissions."""
+
+    def write(fh: Any) -> None:
+        os.fchmod(fh.fileno(), _new_file_mode())
+        fh.write(content)
+
+    atomic_write(path, write)
+
+
+def _manifest(arrays: Mapping[str, np.ndarray]) -> dict[str, list[Any]]:
+    """Per array: ``[dtype, shape, sha256 of its bytes]``, stored in the entry's metadata
+    and checked when it is read."""
+    return {
+        name: [a.dtype.str, list(a.shape), hashlib.sha256(np.ascontiguousarray(a)).hexdigest()]
+        for name, a in sorted(arrays.items())
+    }
 
 
 def save_entry(
@@ -227,17 +315,21 @@ def save_entry(
 ) -> dict[str, Any]:
     """Write an entry atomically (a reader sees the old file or the whole new one);
     return its metadata. A folder that cannot be written is said in a warning: the
-    result is still used."""
-    meta = {**meta, "key": key, "kind": kind}
+    result is still used, and so is it when the folder is not the cache's (see
+    :func:`lookup`)."""
+    meta = {**meta, "key": key, "kind": kind, "format": FORMAT}
     buffer = io.BytesIO()
     payload = {f"a:{k}": np.asarray(v) for k, v in arrays.items()}
+    manifest = _manifest({k[2:]: v for k, v in payload.items()})
     payload["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    payload["manifest"] = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
     np.savez(buffer, **payload)
     root = _root()
     path = root / kind / f"{key}.npz"
     try:
-        _tag(cache_dir())  # (raises CacheError if the folder became a file meanwhile)
-        atomic_write(path, lambda fh: fh.write(buffer.getvalue()))
+        # (raises CacheError if the folder became a file, or another's, meanwhile)
+        _tag(_usable_root())
+        _write_file(path, buffer.getvalue())
     except (OSError, CacheError) as exc:  # a read-only or full cache must not lose the result
         warnings.warn(
             f"could not write the cache entry {path} ({exc}); the result is used but not "
@@ -253,20 +345,38 @@ def _tag(root: Path) -> None:
     tag = root / TAG_NAME
     if not tag.exists():
         root.mkdir(parents=True, exist_ok=True)
-        atomic_write(tag, lambda fh: fh.write(TAG.encode()))
+        _write_file(tag, TAG.encode())
 
 
 def read_entry(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The ``(arrays, meta)`` of the entry file at ``path`` (raises if unreadable)."""
+    """The ``(arrays, meta)`` of the entry file at ``path``.
+
+    Raises if it is unreadable, or if its arrays are not those its manifest lists (by
+    name, dtype, shape and SHA-256): a damaged entry is never returned.
+    """
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(npz["meta"].tobytes().decode())
         arrays = {k[2:]: npz[k] for k in npz.files if k.startswith("a:")}
+        if meta.get("format", 1) < FORMAT:  # written before manifests: served as it is
+            return arrays, meta
+        if "manifest" not in npz.files:
+            raise ValueError("the entry is damaged: its manifest is missing")
+        manifest = json.loads(npz["manifest"].tobytes().decode())
+        unknown = sorted(set(npz.files) - {"meta", "manifest"} - {f"a:{k}" for k in arrays})
+    if unknown or _manifest(arrays) != manifest:
+        names = sorted(set(manifest) ^ set(arrays)) + unknown
+        what = f"members {names} differ from" if names else "an array differs from"
+        raise ValueError(f"the entry is damaged: {what} its manifest")
     return arrays, meta
 
 
 def lookup(kind: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     """The cached ``(arrays, meta)`` under ``key``, or ``None`` when there is none (an
-    unreadable entry is said in a warning and counts as none)."""
+    unreadable or damaged entry is said in a warning and counts as none).
+
+    Raises :class:`CacheError`, before anything is computed, when the cache folder holds
+    files and no cache tag (it is not the cache's, see :func:`cache_dir`).
+    """
     path = _entry_path(kind, key)
     if not path.exists():
         return None
@@ -316,7 +426,9 @@ def _cache_files(root: Path) -> tuple[list[Path], list[Path]]:
     for item in sorted(root.iterdir()):
         if item.name == TAG_NAME and item.is_file():
             continue
-        if item.is_dir() and not item.is_symlink() and item.name in KINDS:
+        if _TAG_TEMP.fullmatch(item.name) and item.is_file() and not item.is_symlink():
+            own.append(item)
+        elif item.is_dir() and not item.is_symlink() and item.name in KINDS:
             for sub in sorted(item.iterdir()):
                 is_own = sub.is_file() and not sub.is_symlink()
                 if is_own and (_ENTRY.fullmatch(sub.name) or _TEMP.fullmatch(sub.name)):
@@ -332,20 +444,25 @@ def clear_cache() -> int:
     """Delete every cached result (and temporary file the cache left); return how many
     entries were removed.
 
-    Only what the cache wrote is removed, and only in a folder laid out as the cache
-    lays it out: a folder that holds anything else raises :class:`CacheError`, naming
-    what it found, and nothing is deleted.
+    Only what the cache wrote is removed, and only in the cache's folder (one that holds
+    its tag, or the default location): a folder that holds anything else, or entries
+    and no tag, raises :class:`CacheError`, naming what it found, and nothing is
+    deleted.
     """
     root = cache_dir()
     if not root.exists():
         return 0
     own, foreign = _cache_files(root)
+    if not _is_own(root):
+        # an untagged folder is not the cache's, however its files are named
+        foreign += [p for p in own if not _TAG_TEMP.fullmatch(p.name)]
+        own = [p for p in own if _TAG_TEMP.fullmatch(p.name)]
     if foreign:
-        shown = ", ".join(str(p) for p in foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        tagless = "" if _is_own(root) else f" and no {TAG_NAME}"
         raise CacheError(
             f"refusing to clear {root}: it holds {len(foreign)} item(s) that the result "
-            f"cache did not write ({shown}). Nothing was deleted. Move them away, or set "
-            f"{ENV_CACHE} to a folder used only by the cache."
+            f"cache did not write{tagless} ({_shown(foreign)}). Nothing was deleted. Move "
+            f"them away, or set {ENV_CACHE} to a folder used only by the cache."
         )
     count = sum(1 for p in own if p.suffix == ".npz")
     for path in own:
@@ -362,7 +479,10 @@ def describe() -> dict[str, Any]:
     """The cache's folder, entries per kind, size and whether it is writable."""
     root = cache_dir()
     entries = {kind: sorted((root / kind).glob("*.npz")) for kind in KINDS}
-    writable = os.access(root if root.exists() else _existing_parent(root), os.W_OK)
+    # the folder, or the nearest existing one above it, where it would be created: a
+    # folder this process may write to (a file in the way cannot hold the cache)
+    where = root if root.exists() else _existing_parent(root)
+    writable = where.is_dir() and os.access(where, os.W_OK | os.X_OK)
     return {
         "root": root,
         "entries": {kind: len(paths) for kind, paths in entries.items()},

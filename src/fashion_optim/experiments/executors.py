@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import time
@@ -85,10 +86,45 @@ class ExecutorError(RuntimeError):
     failed or died; the message names the run."""
 
 
+#: What one local worker (or one loss-surface thread's share of a build) may hold at its
+#: peak, in bytes: the data, the model, a batch's activations (measured: about 0.8 GiB
+#: for a worker, 1.3 GB with the test set's evaluation).
+WORKER_MEMORY = int(1.3e9)
+_said_capped: set[tuple[int, int]] = set()
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux's ``MemAvailable``), or None
+    when it cannot be read."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def _memory_cap() -> int:
+    """How many workers the memory available now can hold (:data:`WORKER_MEMORY` each),
+    at least 1; a large number when the memory cannot be read."""
+    available = _available_memory()
+    return 1 << 16 if available is None else max(1, available // WORKER_MEMORY)
+
+
 def default_workers() -> int:
-    """How many runs train at once locally: ``FASHION_OPTIM_WORKERS``, or the CPU cores
-    this process may use, at most 8 (each worker holds the data, about 1.3 GB at its
-    peak); 1 on a GPU, where the runs train one after the other."""
+    """How many runs train at once locally (and how many threads share a loss surface):
+    ``FASHION_OPTIM_WORKERS``, or the CPU cores this process may use, at most 8; 1 on a
+    GPU, where the runs train one after the other.
+
+    Either is capped at what the memory available now holds (:func:`memory_cap`): each
+    worker holds the data, about 1.3 GB at its peak. A cap below ``FASHION_OPTIM_WORKERS``
+    is said in a warning (once per value).
+    """
     env = os.environ.get(ENV_WORKERS)
     if env is not None:
         try:
@@ -100,32 +136,132 @@ def default_workers() -> int:
                 f"{ENV_WORKERS} must be an integer >= 1, got {env!r}; set it to 1 to train "
                 "one run at a time, or unset it to use every core."
             )
+        cap = _memory_cap()
+        if value > cap:
+            if (value, cap) not in _said_capped:
+                _said_capped.add((value, cap))
+                warnings.warn(
+                    f"{ENV_WORKERS}={value} asks for more workers than memory holds: "
+                    f"{(_available_memory() or 0) / 2**30:.1f} GiB is available and each "
+                    f"worker needs about {WORKER_MEMORY / 2**30:.1f} GiB, so {cap} are "
+                    f"used. Set {ENV_WORKERS} to {cap} or less to silence this.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+            return cap
         return value
     if resolve_device("auto").type != "cpu":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(cores or 1, 8))
+    return max(1, min(cores or 1, 8, _memory_cap()))
 
 
 # --------------------------------------------------------------------------- Dask
 
-_ADDRESS = re.compile(r"([a-z]+://)?[\w.\-\[\]:]+:\d+/?")
+#: How long :func:`executor_from_env` waits for a scheduler to answer and for its first
+#: worker, in seconds: a bad address ends the build within about this time.
+CONNECT_TIMEOUT = 30.0
+
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[A-Za-z][\w+.\-]*)://)?(?P<host>\[[0-9A-Fa-f:.]+\]|[\w.\-]+):(?P<port>\d+)/?"
+)
+#: The schemes a Dask scheduler listens on (``inproc`` has no host and port).
+_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
 
 
-@cache
-def dask_executor(address: str, timeout: float = 10.0) -> cf.Executor:
-    """A :class:`concurrent.futures.Executor` on the Dask scheduler at ``address`` (e.g.
-    ``tcp://10.0.0.5:8786``), connected once per process.
-
-    Raises :class:`ExecutorError` naming the address when it is malformed or cannot be
-    reached within ``timeout`` seconds, and when ``distributed`` is not installed.
-    """
-    fix = f"correct it, or unset {ENV_EXECUTOR} to train in local processes"
-    if not _ADDRESS.fullmatch(address.strip()):
+def _parse_address(address: str, fix: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a scheduler address, or :class:`ExecutorError`."""
+    match = _ADDRESS.fullmatch(address)
+    if match is None:
         raise ExecutorError(
             f"{ENV_EXECUTOR}={address!r} is not a Dask scheduler address such as "
             f"'tcp://HOST:8786'; {fix}."
         )
+    scheme = (match["scheme"] or "tcp").lower()
+    host, port = match["host"].strip("[]"), int(match["port"])
+    if scheme not in _SCHEMES:
+        hint = " (a Dask dashboard is served over http, its scheduler over tcp)"
+        raise ExecutorError(
+            f"{ENV_EXECUTOR}={address!r}: {scheme}:// is not a scheme Dask's scheduler "
+            f"listens on ({', '.join(s + '://' for s in _SCHEMES)})"
+            f"{hint if scheme.startswith('http') else ''}; {fix}."
+        )
+    if not 1 <= port <= 65535:
+        raise ExecutorError(
+            f"{ENV_EXECUTOR}={address!r}: port {port} is out of range (1 to 65535); {fix}."
+        )
+    return scheme, host, port
+
+
+def _probe(host: str, port: int, timeout: float, speaks_first: bool) -> str | None:
+    """What answers at ``host:port`` when it is not a Dask scheduler (None when it may
+    be one), within about ``timeout`` seconds.
+
+    A Dask scheduler on plain tcp greets each connection at once (its handshake names
+    ``compression`` and ``pickle-protocol``); ``distributed`` itself would wait for that
+    greeting for ever from a service that never sends it.
+    """
+    deadline = time.monotonic() + timeout
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except socket.gaierror as exc:
+        return f"the host name {host!r} cannot be resolved ({exc.strerror})"
+    except ConnectionRefusedError:
+        return "nothing listens there (connection refused)"
+    except TimeoutError:
+        return f"no answer within {timeout:g} s (the host is down, or a firewall drops it)"
+    except OSError as exc:
+        return f"it cannot be reached ({exc.strerror or exc})"
+    with sock:
+        if not speaks_first:
+            return None
+        # (the greeting may come in several pieces: read until it is recognised)
+        wait_until = time.monotonic() + max(0.1, (deadline - time.monotonic()) / 2)
+        greeting, closed = b"", False
+        while b"compression" not in greeting and len(greeting) < 4096:
+            sock.settimeout(max(0.01, wait_until - time.monotonic()))
+            try:
+                piece = sock.recv(4096)
+            except TimeoutError:
+                break
+            except OSError as exc:
+                return f"the connection was dropped ({exc.strerror or exc})"
+            if not piece:
+                closed = True
+                break
+            greeting += piece
+        if b"compression" in greeting:
+            return None
+        if greeting:
+            return f"a service that is not a Dask scheduler (it sent {greeting[:24]!r})"
+        if closed:
+            return "a service that closed the connection without a word"
+        try:  # silent so far: is it a web server (a dashboard's port, say)?
+            sock.settimeout(max(0.1, deadline - time.monotonic()))
+            sock.sendall(b"GET / HTTP/1.0\r\nHost: " + host.encode() + b"\r\n\r\n")
+            reply = sock.recv(64)
+        except OSError:
+            reply = b""
+    if reply.startswith(b"HTTP/"):
+        status = reply.split(b"\r\n", 1)[0].decode("ascii", "replace")
+        return f"an HTTP server, not a Dask scheduler (it answered {status!r})"
+    return "a service that accepts connections but never answers as a Dask scheduler does"
+
+
+@cache
+def dask_executor(address: str, timeout: float = CONNECT_TIMEOUT) -> cf.Executor:
+    """A :class:`concurrent.futures.Executor` on the Dask scheduler at ``address`` (e.g.
+    ``tcp://10.0.0.5:8786``), connected once per process.
+
+    Raises :class:`ExecutorError`, within about ``timeout`` seconds (twice that at most),
+    naming the address, what was found there and the fix: when the address is
+    malformed (a scheme Dask does not speak, a port out of range), when nothing or
+    something other than a Dask scheduler answers there, when the scheduler has no
+    worker within ``timeout`` seconds, and when ``distributed`` is not installed.
+    """
+    address = address.strip()
+    fix = f"correct it, or unset {ENV_EXECUTOR} to train in local processes"
+    scheme, host, port = _parse_address(address, fix)
     try:
         import distributed
     except ImportError:
@@ -134,21 +270,41 @@ def dask_executor(address: str, timeout: float = 10.0) -> cf.Executor:
             "'distributed' is not installed: pip install 'fashion-optim[dask]', or unset "
             f"{ENV_EXECUTOR}."
         ) from None
-    try:
-        client = distributed.Client(address.strip(), timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+    start = time.monotonic()
+    found = _probe(host, port, timeout, speaks_first=scheme == "tcp")
+    if found is not None:
         raise ExecutorError(
-            f"cannot reach the Dask scheduler at {address!r} ({ENV_EXECUTOR}): {exc}. Start "
-            f"the scheduler there (`dask scheduler`), {fix}."
+            f"no Dask scheduler at {address!r} ({ENV_EXECUTOR}): {found}. Start the "
+            f"scheduler there (`dask scheduler --port {port}`), {fix}."
+        )
+    try:
+        client = distributed.Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # distributed's errors come in many types
+        raise ExecutorError(
+            f"cannot reach the Dask scheduler at {address!r} ({ENV_EXECUTOR}): "
+            f"{type(exc).__name__}: {exc}. Start the scheduler there (`dask scheduler`), "
+            f"{fix}."
+        ) from None
+    left = max(1.0, timeout - (time.monotonic() - start))
+    try:
+        client.wait_for_workers(1, timeout=left)
+    except Exception:  # distributed's WorkerStartTimeoutError, a TimeoutError
+        client.close()
+        raise ExecutorError(
+            f"the Dask scheduler at {address!r} ({ENV_EXECUTOR}) has no workers (none "
+            f"joined within {left:.0f} s), so nothing could train. Start workers "
+            f"(`dask worker {address}`), or unset {ENV_EXECUTOR} to train in local "
+            "processes."
         ) from None
     return client.get_executor()
 
 
 def executor_from_env() -> cf.Executor | None:
     """The Dask executor that ``FASHION_OPTIM_EXECUTOR`` names, or None when it is unset
-    or empty."""
+    or empty; raises :class:`ExecutorError` within about :data:`CONNECT_TIMEOUT`
+    seconds when it cannot be used."""
     address = os.environ.get(ENV_EXECUTOR, "").strip()
-    return dask_executor(address) if address else None
+    return dask_executor(address, CONNECT_TIMEOUT) if address else None
 
 
 # --------------------------------------------------------------------------- workers
@@ -163,6 +319,11 @@ def _init_worker(queue: Any) -> None:
     import torch
 
     torch.set_num_threads(TRAIN_THREADS)
+    # tqdm's first bar would make a multiprocessing lock, a named semaphore that a worker
+    # killed later (by the caller on Ctrl-C, or by the system) could never release: the
+    # resource tracker would then warn of a "leaked semaphore". A worker draws no bar
+    # across processes, so a thread lock does.
+    tqdm.set_lock(threading.RLock())
     # Ctrl-C is the caller's to handle: it stops the workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A kept worker outlives its batch: it must not outlive its parent.
@@ -317,6 +478,12 @@ class _LocalPool:
     def processes(self) -> dict[int, Any]:
         return dict(getattr(self.pool, "_processes", None) or {})
 
+    def broken(self) -> bool:
+        """Whether a worker has died (the pool would fail the next batch at once)."""
+        if getattr(self.pool, "_broken", False):
+            return True
+        return any(proc.exitcode is not None for proc in self.processes().values())
+
     def close(self, kill: bool = False) -> None:
         """Stop the workers (at once with ``kill``) and the listener."""
         if kill:
@@ -335,9 +502,12 @@ _batches = itertools.count()
 
 def _local_pool(n_workers: int) -> _LocalPool:
     """The kept pool of ``n_workers`` processes, started on first use, and again after a
-    failure, a change of size or a change of the environment the workers inherited;
+    failure, a change of size, a change of the environment the workers inherited, or the
+    death of a worker while it was idle (killed, or out of memory between two batches);
     closed when this process exits."""
     global _pool
+    if _pool is not None and _pool.broken():
+        _discard_pool(kill=True)
     if _pool is not None and (_pool.n_workers, _pool.environ) != (n_workers, dict(os.environ)):
         _discard_pool()
     if _pool is None:

@@ -20,7 +20,7 @@ from . import cache, executors
 from . import train as _train
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .rangetest import RangeTestTask
-from .specs import RunConfig, Spec
+from .specs import RunConfig, Spec, check_seed
 from .surface import (
     RandomPlaneSurface,
     RandomPlaneTask,
@@ -208,8 +208,7 @@ def _task(job: Any, prof: Profile) -> Any:
             f"or a RandomPlaneJob, got {job!r}."
         )
     spec, seed = job
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"a seed must be an int, got {seed!r} for {spec.name!r}.")
+    check_seed(seed, f"a seed (of {spec.name!r})")
     return RunTask(spec.resolve(prof), seed, spec.name)
 
 

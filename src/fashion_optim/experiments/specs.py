@@ -16,6 +16,7 @@ import torch
 
 from .. import lr as lr_module
 from .. import optimizers as scratch
+from ..models import make_model
 from ..recorders import (
     AdamQuantileRecorder,
     GradientRecorder,
@@ -35,6 +36,7 @@ __all__ = [
     "Spec",
     "build_optimizer",
     "build_scheduler",
+    "check_seed",
 ]
 
 #: Torch's optimizers by name, and the package's from-scratch teaching versions
@@ -255,31 +257,93 @@ class Spec:
         return cfg
 
 
+#: Seeds are integers in [0, SEED_LIMIT): every generator seeded from them (torch's, and
+#: the data order's, which multiplies the seed) takes any of them.
+SEED_LIMIT = 2**32
+#: The largest learning rate a spec may ask for: beyond it a step only overflows.
+MAX_LR = 1e3
+#: The sizes of the training and validation splits (see
+#: :func:`fashion_optim.data.make_splits`): a subset can be at most these.
+SPLIT_SIZES = {"train_subset": 50_000, "val_subset": 10_000}
+#: Scheduler settings that count steps or epochs: integers >= 1.
+_COUNTS = ("step_size", "T_0", "T_max", "T_mult", "step_size_up", "step_size_down", "total_steps")
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """``seed`` if it is an integer in [0, 2**32), else :class:`ValueError` (or
+    :class:`TypeError` for a non-integer) naming ``what`` and the valid range."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"{what} must be an int, got {seed!r}.")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"{what} must be an integer in [0, 2**32 - 1], got {seed}.")
+    return seed
+
+
 def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
+def _is_count(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+@functools.cache
+def _parameter_sizes() -> dict[str, int]:
+    """Each parameter of the model a run trains: its name and element count."""
+    return {name: p.numel() for name, p in make_model("lenet").named_parameters()}
+
+
+def _check_record(record: Record) -> None:
+    """Every parameter a :class:`Record` names exists, and its indices are in range."""
+    sizes = _parameter_sizes()
+    for part in ("gradients", "state"):
+        for name, indices in getattr(record, part).items():
+            if name not in sizes:
+                raise ValueError(
+                    f"record.{part} names no parameter of the model: {name!r}; valid names: "
+                    f"{sorted(sizes)}."
+                )
+            for i in indices if indices is not None else ():
+                if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < sizes[name]:
+                    raise ValueError(
+                        f"record.{part}[{name!r}] holds index {i!r}; valid flat indices of "
+                        f"{name!r} are integers in [0, {sizes[name] - 1}]."
+                    )
+    every = record.snapshot_every
+    if every is not None and not _is_count(every):
+        raise ValueError(f"record.snapshot_every must be None or an integer >= 1, got {every!r}.")
+
+
 def _validate(cfg: RunConfig) -> None:
-    if cfg.optimizer not in OPTIMIZERS:
+    if not isinstance(cfg.optimizer, str) or cfg.optimizer not in OPTIMIZERS:
         raise ValueError(
             f"unknown optimizer {cfg.optimizer!r}; valid choices: {sorted(OPTIMIZERS)}."
         )
-    if not (_is_number(cfg.lr) and math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got {cfg.lr!r}.")
-    if not (isinstance(cfg.epochs, int) and cfg.epochs >= 1):
+    if not (_is_number(cfg.lr) and math.isfinite(cfg.lr) and 0 < cfg.lr <= MAX_LR):
+        raise ValueError(f"lr must be a finite number in (0, {MAX_LR:g}], got {cfg.lr!r}.")
+    if not _is_count(cfg.epochs):
         raise ValueError(f"epochs must be an integer >= 1, got {cfg.epochs!r}.")
-    if not (isinstance(cfg.batch_size, int) and cfg.batch_size >= 1):
+    if not _is_count(cfg.batch_size):
         raise ValueError(f"batch_size must be an integer >= 1, got {cfg.batch_size!r}.")
     if not (_is_number(cfg.dropout) and 0 <= cfg.dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), got {cfg.dropout!r}.")
-    for part in ("train_subset", "val_subset"):
+    for part, most in SPLIT_SIZES.items():
         size = getattr(cfg, part)
-        if size is not None and not (isinstance(size, int) and size >= 1):
-            raise ValueError(f"{part} must be None or an integer >= 1, got {size!r}.")
-    if cfg.scheduler is not None and cfg.scheduler.lower() not in lr_module.SCHEDULERS:
+        if size is not None and not (_is_count(size) and size <= most):
+            raise ValueError(
+                f"{part} must be None (the whole split) or an integer in [1, {most}], got {size!r}."
+            )
+    if cfg.scheduler is not None and (
+        not isinstance(cfg.scheduler, str) or cfg.scheduler.lower() not in lr_module.SCHEDULERS
+    ):
         raise ValueError(
             f"unknown scheduler {cfg.scheduler!r}; valid choices: {sorted(lr_module.SCHEDULERS)}."
         )
+    for name in _COUNTS:
+        value = cfg.scheduler_kwargs.get(name)
+        if name in cfg.scheduler_kwargs and not _is_count(value):
+            raise ValueError(f"scheduler_kwargs[{name!r}] must be an integer >= 1, got {value!r}.")
+    _check_record(cfg.record)
     if cfg.record.layer_quantiles and cfg.optimizer not in ADAM_LIKE:
         raise ValueError(
             f"record.layer_quantiles summarises Adam's step, and optimizer {cfg.optimizer!r} "
@@ -294,8 +358,13 @@ def _validate(cfg: RunConfig) -> None:
     optimizer = _check_optimizer(cfg)
     if cfg.scheduler is not None:
         try:
-            build_scheduler(cfg, optimizer, steps_per_epoch=1)
-        except (TypeError, ValueError) as exc:
+            scheduler = build_scheduler(cfg, optimizer, steps_per_epoch=1)
+            # a few steps too: some settings fail only there (a division by zero...)
+            if not isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                for _ in range(min(cfg.epochs, 3)):
+                    optimizer.step()
+                    scheduler.step()
+        except (TypeError, ValueError, ArithmeticError) as exc:
             raise ValueError(f"invalid scheduler_kwargs for {cfg.scheduler!r}: {exc}") from None
 
 
