@@ -301,7 +301,7 @@ for key, test in tests.items():
         if np.isnan(test.pvalue_holm)
         else f"{test.pvalue_holm:.3g}",
         "resolved": "yes" if test.resolved else "no",
-        "McNemar p, per seed": ", ".join(f"{m.pvalue:.2g}" for m in per_seed),
+        "McNemar, per seed": plotting.mcnemar_summary(per_seed),
         "image SE": f"{np.mean([m.se for m in per_seed]):.4f}",
     }
 pd.DataFrame.from_dict(rows, orient="index").rename_axis(

@@ -107,6 +107,7 @@ from .figures import (
 from .headline import (
     join_names,
     leader_verdict,
+    mcnemar_summary,
     paired_test_lines,
     rate_label,
     tuning_losses,
@@ -172,6 +173,7 @@ __all__ = [
     "learning_curves",
     "legend_below",
     "log_median",
+    "mcnemar_summary",
     "mean_std",
     "paired_test_lines",
     "per_seed_table",
