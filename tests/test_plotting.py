@@ -1216,11 +1216,11 @@ def test_paired_test_lines_are_the_corrected_tests_and_mcnemar_per_seed():
     t = stats.paired_tests({"a minus b": ([0.90, 0.91, 0.92], [0.85, 0.86, 0.88])})["a minus b"]
     state = "resolved" if t.resolved else "not resolved"
     assert lines[0] == f"test acc., a minus b: {t}, {state}"
-    ps = [
-        stats.mcnemar(ra.test_predictions, rb.test_predictions, labels).pvalue
+    mc = [
+        stats.mcnemar(ra.test_predictions, rb.test_predictions, labels)
         for ra, rb in zip(out["a"].finished, out["b"].finished, strict=True)
     ]
-    assert lines[1] == "  McNemar p per seed: " + ", ".join(f"{p:.2g}" for p in ps)
+    assert lines[1] == "  McNemar, per seed: " + plotting.mcnemar_summary(mc)
 
 
 def test_mcnemar_summary_counts_the_seeds_below_alpha_and_gives_the_largest_p():
