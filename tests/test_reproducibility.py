@@ -44,7 +44,8 @@ def tmp_cache(tmp_path, monkeypatch):
 @pytest.fixture
 def unpinned_environ(monkeypatch):
     """This process's environment without the pin's variables: a process started from
-    here must pin itself."""
+    here must pin itself (this one's pin holds from its first key on)."""
+    pin.key()
     for name in pin.settings():
         monkeypatch.delenv(name, raising=False)
 
@@ -97,6 +98,39 @@ def test_a_dask_worker_pins_itself_before_torch_loads(unpinned_environ):
     assert all(v is None for env in started.values() for v in env.values())  # not inherited
     assert said["state"] == "AVX2" and said["before_torch"]
     assert said["torch_capability"] == "AVX2" and said["settings"] == pin.settings()
+
+
+_REMOVED = """
+import json, os, sys
+import fashion_optim, torch
+from fashion_optim import pin
+first = pin.key()["state"] if sys.argv[1] == "before" else None
+for name in pin.settings():
+    del os.environ[name]
+late = pin.key()["state"]
+torch.nn.functional.conv2d(torch.ones(16, 1, 28, 28), torch.ones(6, 1, 5, 5))
+torch.randn(64, 400) @ torch.randn(400, 120)
+print(json.dumps([first, late, torch.backends.cpu.get_cpu_capability()]))
+"""
+
+
+@pinnable
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_the_pin_holds_from_the_first_key_whatever_becomes_of_its_variables(when):
+    # torch, oneDNN and MKL read the variables at their first use: a process whose
+    # variables are gone by then computes unpinned, so it must not be keyed as pinned
+    env = {**os.environ, "MKL_VERBOSE": "1", "ONEDNN_VERBOSE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _REMOVED, when], env=env, capture_output=True, text=True, check=True
+    )
+    first, late, capability = json.loads(out.stdout.splitlines()[-1])
+    said = out.stdout + out.stderr
+    if when == "before":  # held: every library kept its AVX2 code
+        assert (first, late, capability) == ("AVX2", "AVX2", "AVX2")
+        assert "CNR:OFF" not in said and "jit:avx512" not in said
+        assert "CNR:AVX2" in said or "MKL_VERBOSE" not in said
+    else:
+        assert late == "not in force" and "not in force in this process" in said
 
 
 def test_the_command_line_shows_the_pin_and_exports_it(capsys):

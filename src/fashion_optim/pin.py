@@ -166,31 +166,61 @@ def apply() -> dict[str, Any]:
     return _applied
 
 
+def _hold(torch: Any) -> None:
+    """Make torch, oneDNN and MKL choose their kernels now, while the pin's variables are
+    set: each reads its variable at its first use, not when it loads, so a process whose
+    environment loses them later (a caller removing them so that the processes it starts
+    pin themselves) would otherwise compute unpinned under a pinned key."""
+    torch.backends.cpu.get_cpu_capability()  # ATen
+    image = torch.ones(2, 1, 8, 8)
+    torch.nn.functional.conv2d(image, torch.ones(1, 1, 5, 5))  # oneDNN's convolution
+    torch.ones(8, 8) @ torch.ones(8, 8)  # MKL's GEMM
+
+
 def _in_force() -> bool:
-    """Whether torch uses the pinned kernels (when torch was imported before the pin, it
-    may have chosen its kernels already: then this process is not pinned)."""
+    """Whether this process computes with the pinned kernels: decided at the first cache
+    key (which comes before anything this package computes), and held from then on
+    (:func:`_hold`). Not in force where torch chose its kernels before the pin was set,
+    or where the pin's variables were gone from the environment by then."""
     if "in_force" not in _applied:
         in_force = True
-        if _applied["state"] == ISA and not _applied["before"]["torch"]:
+        if _applied["state"] == ISA:
             import torch
 
-            in_force = torch.backends.cpu.get_cpu_capability() == ISA
-            if not in_force:
+            gone = sorted(k for k, v in settings().items() if os.environ.get(k) != v)
+            if gone:
+                in_force = False
                 warnings.warn(
-                    "torch chose its CPU kernels before fashion_optim was imported, so this "
-                    f"process is not pinned to {ISA}: its results are cached apart and may "
-                    "differ from the published ones in the last digits. Import fashion_optim "
-                    "before torch (or run nothing in torch before importing it).",
+                    f"the CPU kernels' pin is not in force in this process: {', '.join(gone)} "
+                    "no longer set as fashion_optim set them when torch, oneDNN and MKL "
+                    "chose their kernels; its results are cached apart and may differ from "
+                    "the published ones in the last digits. Leave the pin's variables set "
+                    '(eval "$(python -m fashion_optim pin --export)").',
                     RuntimeWarning,
                     stacklevel=3,
                 )
+            else:
+                _hold(torch)
+                in_force = torch.backends.cpu.get_cpu_capability() == ISA
+                if not in_force:
+                    warnings.warn(
+                        "torch chose its CPU kernels before fashion_optim was imported, so "
+                        f"this process is not pinned to {ISA}: its results are cached apart "
+                        "and may differ from the published ones in the last digits. Import "
+                        "fashion_optim before torch (or run nothing in torch before "
+                        "importing it).",
+                        RuntimeWarning,
+                        stacklevel=3,
+                    )
         _applied["in_force"] = in_force
     return _applied["in_force"]
 
 
 def key() -> dict[str, Any]:
     """The pin's part of a cache key: the pin's state and, when in force, its settings
-    (``"not in force"`` where torch had chosen its kernels before the pin was set)."""
+    (``"not in force"`` where torch had chosen its kernels before the pin was set, or the
+    pin's variables were removed from the environment before the first key). From the
+    first key on, the pin holds in this process whatever becomes of its variables."""
     state = apply()["state"]
     if state == ISA and not _in_force():
         return {"state": "not in force"}
