@@ -244,7 +244,7 @@ def test_the_sweep_chooses_among_rates_where_no_seed_diverged():
 
 
 def test_run_sweep_keeps_diverged_runs_as_such(small_test_set, monkeypatch):
-    monkeypatch.setitem(ex.tuning.SWEEP_GRIDS, "sgd", (0.01, 1e4))
+    monkeypatch.setitem(ex.tuning.SWEEP_GRIDS, "sgd", (0.01, 1e3))
     monkeypatch.setattr(ex.tuning, "COLLAPSE_BELOW", 0.0)  # a few steps learn little
     monkeypatch.setattr(
         ex.tuning,
@@ -253,7 +253,7 @@ def test_run_sweep_keeps_diverged_runs_as_such(small_test_set, monkeypatch):
     )
     sweep = ex.run_sweep(["sgd"], profile="quick", progress=False)
     assert sweep.seeds == (0, 1)
-    fine, blown = sweep.points["sgd"][0.01], sweep.points["sgd"][1e4]
+    fine, blown = sweep.points["sgd"][0.01], sweep.points["sgd"][1e3]
     assert fine.complete and [r.seed for r in fine.finished] == [0, 1]
     assert not blown.complete and [seed for seed, _ in blown.diverged] == [0, 1]
     assert blown.results is None
