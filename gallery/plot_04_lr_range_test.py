@@ -32,8 +32,9 @@ Over :math:`N` mini-batches, batch :math:`i = 0, \dots, N-1` uses the learning r
 # %%
 # Setup
 # -----
-# The range tests go through :func:`fashion_optim.experiments.run_range_test` and the
-# tuning through :func:`fashion_optim.experiments.run_tuning`, both cached. A seed fixes
+# The range tests go through :func:`fashion_optim.experiments.run_many` (as
+# :class:`~fashion_optim.experiments.RangeTestJob`, all in one batch) and the tuning
+# through :func:`fashion_optim.experiments.run_tuning`, both cached. A seed fixes
 # the initial weights (a range test starts from the weights that training with that seed
 # starts from) and the order of the mini-batches; every range test and every rate of
 # the tuning runs on each of the profile's seeds.
@@ -74,15 +75,13 @@ NUM_ITER = experiments.RANGE_TEST_ITERS(profile)  # planned mini-batches
 SMOOTH = 0.05  # weight of the newest loss: beta = 0.95
 names = {key: experiments.NAMED[key].name for key in KEYS}
 settings = {"num_iter": NUM_ITER, "smooth": SMOOTH}  # the same for every test
-tests = {
-    key: [
-        experiments.run_range_test(
-            experiments.NAMED[key], seed, start_lr=a, end_lr=b, **settings
-        )
-        for seed in SEEDS
-    ]
+jobs = [  # every test in one batch: the cores share them
+    experiments.RangeTestJob(experiments.NAMED[key], seed, a, b, **settings)
     for key, (a, b) in RAMPS.items()
-}
+    for seed in SEEDS
+]
+done = iter(experiments.run_many(jobs))
+tests = {key: [next(done) for _ in SEEDS] for key in RAMPS}
 cfg = experiments.NAMED["momentum"].resolve(profile)
 n_train = cfg.train_subset or len(experiments.get_splits().train_labels)
 epochs = NUM_ITER * cfg.batch_size / n_train
