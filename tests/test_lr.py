@@ -288,3 +288,31 @@ def test_scheduler_interval_of_torch_schedulers(interval):
         pass
 
     assert interval(WarmOneCycle(optimizer, max_lr=1.0, total_steps=4)) == "batch"
+
+
+def test_regret_is_the_accuracy_lost_against_the_curves_best_on_the_log_rate_axis():
+    from fashion_optim.suggest import regret
+
+    rates, acc = [1e-3, 1e-2, 1e-1, 1.0], [0.70, 0.88, 0.90, 0.40]
+    assert regret(rates, acc, 0.1) == 0.0
+    assert regret(rates, acc, 1e-3) == pytest.approx(0.20)
+    # halfway between 1e-2 and 1e-1 on the log axis: the mean of 0.88 and 0.90
+    assert regret(rates, acc, 10**-1.5) == pytest.approx(0.90 - 0.89)
+    # a quarter of the way from 0.1 to 1: 0.90 - 0.25 * 0.50
+    assert regret(rates, acc, 10**-0.75) == pytest.approx(0.125)
+
+
+@pytest.mark.parametrize(
+    ("rates", "acc", "suggestion", "message"),
+    [
+        ([1e-3, 1e-2], [0.7, 0.8], 1.0, "outside the curve's rates"),
+        ([1e-2, 1e-3], [0.7, 0.8], 5e-3, "increasing"),
+        ([1e-3, 1e-2], [0.7, float("nan")], 5e-3, "leave failed points out"),
+        ([1e-3], [0.7], 1e-3, "same length >= 2"),
+    ],
+)
+def test_regret_refuses_what_a_curve_cannot_score(rates, acc, suggestion, message):
+    from fashion_optim.suggest import regret
+
+    with pytest.raises(ValueError, match=message):
+        regret(rates, acc, suggestion)

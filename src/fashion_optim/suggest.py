@@ -39,7 +39,15 @@ from numpy.typing import ArrayLike
 
 from .ewma import BiasCorrectedEWMA
 
-__all__ = ["RULES", "SMOOTHINGS", "smooth_losses", "steepest_descent", "suggest", "suggest_all"]
+__all__ = [
+    "RULES",
+    "SMOOTHINGS",
+    "regret",
+    "smooth_losses",
+    "steepest_descent",
+    "suggest",
+    "suggest_all",
+]
 
 Smoothing = Literal["corrected", "seeded"]
 #: The smoothing conventions (see the module documentation).
@@ -208,3 +216,38 @@ def suggest_all(
         for rule in RULES
         for mode in SMOOTHINGS
     }
+
+
+def regret(rates: ArrayLike, accuracy: ArrayLike, suggestion: float) -> float:
+    """The validation accuracy a suggested rate gives up against the best point of a
+    sensitivity curve: ``max(accuracy)`` minus the curve at ``suggestion``, read by
+    linear interpolation on the log-rate axis.
+
+    A pass/fail distance in factors of two ignores how flat the curve is where a rule
+    lands; this scores the rule by what following it costs. ``rates`` must increase;
+    a suggestion outside them is refused (the curve says nothing there).
+
+    Examples
+    --------
+    >>> regret([0.001, 0.01, 0.1], [0.80, 0.90, 0.70], 0.01)
+    0.0
+    >>> round(regret([0.001, 0.01, 0.1], [0.80, 0.90, 0.70], 10**-2.5), 6)
+    0.05
+    """
+    x = np.log10(np.asarray(rates, dtype=float))
+    y = np.asarray(accuracy, dtype=float)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 2:
+        raise ValueError(
+            f"rates and accuracy must be two 1-d arrays of the same length >= 2, got "
+            f"shapes {x.shape} and {y.shape}."
+        )
+    if not (np.all(np.isfinite(x)) and np.all(np.diff(x) > 0)):
+        raise ValueError("rates must be positive, finite and increasing.")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("accuracy must be finite: leave failed points out of the curve.")
+    if not (suggestion > 0 and x[0] <= np.log10(suggestion) <= x[-1]):
+        raise ValueError(
+            f"the suggestion {suggestion!r} lies outside the curve's rates "
+            f"[{rates[0]!r}, {rates[-1]!r}]: the curve cannot score it; widen the grid."
+        )
+    return float(y.max() - np.interp(np.log10(suggestion), x, y))
