@@ -74,7 +74,8 @@ NAMES = {key: experiments.NAMED[key].name for key in KEYS}
 tuning = experiments.run_tuning(KEYS)
 one_run = tuning.last.points["sgd"][experiments.NAMED["sgd"].lr].finished[0]
 print(
-    f"{one_run.meta['train_size']:,} training images, seeds {list(tuning.seeds)}"
+    f"{one_run.meta['train_size']:,} training images, "
+    f"seeds {list(tuning.seeds)}"
 )
 for rung, epochs in zip(tuning.rungs, tuning.epochs, strict=True):
     sizes = ", ".join(f"{NAMES[k]} {len(rung.points[k])}" for k in KEYS)
@@ -82,7 +83,8 @@ for rung, epochs in zip(tuning.rungs, tuning.epochs, strict=True):
 per_run = tuning.epochs[-1]
 cost = tuning.epoch_cost()
 say(
-    f"The tuning trains {cost} epochs over its seeds, counting a promoted run only for "
+    f"The tuning trains {cost} epochs over its seeds, counting a promoted "
+    "run only for "
     f"the epochs it adds: {cost / per_run:.0f} full-budget runs' worth."
 )
 
@@ -114,7 +116,8 @@ at_chance = scipy_stats.binom.sf(
     np.ceil(experiments.COLLAPSE_BELOW * n_val) - 1, n_val, experiments.CHANCE
 )
 say(
-    f"Of {finals.size} first-rung runs that finished, {low.sum()} end below the margin "
+    f"Of {finals.size} first-rung runs that finished, {low.sum()} end "
+    "below the margin "
     f"and {near.sum()} within 0.05 of it; a model at chance would reach it on "
     f"{n_val:,} validation images with probability {at_chance:.1e}."
 )
@@ -181,8 +184,9 @@ for key in KEYS:
         say(f"{NAMES[key]}: {chosen:g} at every rung.")
     elif not at_full.complete:
         say(
-            f"{NAMES[key]}: the first rung chose {early:g}, which failed at the full "
-            f"budget ({at_full.failure_note()}); the full budget chose {chosen:g}."
+            f"{NAMES[key]}: the first rung chose {early:g}, which failed at "
+            f"the full budget ({at_full.failure_note()}); the full budget "
+            f"chose {chosen:g}."
         )
     else:
         cost = (
@@ -190,9 +194,9 @@ for key in KEYS:
             - last.points[key][chosen].results.final("val_acc")[0]
         )
         say(
-            f"{NAMES[key]}: the first rung chose {early:g}, the full budget {chosen:g} "
-            f"({np.log10(chosen / early):+.1f} decades); at the full budget the first "
-            f"choice is {cost:+.4f} on validation."
+            f"{NAMES[key]}: the first rung chose {early:g}, the full budget "
+            f"{chosen:g} ({np.log10(chosen / early):+.1f} decades); at the "
+            f"full budget the first choice is {cost:+.4f} on validation."
         )
 
 # %%
@@ -214,7 +218,8 @@ plt.show()
 for key in KEYS[:3]:
     stable = first.points[key][first.largest_stable_rate(key)].spec
     say(
-        f"{NAMES[key]}: the largest rate at which no seed failed after the first rung "
+        f"{NAMES[key]}: the largest rate at which no seed failed after the "
+        "first rung "
         f"is, in effective rate, {experiments.effective_lr(stable):.3g}."
     )
 
@@ -321,7 +326,8 @@ for key in tests:
     accs = (tuned[lead].test_acc[0], tuned[key].test_acc[0])
     apart = np.hypot(*(stats.binomial_se(p, n_test) for p in accs))
     say(
-        f"{NAMES[lead]} − {NAMES[key]}: a paired standard error over the images of "
+        f"{NAMES[lead]} − {NAMES[key]}: a paired standard error over the "
+        "images of "
         f"{paired_se:.4f} per seed, against {apart:.4f} were the two tested on "
         f"separate draws of {n_test:,} images: pairing by image removes "
         f"{1 - paired_se / apart:.0%} of it."
