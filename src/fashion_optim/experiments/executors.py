@@ -121,7 +121,7 @@ def default_workers() -> int:
     ``FASHION_OPTIM_WORKERS``, or the CPU cores this process may use, at most 8; 1 on a
     GPU, where the runs train one after the other.
 
-    Either is capped at what the memory available now holds (:func:`memory_cap`): each
+    Either is capped at what the memory available now holds (``_memory_cap``): each
     worker holds the data, about 1.3 GB at its peak. A cap below ``FASHION_OPTIM_WORKERS``
     is said in a warning (once per value).
     """
