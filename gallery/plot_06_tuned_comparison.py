@@ -306,7 +306,7 @@ for key, test in tests.items():
         if np.isnan(test.pvalue_holm)
         else f"{test.pvalue_holm:.3g}",
         "resolved": "yes" if test.resolved else "no",
-        "McNemar, per seed": plotting.mcnemar_summary(per_seed),
+        "McNemar, seeds p < 0.05": plotting.mcnemar_summary(per_seed),
         "image SE": f"{np.mean([m.se for m in per_seed]):.4f}",
     }
 pd.DataFrame.from_dict(rows, orient="index").rename_axis(

@@ -1220,13 +1220,13 @@ def test_paired_test_lines_are_the_corrected_tests_and_mcnemar_per_seed():
         stats.mcnemar(ra.test_predictions, rb.test_predictions, labels)
         for ra, rb in zip(out["a"].finished, out["b"].finished, strict=True)
     ]
-    assert lines[1] == "  McNemar, per seed: " + plotting.mcnemar_summary(mc)
+    assert lines[1] == "  McNemar, seeds with p < 0.05: " + plotting.mcnemar_summary(mc)
 
 
 def test_mcnemar_summary_counts_the_seeds_below_alpha_and_gives_the_largest_p():
     from fashion_optim.stats import McNemar
 
     tests = [McNemar(30, 10, 10000, 0.002), McNemar(12, 10, 10000, 0.83), McNemar(5, 1, 10, 0.2)]
-    assert plotting.mcnemar_summary(tests) == "1 of 3 < 0.05 (max p 0.83)"
-    assert plotting.mcnemar_summary(tests, alpha=0.25) == "2 of 3 < 0.25 (max p 0.83)"
+    assert plotting.mcnemar_summary(tests) == "1 of 3 (max p 0.83)"
+    assert plotting.mcnemar_summary(tests, alpha=0.25) == "2 of 3 (max p 0.83)"
     assert plotting.mcnemar_summary([]) == "—"

@@ -236,7 +236,7 @@ def paired_test_lines(
     -------
     list of str
         Two lines per pair: ``"test acc., a minus b: <interval>, resolved"`` and
-        ``"  McNemar, per seed: ..."`` (:func:`mcnemar_summary`).
+        ``"  McNemar, seeds with p < 0.05: ..."`` (:func:`mcnemar_summary`).
     """
     from .. import stats
 
@@ -256,23 +256,24 @@ def paired_test_lines(
             if r.seed in other
         ]
         lines.append(f"test acc., {name}: {t}, {'resolved' if t.resolved else 'not resolved'}")
-        lines.append(f"  McNemar, per seed: {mcnemar_summary(mc)}")
+        lines.append(f"  McNemar, seeds with p < 0.05: {mcnemar_summary(mc)}")
     return lines
 
 
 def mcnemar_summary(tests: Any, alpha: float = 0.05) -> str:
     """One short table cell for per-seed McNemar tests (:func:`fashion_optim.stats.mcnemar`):
-    how many seeds' tests fall below ``alpha`` (uncorrected) and the largest p-value, so a
-    table stays within the page's column however many seeds it has.
+    how many seeds' tests fall below ``alpha`` (uncorrected; the column's header names
+    ``alpha``) and the largest p-value, so a table stays within the page's column however
+    many seeds it has.
 
     Examples
     --------
     >>> from fashion_optim.stats import McNemar
     >>> mcnemar_summary([McNemar(30, 10, 10000, 0.002), McNemar(12, 10, 10000, 0.83)])
-    '1 of 2 < 0.05 (max p 0.83)'
+    '1 of 2 (max p 0.83)'
     """
     tests = list(tests)
     if not tests:
         return "—"
     below = sum(t.pvalue < alpha for t in tests)
-    return f"{below} of {len(tests)} < {alpha:g} (max p {max(t.pvalue for t in tests):.2g})"
+    return f"{below} of {len(tests)} (max p {max(t.pvalue for t in tests):.2g})"
