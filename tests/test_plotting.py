@@ -1227,6 +1227,6 @@ def test_mcnemar_summary_counts_the_seeds_below_alpha_and_gives_the_largest_p():
     from fashion_optim.stats import McNemar
 
     tests = [McNemar(30, 10, 10000, 0.002), McNemar(12, 10, 10000, 0.83), McNemar(5, 1, 10, 0.2)]
-    assert plotting.mcnemar_summary(tests) == "1 of 3 (max p 0.83)"
-    assert plotting.mcnemar_summary(tests, alpha=0.25) == "2 of 3 (max p 0.83)"
+    assert plotting.mcnemar_summary(tests) == "1/3, max p 0.83"
+    assert plotting.mcnemar_summary(tests, alpha=0.25) == "2/3, max p 0.83"
     assert plotting.mcnemar_summary([]) == "—"

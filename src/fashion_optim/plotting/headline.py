@@ -270,10 +270,10 @@ def mcnemar_summary(tests: Any, alpha: float = 0.05) -> str:
     --------
     >>> from fashion_optim.stats import McNemar
     >>> mcnemar_summary([McNemar(30, 10, 10000, 0.002), McNemar(12, 10, 10000, 0.83)])
-    '1 of 2 (max p 0.83)'
+    '1/2, max p 0.83'
     """
     tests = list(tests)
     if not tests:
         return "—"
     below = sum(t.pvalue < alpha for t in tests)
-    return f"{below} of {len(tests)} (max p {max(t.pvalue for t in tests):.2g})"
+    return f"{below}/{len(tests)}, max p {max(t.pvalue for t in tests):.2g}"
