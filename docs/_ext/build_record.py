@@ -35,6 +35,10 @@ def _start(app, config) -> None:
     events, glue = _folders(app)
     events.parent.mkdir(parents=True, exist_ok=True)
     events.unlink(missing_ok=True)  # this build's runs only
+    # and this build's glued values only: a page that reads the record so far (the
+    # reproducibility page) must not count the glue files an earlier build left behind
+    for stale in glue.rglob("*.glue.json") if glue.is_dir() else ():
+        stale.unlink()
     os.environ[record.ENV_RECORD] = str(events.resolve())
     os.environ[record.ENV_GLUE] = str(glue.resolve())
     reference = os.environ.get(ENV_REFERENCE, "").strip()
