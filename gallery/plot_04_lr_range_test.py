@@ -123,9 +123,8 @@ size = run.meta["train_size"]
 print(f"first rung: {run.config.epochs} epoch(s) on {size:,} images")
 for key, rates in ((key, sweep.rates(key)) for key in KEYS):
     early = tuning.first_rung_choice(key)
-    print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}, ", end="")
-    print(f"first rung's best {early:.3g}, ", end="")
-    print(f"chosen at the full budget {chosen[key]:.3g}")
+    print(f"  {names[key]}: {rates[0]:.3g} to {rates[-1]:.3g}")
+    print(f"    first rung's best {early:.3g}, full budget's {chosen[key]:.3g}")
 
 # %%
 # Top: each seed's range test, drawn by
@@ -160,8 +159,8 @@ plt.show()
 
 for key in KEYS:
     curve, stable = sweep.curve(key, "val_acc"), sweep.largest_stable_rate(key)
-    # the first failure above the stable rate (below it, a rate too small to leave
-    # chance in one epoch also counts as collapsed)
+    # the first failure above the stable rate (below it, a rate too small
+    # to leave chance in one epoch also counts as collapsed)
     failed = curve["diverged"] + curve["collapsed"] > 0
     lost = np.flatnonzero(failed & (curve["lr"] > stable))
     if lost.size:
