@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write
+
 __all__ = [
     "ENV_GLUE",
     "ENV_PAGE",
@@ -290,8 +292,6 @@ def current() -> list[dict[str, Any]]:
 
 def write(rows: Iterable[Mapping[str, Any]], path: str | Path) -> Path:
     """Write ``rows`` as JSON lines to ``path`` (whole, or not at all); return it."""
-    from .training import atomic_write
-
     text = "".join(json.dumps(row, sort_keys=True, default=_plain) + "\n" for row in rows)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
