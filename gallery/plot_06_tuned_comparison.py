@@ -31,8 +31,10 @@ failed.
 # Setup
 # -----
 # :func:`fashion_optim.experiments.run_tuning` trains (or loads) every rung;
-# :func:`~fashion_optim.experiments.run_outcomes` trains the compared configurations
-# over the profile's ``compare_seeds``. Both keep a failed seed as such. The profile
+# :func:`~fashion_optim.experiments.compared_outcomes` trains the compared
+# configurations: the chosen rates and the one-cycle run over the profile's
+# ``compare_seeds``, the default rates over its ``seeds``. Both keep a failed seed as
+# such. The profile
 # (``FASHION_OPTIM_PROFILE``) sets the seeds and the data sizes.
 
 # sphinx_gallery_thumbnail_number = 1
@@ -226,15 +228,14 @@ for key in KEYS[:3]:
 # %%
 # The compared configurations
 # ---------------------------
-# Each optimizer at its default and at its chosen rate, and SGD with momentum under
-# OneCycleLR, now over the profile's compared seeds (the tuning's seeds, whose runs are
-# already cached, and more). A chosen rate equal to the default is one configuration
-# and one row.
+# Each optimizer at its chosen rate and SGD with momentum under OneCycleLR, now over
+# the profile's compared seeds (the tuning's seeds, whose runs are already cached, and
+# more); each default rate over the tuning's seeds, where the note reports but names
+# no winner. A chosen rate equal to the default is one configuration and one row.
 
-specs = experiments.compared_specs(tuning, KEYS)
 base, peak = experiments.schedule_rates(tuning)
-specs[("tuned", "onecycle")] = experiments.full_budget_onecycle(peak)
-full = experiments.run_outcomes(specs, seeds=profile.compare_seeds)
+onecycle = {("tuned", "onecycle"): experiments.full_budget_onecycle(peak)}
+full = experiments.compared_outcomes(tuning, KEYS, onecycle)
 rows, seen = {}, {}
 for (which, key), out in full.items():
     cfg = out.spec.resolve(profile)

@@ -36,6 +36,7 @@ __all__ = [
     "SeedOutcomes",
     "Sweep",
     "Tuning",
+    "compared_outcomes",
     "compared_specs",
     "effective_lr",
     "full_budget_spec",
@@ -219,21 +220,31 @@ def run_outcomes(
     *,
     profile: Profile | str | None = None,
     progress: bool | None = None,
-    seeds: Sequence[int] | None = None,
+    seeds: Sequence[int] | Mapping[Hashable, Sequence[int]] | None = None,
 ) -> dict[Hashable, SeedOutcomes]:
     """:func:`~fashion_optim.experiments.run_specs` over ``seeds`` (default: the
-    profile's), in one batch, with diverged runs kept as such (not raised), keyed as
-    ``specs`` is. The compared configurations take ``seeds=profile.compare_seeds``."""
+    profile's; a mapping gives each key of ``specs`` its own), in one batch, with
+    diverged runs kept as such (not raised), keyed as ``specs`` is. The compared
+    configurations are trained by :func:`compared_outcomes`."""
     prof = current_profile(profile)
-    seeds = tuple(prof.seeds if seeds is None else seeds)
-    if not seeds:
-        raise ValueError("seeds is empty; give at least one seed (or None for the profile's).")
-    jobs = [(spec, seed) for spec in specs.values() for seed in seeds]
+    if isinstance(seeds, Mapping):
+        missing = [key for key in specs if key not in seeds]
+        if missing:
+            raise ValueError(f"seeds has no entry for {missing}; give every key its seeds.")
+        per_key = {key: tuple(seeds[key]) for key in specs}
+    else:
+        per_key = dict.fromkeys(specs, tuple(prof.seeds if seeds is None else seeds))
+    empty = [key for key, s in per_key.items() if not s]
+    if empty:
+        raise ValueError(
+            f"no seeds for {empty}; give at least one seed (or None for the profile's)."
+        )
+    jobs = [(spec, seed) for key, spec in specs.items() for seed in per_key[key]]
     outcomes = iter(run_many(jobs, profile=prof, progress=progress, return_exceptions=True))
     out: dict[Hashable, SeedOutcomes] = {}
     for key, spec in specs.items():
         point = SeedOutcomes(spec)
-        for seed in seeds:
+        for seed in per_key[key]:
             outcome = next(outcomes)
             if isinstance(outcome, TrainingDivergedError):
                 point.diverged.append((seed, outcome))
@@ -421,6 +432,37 @@ def compared_specs(tuning: Tuning, keys: Sequence[str] | None = None) -> dict[tu
     specs: dict[tuple, Spec] = {("default", k): NAMED[k] for k in keys}
     specs |= {("tuned", k): full_budget_spec(k, tuning.best_rate(k)) for k in keys}
     return specs
+
+
+def compared_outcomes(
+    tuning: Tuning,
+    keys: Sequence[str] | None = None,
+    extra: Mapping[Hashable, Spec] | None = None,
+    *,
+    profile: Profile | str | None = None,
+    progress: bool | None = None,
+) -> dict[Hashable, SeedOutcomes]:
+    """The configurations the note compares at the full budget, trained (or loaded) in
+    one batch: :func:`compared_specs` and ``extra`` (a one-cycle run...), keyed as they
+    are.
+
+    The chosen rates and ``extra`` run over ``profile.compare_seeds``, so that their
+    paired intervals have enough degrees of freedom; each optimizer's default rate runs
+    over ``profile.seeds`` (the tuning's), unless it is also the chosen rate (one
+    configuration, the more seeds). That is the protocol's trade for the build's time:
+    five seeds where the note names a winner, three where it only reports.
+    """
+    prof = current_profile(profile)
+    specs = dict(compared_specs(tuning, keys))
+    specs |= dict(extra or {})
+    # a spec equal to a compared (not default) one takes the compared seeds
+    many = [spec for key, spec in specs.items() if not _is_default(key)]
+    seeds = {key: prof.compare_seeds if spec in many else prof.seeds for key, spec in specs.items()}
+    return run_outcomes(specs, profile=prof, progress=progress, seeds=seeds)
+
+
+def _is_default(key: Hashable) -> bool:
+    return isinstance(key, tuple) and key[:1] == ("default",)
 
 
 def schedule_rates(sweep: Sweep | Tuning) -> tuple[float, float]:
