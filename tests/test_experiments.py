@@ -681,3 +681,35 @@ def test_result_accessors_name_what_to_record():
     assert result.snapshots.shape[0] == len(result.snapshot_steps)
     with pytest.raises(KeyError, match=r"no 'adam_q/levels'.*layer_quantiles="):
         _ = result.adam_quantile_levels
+
+
+def _outcomes(spec, lrs, complete=True):
+    """A stand-in for SeedOutcomes: one run per list of per-epoch rates."""
+    from types import SimpleNamespace as NS
+
+    runs = [NS(seed=s, history=NS(lr=lr)) for s, lr in enumerate(lrs)]
+    return NS(
+        spec=spec,
+        complete=complete,
+        results=NS(results=runs),
+        failure_note=lambda: "" if complete else "1 of 2 seeds failed (1 diverged)",
+    )
+
+
+def test_schedule_candidates_leave_out_failures_twins_and_an_idle_plateau():
+    specs = ex.schedule_specs(0.03, 0.03, profile="quick")  # the peak is the base rate
+    steady, cut = [0.03, 0.03, 0.03], [0.03, 0.03, 0.003]
+    outcomes = {k: _outcomes(spec, [steady, steady]) for k, spec in specs.items()}
+    outcomes["step"] = _outcomes(specs["step"], [steady], complete=False)
+    keep, out = ex.schedule_candidates(outcomes, profile="quick")
+    assert set(out) == {"step", "onecycle", "onecycle_flat", "plateau"}
+    assert "1 diverged" in out["step"]
+    assert out["onecycle"] == f"the same configuration as {specs['onecycle_base'].name}"
+    assert "never lowered the rate" in out["plateau"]
+    assert set(keep) == set(specs) - set(out)
+    assert ex.lowered_epochs(outcomes["plateau"].results) == {0: [], 1: []}
+    # a plateau that acted on one seed is ranked, and says when
+    outcomes["plateau"] = _outcomes(specs["plateau"], [steady, cut])
+    keep, out = ex.schedule_candidates(outcomes, profile="quick")
+    assert "plateau" in keep and "plateau" not in out
+    assert ex.lowered_epochs(outcomes["plateau"].results) == {0: [], 1: [3]}

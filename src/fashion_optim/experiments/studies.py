@@ -7,6 +7,11 @@ A page that asks for one of these gets the run another page trained, from the ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .specs import Record, Spec
 
@@ -24,6 +29,8 @@ __all__ = [
     "bias_correction_specs",
     "full_budget_annealed",
     "full_budget_onecycle",
+    "lowered_epochs",
+    "schedule_candidates",
     "schedule_specs",
     "snapshot_specs",
 ]
@@ -220,6 +227,48 @@ def schedule_specs(
         )
         for name, (label, scheduler, kwargs) in table.items()
     }
+
+
+def lowered_epochs(results: Any) -> dict[int, list[int]]:
+    """By seed, the epochs (1-based) whose rate is below the epoch's before: where a
+    ReduceLROnPlateau run lowered its rate (empty where it never did).
+
+    ``results`` is a :class:`~fashion_optim.experiments.SeedResults` (its runs' recorded
+    ``history.lr``, the rate of each epoch's first step)."""
+    return {
+        r.seed: [int(e) + 2 for e in np.flatnonzero(np.diff(r.history.lr) < 0)]
+        for r in results.results
+    }
+
+
+def schedule_candidates(
+    outcomes: Mapping[str, Any], profile: Profile | str | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The schedules that a ranking on validation may take, and why each other is out.
+
+    ``outcomes`` maps schedule keys (:func:`schedule_specs`) to their
+    :class:`~fashion_optim.experiments.SeedOutcomes`. Out are: a schedule with a failed
+    seed (diverged or collapsed); one whose configuration repeats an earlier key's (the
+    OneCycleLR runs at the peak, when the peak is the base rate); and ReduceLROnPlateau
+    when it lowered the rate on no seed (it is then the constant run under another
+    name). Returns ``({key: SeedResults}, {key: reason})``.
+    """
+    keep: dict[str, Any] = {}
+    out: dict[str, str] = {}
+    seen: list[tuple[str, Any]] = []
+    for key, o in outcomes.items():
+        cfg = o.spec.resolve(profile)
+        twin = next((k for k, c in seen if c == cfg), None)
+        seen.append((key, cfg))
+        if twin is not None:
+            out[key] = f"the same configuration as {outcomes[twin].spec.name}"
+        elif not o.complete:
+            out[key] = o.failure_note() or "no seed finished"
+        elif cfg.scheduler == "plateau" and not any(lowered_epochs(o.results).values()):
+            out[key] = "it never lowered the rate: the constant run under another name"
+        else:
+            keep[key] = o.results
+    return keep, out
 
 
 def bias_correction_specs(lrs: tuple[float, ...]) -> dict[tuple[float, bool], Spec]:
