@@ -22,8 +22,11 @@ OneCycleLR against a cosine annealed from the same peak. Look at each rate on a 
     f_{\text{warm-up}, 1/\sqrt{t}}(e) = \min\Bigl(\frac{t}{w}, \sqrt{\frac{w}{t}}\Bigr),
     \quad t = e + 1,
 
+    \eta_i^{\mathrm{cosine}} = \frac{\eta_0}{2}\Bigl(1 + \cos\frac{\pi i}{T}\Bigr),
+
 for epoch :math:`e = 0, 1, \dots`, step size :math:`k`, decay :math:`\gamma`, base rate
-:math:`\eta_0`, a function :math:`f` of our choice, and :math:`w = 2` warm-up epochs.
+:math:`\eta_0`, a function :math:`f` of our choice, :math:`w = 2` warm-up epochs, and
+mini-batch :math:`i` of the run's :math:`T`.
 """
 
 # %%
@@ -256,9 +259,12 @@ say(
 )
 pd.DataFrame(
     {
-        "runs": [f"{names[a]} minus {names[b]}" for a, b in EFFECTS.values()],
-        "test acc. difference": [str(t) for t in effects.values()],
-        "Holm p": [f"{t.pvalue_holm:.3g}" for t in effects.values()],
+        "with it": [names[a] for a, _ in EFFECTS.values()],
+        "without it": [names[b] for _, b in EFFECTS.values()],
+        "test acc., with minus without": [str(t) for t in effects.values()],
+        "Holm p": [
+            f"{t.pvalue_holm:.3g}".replace("nan", "—") for t in effects.values()
+        ],
     },
     index=list(EFFECTS),
 ).rename_axis("effect")
