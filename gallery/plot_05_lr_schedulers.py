@@ -156,7 +156,9 @@ plt.show()
 # ``StepLR(k, 0.1)`` multiplies the rate by 0.1 after every k-th epoch; ``LambdaLR`` sets
 # it to the base rate times :math:`f(e)`, a function of the epoch that we give. With
 # :math:`f(e) = 0.1^{\lfloor e/k \rfloor}` both give the same rates (a LambdaLR writes
-# any per-epoch schedule), so the same seed should give the same runs, bit for bit.
+# any per-epoch schedule) up to rounding: StepLR multiplies its last rate by 0.1,
+# LambdaLR the base rate by :math:`f(e)`. A rounding apart, the same seed gives the same
+# runs; the histories say whether the last bits agree too.
 
 trace_gap = np.abs(traces["step"] - traces["lambda_step"]).max()
 step, lam = runs["step"], runs["lambda_step"]

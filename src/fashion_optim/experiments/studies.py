@@ -163,9 +163,10 @@ PLATEAU = {"patience": 0, "factor": 0.1}
 def schedule_specs(
     base_lr: float, max_lr: float, profile: Profile | str | None = None
 ) -> dict[str, Spec]:
-    """The schedules the note compares on :data:`SHORT_BUDGET`, by key. Every one starts
-    from the constant rate ``base_lr`` (the tuning's choice) except OneCycleLR at
-    ``max_lr``, which is run beside OneCycleLR at ``base_lr``.
+    """The schedules the note compares on :data:`SHORT_BUDGET`, by key, all laid over
+    one rate, ``base_lr`` (the tuning's constant rate): every schedule but OneCycleLR
+    starts from it (the warm-up reaches it after its warm-up) and never exceeds it;
+    OneCycleLR peaks at it, and also runs peaking at ``max_lr``, its own rule's peak.
 
     ``"constant"`` is the tuning's own short run at ``base_lr`` (no scheduler, the same
     cache entry as the sweep's). ``"step"`` is ``StepLR(k, 0.1)`` and ``"lambda_step"``
