@@ -124,6 +124,7 @@ from .rangetests import (
     suggestion_scorecard,
 )
 from .schedules import (
+    VARIANT_LINES,
     VARIANTS,
     schedule_curves,
     schedule_ranking,
@@ -156,6 +157,7 @@ __all__ = [
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
+    "VARIANT_LINES",
     "PathAnimation",
     "adam_layer_quantiles",
     "adam_moments",
