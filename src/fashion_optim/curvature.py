@@ -111,28 +111,27 @@ def largest_eigenvalue(
     tol: float = 1e-3,
 ) -> EigenEstimate:
     r"""The largest (most positive) eigenvalue of the symmetric operator ``matvec``, by
-        the Lanczos method with full reorthogonalisation.
+    the Lanczos method with full reorthogonalisation.
 
-        :func:`power_iteration` finds the eigenvalue of largest *magnitude*, which near a
-        saddle or on a plateau of a network's loss is a negative one, and converges slowly
-        when the top eigenvalues are close. Lanczos builds an orthonormal basis of the
-        Krylov space :math:`\{v, Hv, H^2v, \dots\}` one product at a time and takes the
-        largest eigenvalue of :math:`H` restricted to it (the largest Ritz value of a
-        tridiagonal matrix): it converges to :math:`\lambda_{max}` whatever the negative
-        eigenvalues, and much faster than power iteration. It stops when the Ritz pair's
-        residual :math:`\lVert Hy - 	heta y
-    Vert` is at most ``tol`` times
-        :math:`|	heta|`, or after ``max_iter`` products. The basis is kept in float64
-        whatever the dtype of ``start`` (the products are taken in that dtype).
+    :func:`power_iteration` finds the eigenvalue of largest *magnitude*, which near a
+    saddle or on a plateau of a network's loss is a negative one, and converges slowly
+    when the top eigenvalues are close. Lanczos builds an orthonormal basis of the
+    Krylov space :math:`\{v, Hv, H^2v, \dots\}` one product at a time and takes the
+    largest eigenvalue of :math:`H` restricted to it (the largest Ritz value of a
+    tridiagonal matrix): it converges to :math:`\lambda_{max}` whatever the negative
+    eigenvalues, and much faster than power iteration. It stops when the Ritz pair's
+    residual :math:`\lVert Hy - \theta y\rVert` is at most ``tol`` times
+    :math:`|\theta|`, or after ``max_iter`` products. The basis is kept in float64
+    whatever the dtype of ``start`` (the products are taken in that dtype).
 
-        Examples
-        --------
-        >>> import torch
-        >>> a = torch.diag(torch.tensor([-4.0, 1.0, 0.5], dtype=torch.float64))
-        >>> start = torch.ones(3, dtype=torch.float64)
-        >>> est = largest_eigenvalue(lambda v: a @ v, start, tol=1e-12)
-        >>> round(est.value, 6), est.converged, est.iterations
-        (1.0, True, 3)
+    Examples
+    --------
+    >>> import torch
+    >>> a = torch.diag(torch.tensor([-4.0, 1.0, 0.5], dtype=torch.float64))
+    >>> start = torch.ones(3, dtype=torch.float64)
+    >>> est = largest_eigenvalue(lambda v: a @ v, start, tol=1e-12)
+    >>> round(est.value, 6), est.converged, est.iterations
+    (1.0, True, 3)
     """
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"max_iter must be an integer >= 1, got {max_iter!r}.")

@@ -783,8 +783,8 @@ def random_walk_explained_variance(
 
 
 def step_autocorrelation(trajectory: Any, max_lag: int = 3) -> np.ndarray:
-    r"""The mean cosine between a trajectory's steps ``k`` apart, for ``k = 1 ..
-    max_lag``.
+    r"""The mean cosine between a trajectory's steps k apart, for each lag k from 1 to
+    ``max_lag``.
 
     The steps are the differences of successive points, :math:`d_s = \theta_{s+1} -
     \theta_s`; at lag :math:`k` the value is the mean over :math:`s` of
