@@ -222,9 +222,10 @@ def stability_strips(
     *,
     labels: Mapping[str, str] | None = None,
     limit_labels: Sequence[str] = (),
-) -> None:
+) -> list[Line2D]:
     """One row per optimizer on a log learning-rate axis: the rates a sweep trained
-    (a dot where no seed failed, a black cross where one did) beside the learning rates
+    (a dot where no seed failed, a black cross where one diverged, a grey one where one
+    collapsed to chance and none diverged) beside the learning rates
     at which the quadratic's theory stops converging (vertical bars in the optimizer's
     colour, :func:`fashion_optim.theory.stability_limit` at measured curvatures).
 
@@ -239,19 +240,27 @@ def stability_strips(
     labels : mapping of str to str, optional
         Row labels; default the keys.
     limit_labels : sequence of str
-        A short label above each limit bar, in the order of ``limits``' values (e.g. the
+        A short label by each limit bar, in the order of ``limits``' values (e.g. the
         epoch of the curvature it comes from).
+
+    Returns
+    -------
+    list of matplotlib.lines.Line2D
+        Legend handles for the markers (for :func:`legend_below`).
     """
     keys = list(limits)
     for row, key in enumerate(keys):
         y = len(keys) - 1 - row
         curve = sweep.curve(key)
         lr = np.asarray(curve["lr"], dtype=float)
-        bad = curve["diverged"] + curve["collapsed"] > 0
+        diverged, collapsed = curve["diverged"] > 0, curve["collapsed"] > 0
+        ok = ~(diverged | collapsed)
         color = color_for(key)
         ax.axhline(y, color=NEUTRAL, lw=0.6, zorder=0)
-        ax.plot(lr[~bad], np.full((~bad).sum(), y), "o", color=color, ms=7, ls="none")
-        ax.plot(lr[bad], np.full(bad.sum(), y), "x", color="black", ms=8, mew=2, ls="none")
+        ax.plot(lr[ok], np.full(ok.sum(), y), "o", color=color, ms=7, ls="none")
+        only = collapsed & ~diverged
+        ax.plot(lr[only], np.full(only.sum(), y), "x", color=NEUTRAL, ms=8, mew=2, ls="none")
+        ax.plot(lr[diverged], np.full(diverged.sum(), y), "x", c="black", ms=8, mew=2, ls="none")
         for i, value in enumerate(np.asarray(limits[key], dtype=float)):
             if not np.isfinite(value):
                 continue
@@ -260,7 +269,7 @@ def stability_strips(
                 ax.annotate(
                     limit_labels[i],
                     (value, y),
-                    xytext=(0, 13),
+                    xytext=(0, 13 + 7 * i if i % 2 == 0 else -22),
                     textcoords="offset points",
                     ha="center",
                     fontsize="x-small",
@@ -270,9 +279,10 @@ def stability_strips(
     ax.set_yticks(range(len(keys)), [(labels or {}).get(k, k) for k in reversed(keys)])
     ax.set_ylim(-0.6, len(keys) - 0.3)
     ax.set_xlabel(LR_LABEL)
-    handles = [
+    return [
         Line2D([], [], marker="o", color=NEUTRAL, ls="none", label="no seed failed"),
-        Line2D([], [], marker="x", color="black", mew=2, ls="none", label="a seed failed"),
+        Line2D([], [], marker="x", color="black", mew=2, ls="none", label="a seed diverged"),
+        Line2D([], [], marker="x", color=NEUTRAL, mew=2, ls="none", label="a seed stuck at chance"),
         Line2D(
             [],
             [],
@@ -284,4 +294,3 @@ def stability_strips(
             label="the quadratic's limit at the measured λ_max",
         ),
     ]
-    ax.legend(handles=handles, loc="lower left", fontsize="small")
