@@ -317,8 +317,8 @@ book.rename(index=NAMES).style.format(precision=4, na_rep="–")
 # measures it by the Lanczos method on Hessian-vector products, on a fixed stratified
 # sample of training images, at three snapshots of chapter 8's runs (default rates):
 # after about a third of an epoch, one epoch and the last. Beside it, the first rung
-# of chapter 6's tuning (1 epoch, each grid's every rate): the largest rate at which
-# no seed failed and the next one, where one did.
+# of chapter 6's tuning (every rate of each grid, 1 epoch): the largest rate at which
+# no seed failed, and the next one, where one did.
 
 THREE = {"sgd": "gd", "momentum": "heavy_ball", "nesterov": "nesterov"}
 names = {k: experiments.NAMED[k].name for k in THREE}
@@ -371,7 +371,7 @@ low, high = safe["momentum"] / fail["sgd"], fail["momentum"] / safe["sgd"]
 for name, factor in (("deterministic 1 + μ", 1 + MU), ("noisy 1 − μ", 1 - MU)):
     edge = np.isclose(factor, [low, high], rtol=1e-9).any()
     where = "inside" if low < factor < high else "outside"
-    where = "at the edge of" if edge else where
+    where = "on the edge of (the grid cannot tell)" if edge else where
     say(f"{name} = {factor:.2g}: {where} the bracket ({low:.2g}, {high:.2g}).")
 use = {k: experiments.NAMED[k].lr / min(v) for k, v in limits.items()}
 say(

@@ -60,7 +60,8 @@ SURFACE_IMAGES = PerProfile(full=2000, quick=500)
 #: coarser grid draws as well (and the full build has a budget).
 RANDOM_PLANE_GRID = PerProfile(full=15, quick=11)
 #: The sharpness's sample of training images, and its Hessian-vector products per
-#: snapshot at most (the full build's budget: about 60 core-seconds for 9 snapshots).
+#: snapshot at most (Lanczos settles in 6 to 18 on the CNN; chapter 7's 9 snapshots
+#: took 17 core-seconds in the full profile, 2026-12-07).
 SHARPNESS_IMAGES = PerProfile(full=1000, quick=500)
 SHARPNESS_ITERS = PerProfile(full=30, quick=25)
 
