@@ -371,8 +371,8 @@ low, high = safe["momentum"] / fail["sgd"], fail["momentum"] / safe["sgd"]
 for name, factor in (("deterministic 1 + μ", 1 + MU), ("noisy 1 − μ", 1 - MU)):
     edge = np.isclose(factor, [low, high], rtol=1e-9).any()
     where = "inside" if low < factor < high else "outside"
-    where = "on the edge of (the grid cannot tell)" if edge else where
-    say(f"{name} = {factor:.2g}: {where} the bracket ({low:.2g}, {high:.2g}).")
+    where = "on the edge, which the grid cannot resolve" if edge else where
+    say(f"{name} = {factor:.2g}; the bracket ({low:.2g}, {high:.2g}): {where}.")
 use = {k: experiments.NAMED[k].lr / min(v) for k, v in limits.items()}
 say(
     f"The default-rate runs use at most {max(use.values()):.0%} of the limit "

@@ -317,8 +317,8 @@ evr_table.style.format(precision=3)
 # %%
 # Correlated steps
 # ----------------
-# The walks above draw independent directions; a run's successive steps need not be
-# (momentum's update carries the last steps').
+# The walks above draw independent directions; a run's successive steps between
+# snapshots need not be independent.
 # :func:`~fashion_optim.landscape.step_autocorrelation` measures the mean cosine between
 # snapshot steps one and two apart. Walks whose directions form an AR(1) chain with
 # each path's own lag-1 cosine :math:`\rho` (``correlation``) and the same step sizes
@@ -345,10 +345,13 @@ lag2 = "; ".join(
     f"{NAMES[k]} {lag[0]:.2f}, lag 2 {lag[1]:.2f} (ρ² = {lag[0] ** 2:.2f})"
     for k, lag in lags.items()
 )
+longer = sum(lag[1] > lag[0] ** 2 for lag in lags.values())
 say(
-    f"Lag-1 cosines of the steps: {lag2}. Against walks with that correlation, "
-    f"the first component of {sum(above)} of the {len(above)} trajectories "
-    "holds more than every walk's."
+    f"Lag-1 cosines of the steps: {lag2}. For {longer} of the {len(lags)} "
+    "paths the lag-2 cosine exceeds ρ²: their steps stay correlated longer than "
+    "an AR(1) chain's. "
+    f"Against walks with that correlation, the first component of {sum(above)} "
+    f"of the {len(above)} trajectories holds more than every walk's."
 )
 columns = ["path PC1", "walk PC1", "AR(1) walk PC1"]
 pd.DataFrame(rows).T[columns].rename_axis("trajectory")
