@@ -350,9 +350,9 @@ say(
     f"Lanczos on {sharp['sgd'].images:,} images, at most "
     f"{sharp['sgd'].max_iter} products per snapshot: {settled.sum()} of "
     f"{settled.size} estimates within a relative residual of "
-    f"{sharp['sgd'].tol:g}. The CNN trains "
-    f"without failure at {ratio.min():.2g} to {ratio.max():.2g} times the "
-    "quadratic's tightest limit at its measured curvature."
+    f"{sharp['sgd'].tol:g}. The largest rate at which the CNN trains without "
+    f"failure is {ratio.min():.2g} to {ratio.max():.2g} times the quadratic's "
+    "tightest limit at its measured curvature."
 )
 table.rename(index=names).style.format(precision=3, na_rep="–")
 

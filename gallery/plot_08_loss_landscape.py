@@ -354,7 +354,8 @@ say(
     f"of the {len(above)} trajectories holds more than every walk's."
 )
 columns = ["path PC1", "walk PC1", "AR(1) walk PC1"]
-pd.DataFrame(rows).T[columns].rename_axis("trajectory")
+ar_table = pd.DataFrame(rows).T[columns].rename_axis("trajectory")
+ar_table.style.format(precision=3)
 
 # %%
 # Takeaways
