@@ -13,8 +13,10 @@ iterations: in each direction of curvature :math:`\lambda` one step multiplies t
 compute :math:`\rho` in closed form on the quadratic of chapter 2, find each method's
 best learning rate and momentum, map where the error decays monotonically, oscillates or
 diverges, and check every prediction against the rate measured from
-:class:`torch.optim.SGD`'s own paths. Last, the book's linear regression with SGD,
-momentum and Adam. Nothing on this page trains the network. With
+:class:`torch.optim.SGD`'s own paths. Then the book's linear regression with SGD,
+momentum and Adam. Last, the network: its measured curvature sets the quadratic's
+limits beside the rates at which chapter 6's tuning failed (this page reads those runs
+and chapter 8's; it trains none). With
 :math:`c = 1 - \eta\lambda`, the eigenvalues are the roots of
 
 .. math::
@@ -30,8 +32,9 @@ and :math:`c` itself for gradient descent.
 # -----
 # The quadratic is chapter 2's :math:`\tfrac12 (\lambda_1 x^2 + \lambda_2 y^2)`
 # (``toys.QUADRATIC_CURVATURES``); the momentum is the note's.
-# Everything runs on the CPU in float64: two parameters gain nothing from a GPU, and no
-# step below draws a random number (the seed is set all the same, as in every chapter).
+# The quadratics run on the CPU in float64: two parameters gain nothing from a GPU, and
+# no step on them draws a random number (the seed is set all the same, as in every
+# chapter).
 
 # sphinx_gallery_thumbnail_number = 2
 import matplotlib.pyplot as plt
@@ -39,7 +42,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from fashion_optim import experiments, plotting, theory, toys
+from fashion_optim import experiments, plotting, stats, theory, toys
 from fashion_optim.plotting import say
 
 SEED = 0
@@ -199,8 +202,7 @@ for method in MOMENTUM_METHODS:
         f"{edge:.3g} on."
     )
 say(
-    "Gradient descent diverges from η = "
-    f"{theory.stability_limit('gd', CURV):.3g}."
+    f"Gradient descent diverges from η = {theory.stability_limit('gd', CURV):.3g}."
 )
 
 # %%
@@ -224,14 +226,10 @@ for method in MOMENTUM_METHODS:
         (method, best[method].lr, best[method].momentum),
     ]
     POINTS += [(method, 0.3 * edge, MU), (method, 1.05 * edge, MU)]
-fits = [theory.measured_rate(method, CURV, lr, mu) for method, lr, mu in POINTS]
+fits = [theory.measured_rate(m, CURV, lr, mu) for m, lr, mu in POINTS]
 table = pd.DataFrame(POINTS, columns=["method", "η", "μ"])
-table["region"] = [
-    theory.regions(method, CURV, lr, mu) for method, lr, mu in POINTS
-]
-table["predicted ρ"] = [
-    theory.rate(method, CURV, lr, mu) for method, lr, mu in POINTS
-]
+table["region"] = [theory.regions(m, CURV, lr, mu) for m, lr, mu in POINTS]
+table["predicted ρ"] = [theory.rate(m, CURV, lr, mu) for m, lr, mu in POINTS]
 table["measured ρ"] = [fit.rate for fit in fits]
 table["steps run"] = [fit.steps for fit in fits]
 table["method"] = table["method"].map(LABELS)
@@ -269,34 +267,20 @@ BOOK = {
     "adam": lambda p: torch.optim.Adam(p, lr=0.1),
 }
 NAMES = {"sgd": "SGD", "momentum": "SGD + momentum 0.9", "adam": "Adam"}
-runs = {
-    key: toys.optimize_path(surface, make, 300) for key, make in BOOK.items()
-}
+runs = {k: toys.optimize_path(surface, make, 300) for k, make in BOOK.items()}
 minimum = np.array(surface.minimum)
-dist = {
-    key: np.linalg.norm(path - minimum, axis=1) for key, path in runs.items()
-}
+dist = {k: np.linalg.norm(path - minimum, axis=1) for k, path in runs.items()}
 fig, (ax_path, ax_dist) = plt.subplots(
     1, 2, figsize=(9.5, 4.6), layout="constrained"
 )
-plotting.toy_paths(
-    ax_path,
-    surface,
-    {key: path[:51] for key, path in runs.items()},
-    labels=NAMES,
-)
-ax_path.set(
-    xlabel="bias b (no unit)",
-    ylabel="weight w (no unit)",
-    title="first 50 steps",
-)
+first50 = {key: path[:51] for key, path in runs.items()}
+plotting.toy_paths(ax_path, surface, first50, labels=NAMES)
+ax_path.set(xlabel="bias b (no unit)", ylabel="weight w (no unit)")
+ax_path.set_title("first 50 steps")
 for key, d in dist.items():
     ax_dist.plot(d, color=plotting.color_for(key), label=NAMES[key])
-ax_dist.set(
-    yscale="log",
-    xlabel="step",
-    ylabel="distance to the minimum (parameter units)",
-)
+ax_dist.set(yscale="log", xlabel="step")
+ax_dist.set_ylabel("distance to the minimum (parameter units)")
 plotting.legend_below(ax_path, ncols=6)
 plt.show()
 
@@ -326,6 +310,93 @@ say(
 book.rename(index=NAMES).style.format(precision=4, na_rep="–")
 
 # %%
+# The quadratic's limits on the network
+# -------------------------------------
+# On the CNN the limits scale with :math:`1/\lambda_{\max}`, the largest eigenvalue
+# of the training loss's Hessian. :func:`~fashion_optim.experiments.sharpness`
+# measures it by the Lanczos method on Hessian-vector products, on a fixed stratified
+# sample of training images, at three snapshots of chapter 8's runs (default rates):
+# after about a third of an epoch, one epoch and the last. Beside it, the first rung
+# of chapter 6's tuning (every rate of each grid, 1 epoch): the largest rate at which
+# no seed failed, and the next one, where one did.
+
+THREE = {"sgd": "gd", "momentum": "heavy_ball", "nesterov": "nesterov"}
+names = {k: experiments.NAMED[k].name for k in THREE}
+snaps = experiments.snapshot_specs(tuple(THREE))
+snaps = experiments.run_specs(snaps, seeds=[SEED])
+run0 = snaps["sgd"].results[0]
+per_epoch, taken = int(run0.meta["steps_per_epoch"]), run0.snapshot_steps
+wanted = (per_epoch / 3, per_epoch, taken[-1])
+STEPS = [int(taken[np.abs(taken - t).argmin()]) for t in wanted]
+jobs = [experiments.SharpnessJob(snaps[k].results[0], STEPS) for k in THREE]
+sharp = dict(zip(THREE, experiments.run_many(jobs), strict=True))
+rung = experiments.run_tuning(("sgd", "momentum", "nesterov", "adam")).rungs[0]
+epochs = [f"{s / per_epoch:.2g} ep." for s in STEPS]
+table, limits = plotting.stability_table(sharp, rung, THREE, MU, columns=epochs)
+fig, ax = plt.subplots(figsize=(8.5, 4.6), layout="constrained")
+marks = plotting.stability_strips(
+    ax, rung, limits, labels=names, limit_labels=epochs
+)
+plotting.legend_below(ax, ncols=2, handles=marks)
+plt.show()
+
+# %%
+# Per optimizer: :math:`\lambda_{\max}` at each snapshot (nat per squared weight
+# unit), the tightest limit they set, and the sweep's bracket of its failure.
+
+ratio = table["no failure up to"] / table["limit"]
+settled = np.concatenate([s.converged for s in sharp.values()])
+say(
+    f"Lanczos on {sharp['sgd'].images:,} images, at most "
+    f"{sharp['sgd'].max_iter} products per snapshot: {settled.sum()} of "
+    f"{settled.size} estimates within a relative residual of "
+    f"{sharp['sgd'].tol:g}. The largest rate at which the CNN trains without "
+    f"failure is {ratio.min():.2g} to {ratio.max():.2g} times the quadratic's "
+    "tightest limit at its measured curvature."
+)
+table.rename(index=names).style.format(precision=3, na_rep="–")
+
+# %%
+# At one curvature the quadratic allows heavy ball :math:`1+\mu` times gradient
+# descent's rate. With noisy gradients, heavy ball at :math:`\eta` behaves like SGD
+# at :math:`\eta/(1-\mu)`, and the noise removes most of momentum's speed-up
+# :cite:p:`kidambi2018insufficiency,zhang2019algorithmic`: that predicts the ratio
+# :math:`1-\mu`. The sweep brackets the ratio of momentum's threshold to SGD's.
+# Full-batch gradient descent sharpens until :math:`\lambda_{\max}` reaches
+# :math:`2/\eta` and trains on at that edge :cite:p:`cohen2021gradient`; the last
+# line says how near the minibatch runs come to theirs.
+
+safe, fail = table["no failure up to"], table["next, failed"]
+low, high = safe["momentum"] / fail["sgd"], fail["momentum"] / safe["sgd"]
+for name, factor in (("deterministic 1 + μ", 1 + MU), ("noisy 1 − μ", 1 - MU)):
+    edge = np.isclose(factor, [low, high], rtol=1e-9).any()
+    where = "inside" if low < factor < high else "outside"
+    where = "on the edge, which the grid cannot resolve" if edge else where
+    say(f"{name} = {factor:.2g}; the bracket ({low:.2g}, {high:.2g}): {where}.")
+use = {k: experiments.NAMED[k].lr / min(v) for k, v in limits.items()}
+say(
+    f"The default-rate runs use at most {max(use.values()):.0%} of the limit "
+    f"their own curvature sets (plain SGD: η λ_max / 2 = {use['sgd']:.2g})."
+)
+
+# %%
+# Does momentum train faster on the network, as on the quadratic? After one epoch at
+# each optimizer's best rate of the first rung, paired by seed (Holm over two pairs):
+
+top = {k: rung.points[k][rung.best_rate(k)].results for k in THREE}
+pairs = {
+    f"{names[k]} minus {names['sgd']}": stats.paired_by_seed_values(
+        top[k], top["sgd"], "val_acc"
+    )
+    for k in ("momentum", "nesterov")
+}
+for name, test in stats.paired_tests(pairs).items():
+    verdict = (
+        "resolved" if test.resolved else "the seeds do not tell them apart"
+    )
+    say(f"validation accuracy, {name}: {test}; {verdict}.")
+
+# %%
 # Takeaways
 # ---------
 # - On a quadratic each method's convergence rate is the spectral radius of a 2x2 matrix
@@ -337,6 +408,9 @@ book.rename(index=NAMES).style.format(precision=4, na_rep="–")
 # - Heavy ball's rate is :math:`\sqrt\mu` over a whole band of learning rates, where its
 #   error oscillates; a large :math:`\mu` buys a wide stable band of :math:`\eta`, up to
 #   :math:`2(1+\mu)/\lambda_{\max}`, at a rate no better than :math:`\sqrt\mu`.
+# - On the CNN, the quadratic's limits at the measured :math:`\lambda_{\max}` and the
+#   sweep's failures are printed side by side: how far apart they are, and which of the
+#   deterministic and the noisy predictions of momentum's threshold the grid allows.
 #
 # References
 # ----------
@@ -344,12 +418,18 @@ book.rename(index=NAMES).style.format(precision=4, na_rep="–")
 # Nesterov's method to :cite:t:`nesterov1983method` and its tuning for quadratics to
 # :cite:t:`lessard2016analysis`; momentum for deep networks is discussed by
 # :cite:t:`sutskever2013importance`. The regions of the map follow :cite:t:`goh2017why`;
-# the linear regression and its paths come from :cite:t:`godoy2022deep`. See the
+# the linear regression and its paths come from :cite:t:`godoy2022deep`. The edge of
+# stability is :cite:t:`cohen2021gradient`'s; momentum under gradient noise,
+# :cite:t:`kidambi2018insufficiency` and :cite:t:`zhang2019algorithmic`. See the
 # :doc:`bibliography </references>`.
 #
 # See also
 # --------
 # - :ref:`sphx_glr_auto_gallery_plot_02_momentum_nesterov.py`: the same optimizers on the
 #   CNN, and on the quadratic's paths.
+# - :ref:`sphx_glr_auto_gallery_plot_06_tuned_comparison.py`: the tuning whose first
+#   rung gives the failures; :ref:`sphx_glr_auto_gallery_plot_08_loss_landscape.py`:
+#   the snapshot runs.
 # - :func:`fashion_optim.theory.rate`, :func:`fashion_optim.theory.measured_rate`,
-#   :func:`fashion_optim.plotting.rate_map`, :class:`torch.optim.SGD`.
+#   :func:`fashion_optim.plotting.rate_map`, :func:`fashion_optim.experiments.sharpness`,
+#   :func:`fashion_optim.plotting.stability_strips`, :class:`torch.optim.SGD`.

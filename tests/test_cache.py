@@ -23,9 +23,10 @@ PACKAGE = Path(cache.__file__).resolve().parents[1]
 #: in the module must change exactly these kinds' keys. (Everything a run imports also
 #: decides the range test and the loss surface, which are built from the same model,
 #: optimizer and data code.) Both loss surfaces, the PCA plane's and the random plane's,
-#: are computed in experiments/surface.py.
+#: are computed in experiments/surface.py; the sharpness (the Hessian's largest
+#: eigenvalue at a run's snapshots) in experiments/curvature.py.
 SURFACES = {"loss_surface", "random_plane_surface"}
-ALL = {"run", "range_test", *SURFACES}
+ALL = {"run", "range_test", *SURFACES, "sharpness"}
 DEPENDS: dict[str, set[str]] = {
     "data.py": ALL,
     "batches.py": ALL,
@@ -43,6 +44,7 @@ DEPENDS: dict[str, set[str]] = {
     "pin.py": ALL,  # the CPU kernels (and its settings are in every key too)
     "experiments/rangetest.py": {"range_test"},
     "experiments/surface.py": SURFACES,
+    "experiments/curvature.py": {"sharpness"},
     "landscape.py": SURFACES,
     "toys.py": set(),
     "plotting/__init__.py": set(),
@@ -73,7 +75,7 @@ DEPENDS: dict[str, set[str]] = {
     "suggest.py": {"range_test"},
     "stats.py": set(),
     "theory.py": set(),
-    "curvature.py": set(),
+    "curvature.py": {"sharpness"},
     "record.py": set(),
 }
 

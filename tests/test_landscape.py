@@ -20,6 +20,7 @@ from fashion_optim.landscape import (
     project,
     random_plane,
     random_walk_explained_variance,
+    step_autocorrelation,
 )
 
 # --------------------------------------------------------------------------- pca plane
@@ -423,9 +424,80 @@ def test_random_walk_invariances():
     np.testing.assert_allclose(three[:2], ratios)
 
 
+def test_an_uncorrelated_walk_is_the_independent_one():
+    sizes = [np.linspace(0.5, 2.0, 12), np.full(9, 1.5)]
+    for method in ("gram", "walk"):
+        plain = random_walk_explained_variance(sizes, 48, 3, method=method)
+        zero = random_walk_explained_variance(sizes, 48, 3, method=method, correlation=0.0)
+        np.testing.assert_array_equal(zero, plain)
+
+
+def test_a_correlated_walk_has_the_pca_of_an_explicit_ar1_walk():
+    """The mixed Gram draw has the distribution of explicit AR(1) walks' PCA (two walks
+    from one start, each with its own correlation), and their steps' cosines are rho^k."""
+    sizes, rhos, dim, n = [np.linspace(0.5, 2.0, 10), np.full(8, 1.0)], [0.7, -0.4], 400, 300
+    gram = np.array(
+        [random_walk_explained_variance(sizes, dim, s, correlation=rhos) for s in range(n)]
+    )
+    rng = np.random.default_rng(7)
+    explicit, lags = [], []
+    for _ in range(n):
+        trajs = []
+        for r, rho in zip(sizes, rhos, strict=True):
+            g = [rng.normal(size=dim)]
+            for _ in range(r.size - 1):
+                g.append(rho * g[-1] + np.sqrt(1 - rho**2) * rng.normal(size=dim))
+            u = np.array(g) * (r / np.linalg.norm(g, axis=1))[:, None]
+            trajs.append(np.vstack([np.zeros(dim), np.cumsum(u, axis=0)]))
+        explicit.append(pca_plane(trajs).explained_variance_ratio)
+        lags.append([step_autocorrelation(t, 2) for t in trajs])
+    explicit = np.array(explicit)
+    se = np.sqrt(gram.var(axis=0) / n + explicit.var(axis=0) / n)
+    assert np.all(np.abs(gram.mean(axis=0) - explicit.mean(axis=0)) < 4 * se)
+    # in 400 dimensions the cosines scatter by about 1/sqrt(400) around rho^k
+    measured = np.array(lags).mean(axis=0)
+    np.testing.assert_allclose(measured, [[0.7, 0.49], [-0.4, 0.16]], atol=0.02)
+    # and the correlation changes the ratios: a smoother walk puts more on PC1
+    assert gram[:, 0].mean() > np.mean(
+        [random_walk_explained_variance(sizes, dim, s)[0] for s in range(n)]
+    )
+
+
+def test_a_fully_correlated_walk_is_a_line():
+    ratios = random_walk_explained_variance(np.ones(30), 10**4, 0, correlation=1 - 1e-12)
+    np.testing.assert_allclose(ratios, [1.0, 0.0], atol=1e-6)
+
+
+def test_step_autocorrelation_of_known_paths():
+    rng = np.random.default_rng(0)
+    line = np.outer(np.arange(6.0), rng.normal(size=50))
+    np.testing.assert_allclose(step_autocorrelation(line, 3), 1.0)
+    turn = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]])
+    np.testing.assert_allclose(step_autocorrelation(turn, 2), [0.0, -1.0], atol=1e-15)
+    # a step of length zero has no direction: left out, not counted as 0
+    paused = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    np.testing.assert_allclose(step_autocorrelation(paused, 1), [1.0])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((np.zeros((3, 2)), 2), "too few for lag 2; give at least 4 points"),
+        ((np.zeros((5, 2)), 0), "max_lag must be an integer >= 1"),
+        ((np.zeros(5), 1), "must be a 2-d array"),
+    ],
+)
+def test_step_autocorrelation_errors(args, message):
+    with pytest.raises(ValueError, match=message):
+        step_autocorrelation(*args)
+
+
 @pytest.mark.parametrize(
     ("args", "kwargs", "message"),
     [
+        ((np.ones(3), 10), {"correlation": 1.0}, r"correlation must be in \(-1, 1\)"),
+        ((np.ones(3), 10), {"correlation": np.nan}, r"correlation must be in \(-1, 1\)"),
+        (([[1.0], [1.0]], 10), {"correlation": [0.1, 0.2, 0.3]}, "one per walk \\(2\\)"),
         (([],), {}, "at least one walk"),
         (([1.0, -1.0],), {}, r"finite and >= 0 \(they are norms\), got \[-1.0\]"),
         (([1.0, np.nan],), {}, "finite and >= 0"),

@@ -7,7 +7,8 @@ out: :func:`project` gives each point's coordinates on a plane and its distance 
 :func:`plane_gap` the loss measured at each snapshot of a trajectory beside the loss at
 its projection, and :func:`random_walk_explained_variance` how much of a random walk's
 variance its own PCA plane holds (Antognini and Sohl-Dickstein, 2018), the baseline for a
-trajectory's. Toy surfaces in two dimensions are :mod:`fashion_optim.toys`'.
+trajectory's, with independent steps or with steps correlated as a trajectory's are
+(:func:`step_autocorrelation`). Toy surfaces in two dimensions are :mod:`fashion_optim.toys`'.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "project",
     "random_plane",
     "random_walk_explained_variance",
+    "step_autocorrelation",
 ]
 
 # --------------------------------------------------------------------------- planes
@@ -624,11 +626,32 @@ def _as_walks(step_sizes: Any) -> list[np.ndarray]:
     return walks
 
 
-def _unit_step_gram(steps: int, dim: int, rng: np.random.Generator, method: str) -> np.ndarray:
-    """The Gram matrix ``[steps, steps]`` of ``steps`` independent directions drawn
-    uniformly on the unit sphere of dimension ``dim``."""
+def _ar1_mixing(sizes: Sequence[int], correlations: Sequence[float]) -> np.ndarray:
+    """The block-diagonal ``L`` with ``G = L Xi`` an AR(1) chain per walk: ``g_0 = xi_0``,
+    ``g_s = rho g_{s-1} + sqrt(1 - rho^2) xi_s`` (each row of ``G`` then has the
+    covariance of a row of ``Xi``, and rows ``k`` apart correlate by ``rho^k``)."""
+    total = sum(sizes)
+    mix = np.zeros((total, total))
+    start = 0
+    for n, rho in zip(sizes, correlations, strict=True):
+        mix[start, start] = 1.0
+        for s in range(start + 1, start + n):
+            mix[s] = rho * mix[s - 1]
+            mix[s, s] = np.sqrt(1 - rho**2)
+        start += n
+    return mix
+
+
+def _unit_step_gram(
+    steps: int, dim: int, rng: np.random.Generator, method: str, mix: np.ndarray | None = None
+) -> np.ndarray:
+    """The Gram matrix ``[steps, steps]`` of ``steps`` directions on the unit sphere of
+    dimension ``dim``: independent and uniform, or, with ``mix`` (:func:`_ar1_mixing`),
+    the normalised rows of ``mix @ Xi`` for ``Xi`` of independent normal rows."""
     if method == "walk":
         g = rng.standard_normal((steps, dim))
+        if mix is not None:
+            g = mix @ g
         w = g @ g.T
     else:
         # Bartlett: W = A A^T, A lower triangular with A_ii^2 ~ chi2(dim - i) (i from 0)
@@ -637,6 +660,8 @@ def _unit_step_gram(steps: int, dim: int, rng: np.random.Generator, method: str)
         a = np.tril(rng.standard_normal((steps, steps)), -1)
         a[np.diag_indices(steps)] = np.sqrt(rng.chisquare(dim - np.arange(steps)))
         w = a @ a.T
+        if mix is not None:
+            w = mix @ w @ mix.T  # the Gram matrix of mix @ Xi
     # Normalising g_s to g_s / |g_s| (a uniform direction) is a function of W alone.
     scale = 1.0 / np.sqrt(np.diag(w))
     return w * scale[:, None] * scale[None, :]
@@ -648,6 +673,7 @@ def random_walk_explained_variance(
     seed: int,
     n_components: int = 2,
     method: str = "auto",
+    correlation: float | Sequence[float] = 0.0,
 ) -> np.ndarray:
     r"""The PCA explained-variance ratios of a random walk with given step sizes.
 
@@ -670,6 +696,13 @@ def random_walk_explained_variance(
     drawn through Bartlett's decomposition in :math:`O(T^3)` instead of :math:`O(T^2\,
     \mathrm{dim})`: the same distribution, exactly, without a ``T x dim`` array.
 
+    With ``correlation`` :math:`\rho \ne 0` the directions are those of an AR(1) chain,
+    :math:`g_0 = \xi_0`, :math:`g_s = \rho\, g_{s-1} + \sqrt{1-\rho^2}\, \xi_s`
+    (:math:`\xi_s \sim \mathcal N(0, I)`), so that steps :math:`k` apart have a cosine
+    near :math:`\rho^k` in many dimensions, as :func:`step_autocorrelation` measures on a
+    trajectory. Then :math:`G = L\Xi` and :math:`GG^\top = L\,(\Xi\Xi^\top)\,L^\top`:
+    the same draw of the Wishart matrix, mixed.
+
     Parameters
     ----------
     step_sizes : array-like
@@ -686,6 +719,9 @@ def random_walk_explained_variance(
         ``"gram"`` draws the directions' Gram matrix (needs ``dim >= T``); ``"walk"``
         draws the ``T x dim`` directions themselves (for checking, or ``dim < T``);
         ``"auto"``: ``"gram"`` when it applies.
+    correlation : float or sequence of float
+        :math:`\rho \in (-1, 1)`: the AR(1) correlation of successive step directions,
+        one for every walk or one per walk. 0 (default): independent directions.
 
     Returns
     -------
@@ -697,8 +733,21 @@ def random_walk_explained_variance(
     >>> ratios = random_walk_explained_variance(np.ones(300), dim=10**6, seed=0)
     >>> np.round(ratios, 2).tolist()  # 6 / pi^2 = 0.61 and 6 / (4 pi^2) = 0.15
     [0.61, 0.15]
+    >>> smooth = random_walk_explained_variance(np.ones(300), 10**6, 0, correlation=0.9)
+    >>> bool(smooth[0] > ratios[0])  # correlated steps: a straighter walk
+    True
     """
     walks = _as_walks(step_sizes)
+    if np.ndim(correlation) > 1 or np.size(correlation) not in (1, len(walks)):
+        raise ValueError(
+            f"correlation must be one number or one per walk ({len(walks)}), got {correlation!r}."
+        )
+    rhos = np.broadcast_to(np.asarray(correlation, dtype=np.float64).ravel(), (len(walks),))
+    if not np.all(np.isfinite(rhos) & (np.abs(rhos) < 1)):
+        raise ValueError(
+            f"correlation must be in (-1, 1) (an AR(1) chain's lag-1 correlation), got "
+            f"{correlation!r}."
+        )
     steps = sum(w.size for w in walks)
     if not (isinstance(dim, int | np.integer) and dim >= 1):
         raise ValueError(f"dim must be an integer >= 1, got {dim!r}.")
@@ -725,8 +774,60 @@ def random_walk_explained_variance(
         row, col = row + w.size, col + w.size
     centred = cumulative - cumulative.mean(axis=0)
     r = np.concatenate(walks)
-    gram = _unit_step_gram(steps, int(dim), np.random.default_rng(seed), method)
+    mix = _ar1_mixing([w.size for w in walks], rhos) if rhos.any() else None
+    gram = _unit_step_gram(steps, int(dim), np.random.default_rng(seed), method, mix)
     weighted = centred * r  # M R
     values = np.linalg.eigvalsh(weighted @ gram @ weighted.T)[::-1]
     values = np.clip(values, 0.0, None)
     return values[:n_components] / values.sum()
+
+
+def step_autocorrelation(trajectory: Any, max_lag: int = 3) -> np.ndarray:
+    r"""The mean cosine between a trajectory's steps k apart, for each lag k from 1 to
+    ``max_lag``.
+
+    The steps are the differences of successive points, :math:`d_s = \theta_{s+1} -
+    \theta_s`; at lag :math:`k` the value is the mean over :math:`s` of
+    :math:`\cos(d_s, d_{s+k})` (steps of length zero left out). Independent random
+    directions in many dimensions give about 0; an AR(1) chain of directions with
+    correlation :math:`\rho` (``correlation`` of :func:`random_walk_explained_variance`)
+    gives about :math:`\rho^k`.
+
+    Parameters
+    ----------
+    trajectory : array-like
+        ``[n, P]`` points (e.g. a run's snapshots), ``n >= max_lag + 2``.
+    max_lag : int
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[max_lag]`` mean cosines, lag 1 first.
+
+    Examples
+    --------
+    >>> line = np.outer(np.arange(5.0), [3.0, 4.0])  # every step the same
+    >>> step_autocorrelation(line, 2).tolist()
+    [1.0, 1.0]
+    >>> zigzag = np.array([[0.0, 0], [1, 0], [0, 0], [1, 0], [0, 0]])
+    >>> step_autocorrelation(zigzag, 2).tolist()
+    [-1.0, 1.0]
+    """
+    points = _as_2d_array(trajectory, 0).astype(np.float64)
+    if not (isinstance(max_lag, int) and max_lag >= 1):
+        raise ValueError(f"max_lag must be an integer >= 1, got {max_lag!r}.")
+    if len(points) < max_lag + 2:
+        raise ValueError(
+            f"a trajectory of {len(points)} points has {len(points) - 1} steps, too few "
+            f"for lag {max_lag}; give at least {max_lag + 2} points or a smaller max_lag."
+        )
+    steps = np.diff(points, axis=0)
+    norms = np.linalg.norm(steps, axis=1)
+    moved = norms > 0
+    unit = np.where(moved[:, None], steps / np.where(moved, norms, 1.0)[:, None], 0.0)
+    out = []
+    for k in range(1, max_lag + 1):
+        cos = np.einsum("ij,ij->i", unit[:-k], unit[k:])
+        both = moved[:-k] & moved[k:]
+        out.append(float(cos[both].mean()) if both.any() else np.nan)
+    return np.array(out)

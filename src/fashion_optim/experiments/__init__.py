@@ -10,16 +10,16 @@ One job per module:
 - ``profiles``: how big the runs are.
 - ``specs``: :class:`Spec`, :class:`RunConfig`,
   validation, the optimizer and scheduler a spec builds.
-- ``train``, ``rangetest``,
-  ``surface``: the cached kinds, each stating its key's configuration, its computation
-  and its typed result (their code is part of their cache keys).
+- ``train``, ``rangetest``, ``surface``, ``curvature``: the cached kinds, each stating
+  its key's configuration, its computation and its typed result (their code is part of
+  their cache keys).
 - ``kinds``: the registry of cached kinds.
 - ``cache``: keys over every dependency, atomic entries,
   a clear that removes only the cache's own files.
 - ``executors``: local processes, a Dask cluster, or any
   ``concurrent.futures.Executor``.
 - ``runner``: :func:`run`, :func:`run_many` (a batch of any mix of kinds), the cached
-  range test and loss surfaces.
+  range test, loss surfaces and sharpness.
 - ``studies``: the note's named runs and studies.
 - ``selection``: every choice, on validation metrics only.
 - ``tuning``: the learning-rate sweep and the rates it chooses.
@@ -40,6 +40,8 @@ from .runner import (
     RangeTestJob,
     Result,
     SeedResults,
+    Sharpness,
+    SharpnessJob,
     TrajectorySurface,
     TrajectorySurfaceJob,
     random_plane_surface,
@@ -48,6 +50,7 @@ from .runner import (
     run_range_test,
     run_seeds,
     run_specs,
+    sharpness,
     trajectory_surface,
 )
 from .selection import VALIDATION_METRICS, best_on_validation, rank_on_validation
@@ -131,6 +134,8 @@ __all__ = [
     "RunConfig",
     "SeedOutcomes",
     "SeedResults",
+    "Sharpness",
+    "SharpnessJob",
     "Spec",
     "Sweep",
     "TrajectorySurface",
@@ -169,6 +174,7 @@ __all__ = [
     "schedule_rates",
     "schedule_reads_total",
     "schedule_specs",
+    "sharpness",
     "snapshot_specs",
     "sweep_specs",
     "trajectory_surface",

@@ -70,6 +70,7 @@ KINDS: dict[str, str] = {
     "range_test": "fashion_optim.experiments.rangetest",
     "loss_surface": "fashion_optim.experiments.surface",
     "random_plane_surface": "fashion_optim.experiments.surface",
+    "sharpness": "fashion_optim.experiments.curvature",
 }
 
 TAG_NAME = "CACHEDIR.TAG"

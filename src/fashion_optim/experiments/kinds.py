@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .curvature import SharpnessTask
 from .rangetest import RangeTestTask
 from .surface import RandomPlaneTask, TrajectorySurfaceTask
 from .train import RunTask
@@ -58,5 +59,6 @@ class Task(Protocol):
 #: Each kind of cached computation by name (its cache folder) and its task class; the
 #: module that defines the class is the code its key covers.
 KINDS: dict[str, type] = {
-    cls.kind: cls for cls in (RunTask, RangeTestTask, TrajectorySurfaceTask, RandomPlaneTask)
+    cls.kind: cls
+    for cls in (RunTask, RangeTestTask, TrajectorySurfaceTask, RandomPlaneTask, SharpnessTask)
 }

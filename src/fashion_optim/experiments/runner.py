@@ -1,8 +1,8 @@
 """Running experiments: :func:`run` one spec and seed, :func:`run_seeds` and
 :func:`run_specs` over seeds, :func:`run_many` any batch, of any mix of the cached kinds
-(runs, range tests, loss surfaces: :mod:`~fashion_optim.experiments.kinds`); plus the
-cached range test and loss surfaces one at a time. Each computes only what the cache
-lacks, in the worker pool, and saves what it computed.
+(runs, range tests, loss surfaces, sharpness: :mod:`~fashion_optim.experiments.kinds`);
+plus the cached range test, loss surfaces and sharpness one at a time. Each computes
+only what the cache lacks, in the worker pool, and saves what it computed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from .. import lr_finder, record
 from . import cache, executors
 from . import train as _train
+from .curvature import Sharpness, SharpnessTask
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .rangetest import RangeTestTask
 from .specs import RunConfig, Spec, check_seed
@@ -36,6 +37,8 @@ __all__ = [
     "RangeTestJob",
     "Result",
     "SeedResults",
+    "Sharpness",
+    "SharpnessJob",
     "TrajectorySurface",
     "TrajectorySurfaceJob",
     "random_plane_surface",
@@ -44,6 +47,7 @@ __all__ = [
     "run_range_test",
     "run_seeds",
     "run_specs",
+    "sharpness",
     "trajectory_surface",
 ]
 
@@ -55,6 +59,11 @@ SURFACE_IMAGES = PerProfile(full=2000, quick=500)
 #: The random plane's grid: its loss is a smooth bowl around the final weights, which a
 #: coarser grid draws as well (and the full build has a budget).
 RANDOM_PLANE_GRID = PerProfile(full=15, quick=11)
+#: The sharpness's sample of training images, and its Hessian-vector products per
+#: snapshot at most (Lanczos settles in 6 to 18 on the CNN; chapter 7's 9 snapshots
+#: took 17 core-seconds in the full profile, 2026-12-07).
+SHARPNESS_IMAGES = PerProfile(full=1000, quick=500)
+SHARPNESS_ITERS = PerProfile(full=30, quick=25)
 
 
 @dataclass
@@ -195,7 +204,47 @@ class RandomPlaneJob:
         )
 
 
-_JOBS = (RangeTestJob, TrajectorySurfaceJob, RandomPlaneJob)
+@dataclass(frozen=True)
+class SharpnessJob:
+    """The sharpness of :func:`sharpness`, to compute in a :func:`run_many` batch (its
+    arguments)."""
+
+    run: Result
+    steps: Sequence[int]
+    images: Any = SHARPNESS_IMAGES
+    max_iter: Any = SHARPNESS_ITERS
+    tol: float = 1e-3
+    seed: int = 0
+
+    def _task(self, prof: Profile) -> SharpnessTask:
+        _snapshot_runs([self.run], "sharpness")
+        recorded = [int(s) for s in self.run.snapshot_steps]
+        steps = [int(s) for s in self.steps]
+        missing = [s for s in steps if s not in recorded]
+        if not steps or missing:
+            raise ValueError(
+                f"steps must be some of the run's snapshot steps (from {recorded[0]} to "
+                f"{recorded[-1]}, every {self.run.config.record.snapshot_every}), got "
+                f"{list(self.steps)!r}; pick steps in Result.snapshot_steps."
+            )
+        if not (self.tol > 0):
+            raise ValueError(f"tol must be > 0, got {self.tol!r}.")
+        return SharpnessTask(
+            self.run.meta["key"],
+            tuple(steps),
+            tuple(self.run.snapshots[recorded.index(s)] for s in steps),
+            self.run.seed,
+            self.run.config.train_subset,
+            int(resolve_value(self.images, prof)),
+            0,
+            int(resolve_value(self.max_iter, prof)),
+            float(self.tol),
+            int(self.seed),
+            f"seed {self.run.seed}",
+        )
+
+
+_JOBS = (RangeTestJob, TrajectorySurfaceJob, RandomPlaneJob, SharpnessJob)
 
 
 def _task(job: Any, prof: Profile) -> Any:
@@ -204,8 +253,8 @@ def _task(job: Any, prof: Profile) -> Any:
         return job._task(prof)
     if not (isinstance(job, tuple) and len(job) == 2 and isinstance(job[0], Spec)):
         raise TypeError(
-            f"each job must be a (Spec, seed) pair, a RangeTestJob, a TrajectorySurfaceJob "
-            f"or a RandomPlaneJob, got {job!r}."
+            f"each job must be a (Spec, seed) pair, a RangeTestJob, a TrajectorySurfaceJob, "
+            f"a RandomPlaneJob or a SharpnessJob, got {job!r}."
         )
     spec, seed = job
     check_seed(seed, f"a seed (of {spec.name!r})")
@@ -483,4 +532,34 @@ def random_plane_surface(
     snapshots: the last one is its final weights. The cache key holds the run's own key.
     """
     job = RandomPlaneJob(run, seed, grid, images, span)
+    return run_many([job], profile=profile, fresh=fresh)[0]
+
+
+def sharpness(
+    run: Result,
+    steps: Sequence[int],
+    *,
+    images: Any = SHARPNESS_IMAGES,
+    max_iter: Any = SHARPNESS_ITERS,
+    tol: float = 1e-3,
+    seed: int = 0,
+    profile: Profile | str | None = None,
+    fresh: bool = False,
+) -> Sharpness:
+    """The largest eigenvalue of the Hessian of ``run``'s training loss at its snapshots
+    ``steps``, cached: the curvature :math:`\\lambda_{max}` that sets the quadratic's
+    stability limits (:func:`fashion_optim.theory.stability_limit`).
+
+    Measured by :func:`fashion_optim.curvature.top_hessian_eigenvalue` with
+    ``which="largest"`` (the Lanczos method on Hessian-vector products, at most
+    ``max_iter`` per snapshot, relative residual ``tol``, start vector drawn with
+    ``seed``), in eval mode, on a
+    fixed class-stratified sample of ``images`` of the training images the run trained
+    on. ``run`` must have recorded parameter snapshots
+    (:class:`~fashion_optim.experiments.Record` ``snapshot_every``); ``steps`` are some
+    of its :attr:`~fashion_optim.experiments.Result.snapshot_steps`. The cache key holds
+    the run's own key; each snapshot is one part of the worker pool's batch (several
+    runs at once: :class:`SharpnessJob` in :func:`run_many`).
+    """
+    job = SharpnessJob(run, tuple(steps), images, max_iter, tol, seed)
     return run_many([job], profile=profile, fresh=fresh)[0]

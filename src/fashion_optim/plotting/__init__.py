@@ -60,7 +60,8 @@ here.
 - :func:`rate_curves` and :func:`rate_map`: the convergence rate of gradient descent,
   heavy ball and Nesterov on a quadratic against the learning rate, and over learning
   rate and momentum with the monotone, oscillating and divergent regions
-  (:mod:`fashion_optim.theory`).
+  (:mod:`fashion_optim.theory`); :func:`stability_table` and :func:`stability_strips`:
+  the quadratic's stability limits at measured curvatures beside where a sweep failed.
 - :func:`adam_layer_quantiles` (with :func:`quantile_bands`, :func:`quantile_position`
   and :func:`position_words`): per layer, the spread over its weights of Adam's adapted
   step and effective rate against steps, and where one value sits in such a spread.
@@ -145,7 +146,14 @@ from .tables import (
     say,
     seed_table,
 )
-from .theory import METHOD_KEYS, METHOD_LABELS, rate_curves, rate_map
+from .theory import (
+    METHOD_KEYS,
+    METHOD_LABELS,
+    rate_curves,
+    rate_map,
+    stability_strips,
+    stability_table,
+)
 
 __all__ = [
     "ADAM_QUANTITIES",
@@ -210,6 +218,8 @@ __all__ = [
     "seed_table",
     "smooth_curve",
     "smoothed_losses",
+    "stability_strips",
+    "stability_table",
     "step_decay_curves",
     "style_context",
     "suggestion_scorecard",

@@ -5,6 +5,7 @@ with its monotone, oscillating and divergent regions (:mod:`fashion_optim.theory
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -166,3 +167,130 @@ def rate_map(
     ax.set(xlabel=LR_LABEL, ylabel="momentum μ (no unit)", xlim=(eta.min(), eta.max()))
     ax.set_ylim(mu.min(), mu.max())
     return mesh
+
+
+def stability_table(
+    sharpness: Mapping[str, Any],
+    sweep: Any,
+    methods: Mapping[str, str],
+    momentum: float,
+    *,
+    columns: Sequence[str],
+) -> tuple[Any, dict[str, list[float]]]:
+    r"""The quadratic's stability limits at measured curvatures beside a sweep's failures.
+
+    For each optimizer key of ``methods`` (its method in
+    :data:`fashion_optim.theory.METHODS`): :math:`\lambda_{max}` at each snapshot of
+    ``sharpness[key]`` (a :class:`~fashion_optim.experiments.Sharpness`), the tightest
+    of the limits they set (:func:`fashion_optim.theory.stability_limit`, with
+    ``momentum`` for heavy ball and Nesterov; infinite where :math:`\lambda_{max} \le 0`),
+    and from ``sweep`` (a :class:`~fashion_optim.experiments.Sweep`) the largest rate at
+    which no seed failed and the next larger rate of the grid, at which one did
+    (infinite when none did).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per key: ``columns`` (the :math:`\lambda_{max}` of each snapshot),
+        ``"limit"``, ``"no failure up to"``, ``"next, failed"``.
+    dict of str to list of float
+        Each key's limit at each snapshot (for :func:`stability_strips`).
+    """
+    import pandas as pd
+
+    rows, limits = {}, {}
+    for key, method in methods.items():
+        values = np.asarray(sharpness[key].values, dtype=float)
+        mu = 0.0 if method == "gd" else momentum
+        limits[key] = [
+            theory.stability_limit(method, [lam], mu) if lam > 0 else np.inf for lam in values
+        ]
+        curve = sweep.curve(key)
+        failed = curve["diverged"] + curve["collapsed"] > 0
+        safe = sweep.largest_stable_rate(key)
+        above = curve["lr"][failed & (curve["lr"] > safe)]
+        rows[key] = dict(zip(columns, values, strict=True))
+        rows[key] |= {"limit": min(limits[key]), "no failure up to": safe}
+        rows[key]["next, failed"] = float(above.min()) if above.size else np.inf
+    return pd.DataFrame(rows).T, limits
+
+
+def stability_strips(
+    ax: Axes,
+    sweep: Any,
+    limits: Mapping[str, ArrayLike],
+    *,
+    labels: Mapping[str, str] | None = None,
+    limit_labels: Sequence[str] = (),
+) -> list[Line2D]:
+    """One row per optimizer on a log learning-rate axis: the rates a sweep trained
+    (a dot where no seed failed, a black cross where one diverged, a grey one where one
+    collapsed to chance and none diverged) beside the learning rates
+    at which the quadratic's theory stops converging (vertical bars in the optimizer's
+    colour, :func:`fashion_optim.theory.stability_limit` at measured curvatures).
+
+    Parameters
+    ----------
+    ax : matplotlib.axes.Axes
+    sweep : ~fashion_optim.experiments.Sweep
+        Its ``curve(key)`` gives the rates and the failed seeds of each row.
+    limits : mapping of str to array_like
+        By optimizer key (a :data:`~fashion_optim.plotting.COLORS` name such as
+        ``"sgd"``), top row first: the predicted limits (infinite ones left out).
+    labels : mapping of str to str, optional
+        Row labels; default the keys.
+    limit_labels : sequence of str
+        A short label by each limit bar, in the order of ``limits``' values (e.g. the
+        epoch of the curvature it comes from).
+
+    Returns
+    -------
+    list of matplotlib.lines.Line2D
+        Legend handles for the markers (for :func:`legend_below`).
+    """
+    keys = list(limits)
+    for row, key in enumerate(keys):
+        y = len(keys) - 1 - row
+        curve = sweep.curve(key)
+        lr = np.asarray(curve["lr"], dtype=float)
+        diverged, collapsed = curve["diverged"] > 0, curve["collapsed"] > 0
+        ok = ~(diverged | collapsed)
+        color = color_for(key)
+        ax.axhline(y, color=NEUTRAL, lw=0.6, zorder=0)
+        ax.plot(lr[ok], np.full(ok.sum(), y), "o", color=color, ms=7, ls="none")
+        only = collapsed & ~diverged
+        ax.plot(lr[only], np.full(only.sum(), y), "x", color=NEUTRAL, ms=8, mew=2, ls="none")
+        ax.plot(lr[diverged], np.full(diverged.sum(), y), "x", c="black", ms=8, mew=2, ls="none")
+        for i, value in enumerate(np.asarray(limits[key], dtype=float)):
+            if not np.isfinite(value):
+                continue
+            ax.plot(value, y, "|", color=color, ms=22, mew=2.5)
+            if i < len(limit_labels):
+                ax.annotate(
+                    limit_labels[i],
+                    (value, y),
+                    xytext=(0, 13 + 7 * i if i % 2 == 0 else -22),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize="x-small",
+                    color=color,
+                )
+    ax.set_xscale("log")
+    ax.set_yticks(range(len(keys)), [(labels or {}).get(k, k) for k in reversed(keys)])
+    ax.set_ylim(-0.6, len(keys) - 0.3)
+    ax.set_xlabel(LR_LABEL)
+    return [
+        Line2D([], [], marker="o", color=NEUTRAL, ls="none", label="no seed failed"),
+        Line2D([], [], marker="x", color="black", mew=2, ls="none", label="a seed diverged"),
+        Line2D([], [], marker="x", color=NEUTRAL, mew=2, ls="none", label="a seed stuck at chance"),
+        Line2D(
+            [],
+            [],
+            marker="|",
+            color=NEUTRAL,
+            ms=14,
+            mew=2.5,
+            ls="none",
+            label="the quadratic's limit at the measured λ_max",
+        ),
+    ]
