@@ -256,9 +256,9 @@ class Convention:
     ramp: Literal["i/(N-1)", "i/num_it"]
 
 
-#: Each tool's defaults: :func:`fashion_optim.lr_finder.range_test` (this package), fastai's
-#: ``LRFinder`` and ``lr_find``, torch-lr-finder's ``LRFinder.range_test``
-#: (``smooth_f = 0.05``, ``diverge_th = 5``).
+#: Each tool's defaults by name, for :func:`fashion_optim.lr_finder.range_test` (this
+#: package), fastai's ``LRFinder`` and ``lr_find``, and torch-lr-finder's
+#: ``LRFinder.range_test`` (``smooth_f = 0.05``, ``diverge_th = 5``).
 CONVENTIONS: dict[str, Convention] = {
     "this package": Convention(0.95, "corrected", 5.0, "i/(N-1)"),
     "fastai": Convention(0.98, "corrected", 4.0, "i/num_it"),
