@@ -213,6 +213,18 @@ def test_suggestion_scorecard_shows_each_seeds_steps_and_regrets():
     assert list(card.columns)[2:] == ["regret, full budget", "regret, first rung"]
 
 
+def test_scorecard_sentences_count_suggestions_outside_the_curve_apart():
+    scores = _scores()
+    scores.loc[scores["rule"] == "steep", "regret, first rung"] = np.nan
+    scores.loc[0, "regret, first rung"] = np.nan  # valley, seed 0, ours
+    ranked = plotting.scorecard_sentences(scores, "ours", "first rung")[0]
+    assert ranked == (
+        "Adam (ours), mean regret on the first rung: valley 0.010 (1 outside the curve; "
+        "2 of 2 seeds within half a grid step of the choice), steep outside the curve "
+        "(0 of 2)."
+    )
+
+
 def test_scorecard_sentences_rank_by_regret_and_say_what_a_convention_moves():
     ranked, moved, exact = plotting.scorecard_sentences(_scores(), "ours", "first rung")
     assert ranked == (

@@ -455,7 +455,8 @@ def _moves(scores: Any, base: str, other: str) -> str:
 def scorecard_sentences(scores: Any, base: str, curve: str) -> list[str]:
     """What the scorecard of :func:`suggestion_scorecard` says, as sentences: per
     optimizer under convention ``base``, the rules by mean regret on ``curve`` (lowest
-    first), and on how many seeds each lies within half a grid step of the choice; then
+    first; over the seeds whose suggestion lies inside the curve's rates, with how many
+    do not), and on how many seeds each lies within half a grid step of the choice; then
     what each other convention moves (in grid steps); then which replays were not exact
     (column ``exact``, see :func:`fashion_optim.suggest.replay`).
 
@@ -480,11 +481,17 @@ def scorecard_sentences(scores: Any, base: str, curve: str) -> list[str]:
     own = scores[scores["convention"] == base]
     for opt, card in own.groupby("optimizer", sort=False):
         by = card.groupby("rule", sort=False)
-        mean = by[column].mean().sort_values()
+        mean = by[column].mean().sort_values()  # over the seeds it scores; NaN: none
         within = by["steps"].agg(lambda v: int((v.abs() <= 0.5).sum()))
-        n = by.size()
-        parts = [f"{rule} {mean[rule]:.3f} ({within[rule]} of {n[rule]})" for rule in mean.index]
-        parts[0] = parts[0].replace(")", " seeds within half a grid step of the choice)")
+        n, scored = by.size(), by[column].count()
+        parts = []
+        for k, rule in enumerate(mean.index):
+            out = n[rule] - scored[rule]
+            regret = "outside the curve" if out == n[rule] else f"{mean[rule]:.3f}"
+            notes = [f"{out} outside the curve"] if 0 < out < n[rule] else []
+            seeds = " seeds within half a grid step of the choice" if k == 0 else ""
+            notes.append(f"{within[rule]} of {n[rule]}{seeds}")
+            parts.append(f"{rule} {regret} ({'; '.join(notes)})")
         sentences.append(f"{opt} ({base}), mean regret on the {curve}: " + ", ".join(parts) + ".")
     for other in dict.fromkeys(scores["convention"]):
         if other != base:
