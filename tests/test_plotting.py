@@ -1010,51 +1010,6 @@ def test_range_test_lag_table_reads_the_lag_and_the_raw_loss_at_lr_max():
     assert table.loc[("SGD", 0), "reading"] == "past the blow-up: read the raw curve"
 
 
-def _scores(rows):
-    import pandas as pd
-
-    scores = pd.DataFrame(rows, columns=["optimizer", "rule", "smoothing", "seed", "lr", "log2"])
-    scores["within"] = scores["log2"].abs() <= 0.83
-    return scores
-
-
-def test_suggestion_scorecard_gives_median_distance_per_seed_and_hits():
-    scores = _scores(
-        [
-            ("Adam", "valley", "corrected", 0, 1e-3, 0.0),
-            ("Adam", "valley", "corrected", 1, 1e-1, 2.5),
-            ("Adam", "valley", "corrected", 2, 1e-2, -0.5),
-        ]
-    )
-    card = plotting.suggestion_scorecard(scores, 3)
-    row = card.loc[("Adam", "valley", "corrected")]
-    assert row[("suggested lr", "median")] == "0.01"  # the middle rate on a log scale
-    assert row[("log2(lr / chosen)", "median")] == "+0.00"
-    assert row[("log2(lr / chosen)", "per seed")] == "+0.0, +2.5, -0.5"
-    assert row[("log2(lr / chosen)", "within")] == "2/3"
-
-
-def test_scorecard_sentences_say_what_the_smoothing_moves_and_which_rules_land():
-    rows = []
-    for seed in (0, 1):
-        for smoothing in ("corrected", "seeded"):
-            shift = 0.5 if (smoothing == "seeded" and seed == 1) else 0.0
-            rows.append(("Adam", "valley", smoothing, seed, 1e-3, 0.1 + shift))
-            rows.append(("Adam", "steep", smoothing, seed, 1e-3, 2.0 - seed * 1.5))
-            rows.append(("Adam", "minimum/10", smoothing, seed, 1e-3, -3.0))
-    moved, adam = plotting.scorecard_sentences(_scores(rows), 2)
-    assert moved == (
-        "Seeding the EWMA instead of correcting it moves valley for Adam on 1 of 2 seeds "
-        "(by +0.50 factors of two); it moves no other rule on any seed."
-    )
-    assert adam == (
-        "Adam, within half a step on every seed: valley; on some seeds: steep; "
-        "on no seed: minimum/10."
-    )
-    still = _scores([r for r in rows if r[1] != "valley"])
-    assert plotting.scorecard_sentences(still, 2)[0].endswith("moves no rule on any seed.")
-
-
 def test_range_tests_against_sweep_draws_a_column_per_optimizer_with_one_legend():
     res = synthetic_range_test()
     sweep = _sweep_of(

@@ -43,8 +43,9 @@ here.
   :func:`range_tests_against_sweep`: a column of those per optimizer, in one figure.
 - :func:`range_test_table` and :func:`range_test_lag_table`: each seed's range test,
   its useful range and blow-up, and how far its smoothing lags;
-  :func:`suggestion_scorecard` and :func:`scorecard_sentences`: suggestion rules scored
-  against a chosen rate; :func:`log_median`: the median on a log scale.
+  :func:`sensitivity_curve`, :func:`suggestion_scorecard` and
+  :func:`scorecard_sentences`: suggestion rules scored by their regret on a sweep's curve
+  and their distance from a chosen rate; :func:`log_median`: the median on a log scale.
 - :func:`schedule_style` and :func:`schedule_ranking`: one line style per learning-rate
   schedule (its variants dashed, in its colour), and schedules compared on one metric;
   :func:`trace_schedules` and :func:`schedule_traces`: the rates each schedule sets;
@@ -122,6 +123,7 @@ from .rangetests import (
     range_test_with_sweep,
     range_tests_against_sweep,
     scorecard_sentences,
+    sensitivity_curve,
     suggestion_scorecard,
 )
 from .schedules import (
@@ -216,6 +218,7 @@ __all__ = [
     "schedule_traces",
     "scorecard_sentences",
     "seed_table",
+    "sensitivity_curve",
     "smooth_curve",
     "smoothed_losses",
     "stability_strips",

@@ -6,8 +6,9 @@
 what the range test suggests reads against what training chose, and
 :func:`range_tests_against_sweep` does so for several optimizers in one figure.
 :func:`range_test_table` and :func:`range_test_lag_table` tabulate the tests seed by
-seed; :func:`suggestion_scorecard` and :func:`scorecard_sentences` score the rates that
-suggestion rules read from them against a chosen rate.
+seed; :func:`sensitivity_curve` gives the curve a suggestion is scored on, and
+:func:`suggestion_scorecard` and :func:`scorecard_sentences` score the rates that
+suggestion rules read from them by their regret and distance from a chosen rate.
 """
 
 from __future__ import annotations
@@ -369,85 +370,147 @@ def range_test_lag_table(
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(["optimizer", "seed"])
 
 
-def suggestion_scorecard(scores: Any, n_seeds: int) -> Any:
-    """Per optimizer, rule and smoothing, the suggested rate (median over seeds on a log
-    scale, :func:`~fashion_optim.plotting.log_median`) and its distance from the chosen
-    rate in factors of two: median, per seed, and how many seeds lie within.
+def sensitivity_curve(sweep: Any, key: str, chance: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """``key``'s rates in ``sweep`` and its mean final validation accuracy over all of
+    the sweep's seeds at each: a collapsed seed with the accuracy it reached, a diverged
+    one (it has none) at ``chance``, what a guess scores.
+
+    The curve that :func:`fashion_optim.suggest.regret` reads a suggestion from.
+
+    Examples
+    --------
+    >>> rates, acc = sensitivity_curve(sweep, "adam")  # doctest: +SKIP
+    """
+    curve = sweep.curve(key, "val_acc")
+    n = len(sweep.seeds)
+    finished = n - curve["diverged"]
+    mean = np.where(finished > 0, np.nan_to_num(curve["mean"]), 0.0)
+    return curve["lr"], (mean * finished + chance * curve["diverged"]) / n
+
+
+def _per_seed(values: Any, fmt: str) -> str:
+    return ", ".join("out" if not np.isfinite(v) else format(v, fmt) for v in values)
+
+
+def suggestion_scorecard(scores: Any, conventions: Sequence[str] | None = None) -> Any:
+    """Per optimizer, rule and convention: the suggested rate (median over seeds on a log
+    scale, :func:`~fashion_optim.plotting.log_median`), then per seed its distance from
+    the chosen rate in grid steps, its regret on each curve (``"out"`` where the
+    suggestion lies outside the curve's rates) and, where given, its distance from a
+    one-cycle peak.
 
     Parameters
     ----------
     scores : pandas.DataFrame
-        One row per optimizer, rule, smoothing and seed, with columns ``optimizer``,
-        ``rule``, ``smoothing``, ``lr`` (the suggested rate), ``log2``
-        (:math:`\\log_2` of it over the chosen rate) and ``within`` (bool: close
-        enough to count).
-    n_seeds : int
-        The seeds each row group holds, for ``"k/n"``.
+        One row per optimizer, rule, convention and seed, with columns ``optimizer``,
+        ``rule``, ``convention``, ``lr``, ``steps`` (grid steps from the chosen rate),
+        ``regret, <curve>`` columns (NaN outside the curve) and, optionally, ``peak
+        steps`` (grid steps from the one-cycle peak, NaN where not scored).
+    conventions : sequence of str, optional
+        The conventions to show (default: all, in order of appearance).
 
     Examples
     --------
     >>> import pandas as pd
-    >>> scores = pd.DataFrame({"optimizer": "Adam", "rule": "valley", "smoothing":
-    ...     "corrected", "lr": [1e-3, 4e-3], "log2": [0.0, 2.0], "within": [True, False]})
-    >>> suggestion_scorecard(scores, 2).iloc[0].tolist()
-    ['0.002', '+1.00', '+0.0, +2.0', '1/2']
+    >>> scores = pd.DataFrame({"optimizer": "Adam", "rule": "valley", "convention":
+    ...     "fastai", "lr": [1e-3, 4e-3], "steps": [0.0, 1.2],
+    ...     "regret, full budget": [0.01, np.nan], "regret, first rung": [0.0, 0.0216]})
+    >>> suggestion_scorecard(scores).iloc[0].tolist()
+    ['0.002', '+0.0, +1.2', '0.010, out', '0.000, 0.022']
     """
     import pandas as pd
 
-    by = scores.groupby(["optimizer", "rule", "smoothing"], sort=False)
-    dist = "log2(lr / chosen)"
-    return pd.DataFrame(
-        {
-            ("suggested lr", "median"): by["lr"].agg(log_median).map("{:.2g}".format),
-            (dist, "median"): by["log2"].median().map("{:+.2f}".format),
-            (dist, "per seed"): by["log2"].agg(lambda v: ", ".join(f"{x:+.1f}" for x in v)),
-            (dist, "within"): by["within"].sum().astype(str) + f"/{n_seeds}",
-        }
-    )
+    if conventions is not None:
+        scores = scores[scores["convention"].isin(conventions)]
+    by = scores.groupby(["optimizer", "rule", "convention"], sort=False)
+    table = {"suggested lr (median)": by["lr"].agg(log_median).map("{:.2g}".format)}
+    table["grid steps from the choice"] = by["steps"].agg(lambda v: _per_seed(v, "+.1f"))
+    for column in [c for c in scores.columns if c.startswith("regret, ")]:
+        table[column] = by[column].agg(lambda v: _per_seed(v, ".3f"))
+    if "peak steps" in scores.columns:
+        table["grid steps from the peak"] = by["peak steps"].agg(
+            lambda v: "" if v.isna().all() else _per_seed(v, "+.1f")
+        )
+    return pd.DataFrame(table)
 
 
-def scorecard_sentences(scores: Any, n_seeds: int) -> list[str]:
-    """What the scorecard of :func:`suggestion_scorecard` says, as sentences: which rules
-    switching the smoothing from ``"corrected"`` to ``"seeded"`` moves (on how many seeds,
-    by how many factors of two), then, per optimizer with the corrected smoothing, which
-    rules land within on every seed, on some seeds and on no seed.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> scores = pd.DataFrame({"optimizer": "Adam", "rule": "valley", "seed": [0, 0],
-    ...     "smoothing": ["corrected", "seeded"], "log2": [0.0, 0.5], "within": True})
-    >>> moved, adam = scorecard_sentences(scores, 1)
-    >>> moved.split(" moves ")[1]
-    'valley for Adam on 1 of 1 seeds (by +0.50 factors of two); it'
-    >>> adam
-    'Adam, within half a step on every seed: valley.'
-    """
+def _moves(scores: Any, base: str, other: str) -> str:
+    """Which rules switching from convention ``base`` to ``other`` moves, per optimizer."""
     wide = scores.pivot_table(
-        index=["optimizer", "rule", "seed"], columns="smoothing", values="log2"
+        index=["optimizer", "rule", "seed"], columns="convention", values="steps"
     )
     moved = []
-    shifts = (wide["seeded"] - wide["corrected"]).groupby(level=[0, 1])
-    for (opt, rule), shift in shifts:
+    for (opt, rule), shift in (wide[other] - wide[base]).groupby(level=[0, 1], sort=False):
         s = shift[shift.abs() > 1e-9]
         if len(s):
             low, high = s.min(), s.max()
             how = f"{low:+.2f}" if low == high else f"{low:+.2f} to {high:+.2f}"
             moved.append(f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})")
-    if moved:
-        moved[0] = moved[0].replace(")", " factors of two)")
-        said = "; ".join(moved) + "; it moves no other rule on any seed"
+    if not moved:
+        return "no rule on any seed"
+    moved[0] = moved[0].replace(")", " grid steps)")
+    return "; ".join(moved) + "; no other rule on any seed"
+
+
+def scorecard_sentences(scores: Any, base: str, curve: str) -> list[str]:
+    """What the scorecard of :func:`suggestion_scorecard` says, as sentences: per
+    optimizer under convention ``base``, the rules by mean regret on ``curve`` (lowest
+    first; over the seeds whose suggestion lies inside the curve's rates, with how many
+    do not), and on how many seeds each lies within half a grid step of the choice; then
+    what each other convention moves (in grid steps); then which replays were not exact
+    (column ``exact``, see :func:`fashion_optim.suggest.replay`).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> scores = pd.DataFrame({"optimizer": "Adam", "seed": [0, 0, 0, 0],
+    ...     "rule": ["valley", "valley", "steep", "steep"],
+    ...     "convention": ["ours", "theirs"] * 2, "steps": [0.1, 0.6, -2.0, -2.0],
+    ...     "regret, first rung": [0.0, 0.01, 0.2, 0.2], "exact": True})
+    >>> for line in scorecard_sentences(scores, "ours", "first rung"):
+    ...     print(line)  # doctest: +NORMALIZE_WHITESPACE
+    Adam (ours), mean regret on the first rung: valley 0.000 (1 of 1 seeds within
+    half a grid step of the choice), steep 0.200 (0 of 1).
+    Switching from ours to theirs moves valley for Adam on 1 of 1 seeds (by +0.50 grid
+    steps); no other rule on any seed.
+    Every replay was exact: each tool's test would have stopped within what was
+    recorded.
+    """
+    column = f"regret, {curve}"
+    sentences = []
+    own = scores[scores["convention"] == base]
+    for opt, card in own.groupby("optimizer", sort=False):
+        by = card.groupby("rule", sort=False)
+        mean = by[column].mean().sort_values()  # over the seeds it scores; NaN: none
+        within = by["steps"].agg(lambda v: int((v.abs() <= 0.5).sum()))
+        n, scored = by.size(), by[column].count()
+        parts = []
+        for k, rule in enumerate(mean.index):
+            out = n[rule] - scored[rule]
+            regret = "outside the curve" if out == n[rule] else f"{mean[rule]:.3f}"
+            notes = [f"{out} outside the curve"] if 0 < out < n[rule] else []
+            seeds = " seeds within half a grid step of the choice" if k == 0 else ""
+            notes.append(f"{within[rule]} of {n[rule]}{seeds}")
+            parts.append(f"{rule} {regret} ({'; '.join(notes)})")
+        sentences.append(f"{opt} ({base}), mean regret on the {curve}: " + ", ".join(parts) + ".")
+    for other in dict.fromkeys(scores["convention"]):
+        if other != base:
+            moved = _moves(scores, base, other)
+            sentences.append(f"Switching from {base} to {other} moves {moved}.")
+    inexact = scores[~scores["exact"].astype(bool)]
+    if inexact.empty:
+        sentences.append(
+            "Every replay was exact: each tool's test would have stopped within what was recorded."
+        )
     else:
-        said = "no rule on any seed"
-    sentences = [f"Seeding the EWMA instead of correcting it moves {said}."]
-    corrected = scores[scores["smoothing"] == "corrected"]
-    for opt, card in corrected.groupby("optimizer", sort=False):
-        hits = card.groupby("rule", sort=False)["within"].sum()
-        groups = {
-            "every seed": hits == n_seeds,
-            "some seeds": (hits > 0) & (hits < n_seeds),
-            "no seed": hits == 0,
-        }
-        parts = [f"on {what}: {', '.join(hits.index[m])}" for what, m in groups.items() if m.any()]
-        sentences.append(f"{opt}, within half a step " + "; ".join(parts) + ".")
+        which = sorted(
+            {
+                f"{o}, seed {s} ({c})"
+                for o, s, c in inexact[["optimizer", "seed", "convention"]].itertuples(index=False)
+            }
+        )
+        sentences.append(
+            f"Not exact (that tool would have trained past the recorded stop, so its "
+            f"suggestions may differ): {'; '.join(which)}."
+        )
     return sentences
