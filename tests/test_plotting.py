@@ -868,13 +868,20 @@ def test_quantile_bands_refuse_asymmetric_levels_and_wrong_shapes(levels, shape,
         plotting.quantile_bands(ax, np.arange(3), np.ones(shape), levels)
 
 
+def adam_result(records):
+    """A run whose records are ``records``, read through its typed accessors."""
+    from fashion_optim.experiments import Result
+
+    return Result(None, 0, None, 0.0, 0.0, records, {})
+
+
 def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
     rec = adam_records()
     _, axes = plt.subplots(2, 2, sharex=True, sharey="col")
     steps = np.arange(1, 8)
     weight = ("fc.weight", steps, -np.linspace(0.1, 1, 7), np.linspace(1, 2, 7))
     out = plotting.adam_layer_quantiles(
-        axes, rec, ["conv.weight", "fc.weight"], names={"conv.weight": "conv1"},
+        axes, adam_result(rec), ["conv.weight", "fc.weight"], names={"conv.weight": "conv1"},
         steps_per_epoch=4, weight=weight,
     )  # fmt: skip
     for (layer, kind), (line, _) in out["bands"].items():
@@ -899,12 +906,13 @@ def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
 
 
 def test_adam_layer_quantiles_says_how_to_record_what_is_missing():
-    rec = adam_records(layers=("conv.weight",))
+    result = adam_result(adam_records(layers=("conv.weight",)))
     _, axes = plt.subplots(2, 2)
-    with pytest.raises(KeyError, match=r"adam_q/adapted/fc.weight.*Record\(layer_quantiles"):
-        plotting.adam_layer_quantiles(axes, rec, ["conv.weight", "fc.weight"])
+    with pytest.raises(KeyError, match=r"adam_q/adapted/fc.weight.*Record \(layer_quantiles="):
+        plotting.adam_layer_quantiles(axes, result, ["conv.weight", "fc.weight"])
+    assert not any(ax.lines or ax.collections for ax in axes.flat)  # nothing drawn first
     with pytest.raises(ValueError, match="1 rows"):
-        plotting.adam_layer_quantiles(axes, rec, ["conv.weight"])
+        plotting.adam_layer_quantiles(axes, result, ["conv.weight"])
 
 
 @pytest.mark.parametrize(
@@ -1230,3 +1238,106 @@ def test_mcnemar_summary_counts_the_seeds_below_alpha_and_gives_the_largest_p():
     assert plotting.mcnemar_summary(tests) == "1/3, max p 0.83"
     assert plotting.mcnemar_summary(tests, alpha=0.25) == "2/3, max p 0.83"
     assert plotting.mcnemar_summary([]) == "—"
+
+
+# --------------------------------------------------------------------------- bias correction
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
+def test_the_uncorrected_step_ratio_is_the_ratio_of_the_two_steps_on_a_constant_gradient(betas):
+    # Adam by hand on a constant gradient, with and without correction (eps 0)
+    b1, b2 = betas
+    t = np.arange(1, 501)
+    g = np.full(t.size, -0.37)
+    m, v = ewma.ewma(g, b1), ewma.ewma(g**2, b2)
+    corrected = (m / (1 - b1**t)) / np.sqrt(v / (1 - b2**t))
+    ratio = plotting.uncorrected_step_ratio(t, betas)
+    np.testing.assert_allclose(ratio, (m / np.sqrt(v)) / corrected)
+    np.testing.assert_allclose(corrected, np.sign(g))  # the corrected step is the sign
+
+
+def test_the_uncorrected_step_ratio_refuses_step_zero_and_betas_of_one():
+    with pytest.raises(ValueError, match="count from 1"):
+        plotting.uncorrected_step_ratio([0, 1], (0.9, 0.999))
+    with pytest.raises(ValueError, match=r"betas must each be in \[0, 1\)"):
+        plotting.uncorrected_step_ratio([1], (0.9, 1.0))
+
+
+def _ablation(curves: dict[tuple[float, bool], tuple[list[float], list[float]]]):
+    """Outcomes keyed (lr, corrected): per seed, final validation and test accuracy."""
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Result
+    from fashion_optim.training import History
+
+    out = {}
+    for (lr, corrected), (val, test) in curves.items():
+        spec = ex.bias_correction_specs((lr,))[lr, corrected]
+        cfg = spec.resolve("quick")
+        finished = [
+            Result(cfg, s, History.from_dict({"val_acc": [a], "val_loss": [1 - a]}), 0, b, {}, {})
+            for s, (a, b) in enumerate(zip(val, test, strict=True))
+        ]
+        out[lr, corrected] = ex.SeedOutcomes(spec, finished)
+    return out
+
+
+def _shifted_ablation():
+    """The uncorrected variant peaks one grid step (sqrt(10)) below the corrected one."""
+    grid = (1e-4, 3.162e-4, 1e-3, 3.162e-3)
+    peak = {True: 1e-3, False: 3.162e-4}
+    curves = {}
+    for lr in grid:
+        for c in (True, False):
+            score = 0.9 - 0.1 * abs(np.log10(lr / peak[c]))
+            lift = 0.01 if c else 0.0  # corrected a point higher at its best, every seed
+            curves[lr, c] = ([score + lift + 0.001 * s for s in range(3)],
+                             [score + lift + 0.002 * s for s in range(3)])  # fmt: skip
+    return _ablation(curves)
+
+
+def test_bias_correction_table_compares_best_against_best_and_at_matched_steps():
+    outcomes = _shifted_ablation()
+    table, sentences = plotting.bias_correction_table(outcomes, 391, (0.9, 0.999))
+    factor = plotting.uncorrected_step_ratio(np.arange(1, 392), (0.9, 0.999)).mean()
+    assert 1 < factor < 10
+    # best against best: each at its own best rate, 0.01 apart on every seed (resolved)
+    best = table.loc["best against best"]
+    assert (best["rate with"], best["rate without"]) == ("0.001", "0.0003162")
+    assert best["without − with"].startswith("-0.0100") and best["resolved"] == "yes"
+    # matched: the grid's rate nearest 0.001 / factor
+    grid = np.array([1e-4, 3.162e-4, 1e-3, 3.162e-3])
+    nearest = grid[np.argmin(np.abs(np.log(grid / (1e-3 / factor))))]
+    assert table.loc["at matched early steps", "rate without"] == f"{nearest:g}"
+    assert f"{1 - 0.999**391:.2f}" in sentences[0] and f"{factor:.2f}" in sentences[0]
+    assert "moves down by a factor 3.16" in sentences[1]
+    assert "lower without correction" in sentences[2] and "resolved after Holm" in sentences[2]
+
+
+def test_bias_correction_table_says_when_the_seeds_do_not_tell_the_variants_apart():
+    accs = {c: [0.8 + 0.05 * ((s + c) % 2) for s in range(3)] for c in (True, False)}
+    noisy = {(lr, c): (accs[c], accs[c]) for lr in (1e-3, 1e-2) for c in (True, False)}
+    _, sentences = plotting.bias_correction_table(_ablation(noisy), 50, (0.9, 0.999))
+    assert all("do not tell the variants apart" in s for s in sentences[2:])
+    assert len(sentences) == 4
+
+
+def test_bias_correction_table_refuses_a_variant_missing_at_a_rate():
+    outcomes = _shifted_ablation()
+    del outcomes[1e-3, False]
+    with pytest.raises(ValueError, match=r"both variants at every rate.*bias_correction_specs"):
+        plotting.bias_correction_table(outcomes, 391, (0.9, 0.999))
+
+
+def test_bias_correction_curves_draw_both_variants_and_the_shifted_one():
+    outcomes = _shifted_ablation()
+    _, ax = plt.subplots()
+    chosen = plotting.bias_correction_curves(ax, outcomes, 3.0)
+    assert chosen == {True: 1e-3, False: 3.162e-4}
+    labels = [line.get_label() for line in ax.lines]
+    assert "with correction" in labels and "without correction" in labels
+    shifted = ax.lines[labels.index("without correction, at lr × 3.00")]
+    without = ax.lines[labels.index("without correction")]
+    np.testing.assert_allclose(shifted.get_xdata(), 3.0 * without.get_xdata())
+    np.testing.assert_allclose(shifted.get_ydata(), without.get_ydata())
+    with pytest.raises(ValueError, match="factor must be a positive number"):
+        plotting.bias_correction_curves(ax, outcomes, 0.0)

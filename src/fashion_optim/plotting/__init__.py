@@ -63,7 +63,10 @@ here.
   (:mod:`fashion_optim.theory`).
 - :func:`adam_layer_quantiles` (with :func:`quantile_bands`, :func:`quantile_position`
   and :func:`position_words`): per layer, the spread over its weights of Adam's adapted
-  step and effective rate against steps, and where one value sits in such a spread.
+  step and effective rate against steps, and where one value sits in such a spread;
+  :func:`uncorrected_step_ratio`, :func:`bias_correction_curves` and
+  :func:`bias_correction_table`: Adam with and without its bias corrections, swept over
+  one grid, compared at each variant's best rate and at matched early steps.
 
 Examples
 --------
@@ -80,11 +83,12 @@ from .adam import (
     ADAM_QUANTITIES,
     adam_layer_quantiles,
     adam_moments,
-    bias_correction_losses,
+    bias_correction_curves,
     bias_correction_table,
     position_words,
     quantile_bands,
     quantile_position,
+    uncorrected_step_ratio,
 )
 from .animation import PathAnimation, frame_indices, plane_animation, toy_animation
 from .axes import (
@@ -160,7 +164,7 @@ __all__ = [
     "adam_layer_quantiles",
     "adam_moments",
     "band",
-    "bias_correction_losses",
+    "bias_correction_curves",
     "bias_correction_table",
     "buffer_and_ewma",
     "color_for",
@@ -217,5 +221,6 @@ __all__ = [
     "trace_schedules",
     "tuning_losses",
     "tuning_table",
+    "uncorrected_step_ratio",
     "use_style",
 ]
