@@ -1341,3 +1341,88 @@ def test_bias_correction_curves_draw_both_variants_and_the_shifted_one():
     np.testing.assert_allclose(shifted.get_ydata(), without.get_ydata())
     with pytest.raises(ValueError, match="factor must be a positive number"):
         plotting.bias_correction_curves(ax, outcomes, 0.0)
+
+
+# --------------------------------------------------------------------------- momentum's step
+
+
+def _seeds_of(key: str, lr: float, val: list[float], test: list[float] | None = None):
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Result, SeedResults
+    from fashion_optim.training import History
+
+    spec = ex.NAMED["momentum" if key == "momentum" else "sgd"].replace(lr=lr)
+    cfg = spec.resolve("quick")
+    results = [
+        Result(cfg, s, History.from_dict({"val_acc": [v], "val_loss": [1 - v]}), 0, t, {}, {})
+        for s, (v, t) in enumerate(zip(val, test or val, strict=True))
+    ]
+    return SeedResults(spec, results)
+
+
+def _larger_step_case(ahead_by: float):
+    """Defaults where SGD at 0.1 is not told from momentum; a rung where momentum is
+    ``ahead_by`` at effective rate 0.1 on every seed, equal elsewhere, diverged at 1.0."""
+    from fashion_optim import experiments as ex
+    from fashion_optim.training import TrainingDivergedError
+
+    default = {
+        "sgd": _seeds_of("sgd", 0.01, [0.80, 0.81, 0.82]),
+        "momentum": _seeds_of("momentum", 0.01, [0.85, 0.86, 0.87]),
+        "sgd_effective": _seeds_of("sgd", 0.1, [0.85, 0.853, 0.872]),
+    }
+    base = [0.7, 0.71, 0.73]
+    points = {"sgd": {}, "momentum": {}}
+    for lr_sgd in (0.01, 0.1):
+        lift = ahead_by if lr_sgd == 0.1 else 0.0
+        shift = [0.001, -0.002, 0.0015] if lr_sgd == 0.1 else [0.004, -0.003, 0.0]
+        mom = [b + lift + d for b, d in zip(base, shift, strict=True)]
+        for key, lr, accs in (("sgd", lr_sgd, base), ("momentum", lr_sgd / 10, mom)):
+            points[key][lr] = ex.SeedOutcomes(
+                ex.NAMED[key].replace(lr=lr), _seeds_of(key, lr, accs).results
+            )
+    bad = [(s, TrainingDivergedError(1, 1, float("nan"), 1.0)) for s in range(3)]
+    points["sgd"][1.0] = ex.SeedOutcomes(ex.NAMED["sgd"].replace(lr=1.0), [], bad)
+    points["momentum"][0.1] = ex.SeedOutcomes(
+        ex.NAMED["momentum"].replace(lr=0.1), _seeds_of("momentum", 0.1, [0.6] * 3).results
+    )
+    return default, ex.Sweep(points, (0, 1, 2))
+
+
+def test_larger_step_sentences_say_where_momentum_is_its_larger_step_and_where_not():
+    default, rung = _larger_step_case(ahead_by=0.1)
+    numbers, sentences = plotting.larger_step_sentences(default, rung, keys=("momentum",))
+    assert numbers["closed"] == pytest.approx((0.8583 - 0.81) / 0.05, abs=1e-3)
+    assert not numbers["at_default"].excludes_zero
+    # 0.01 and 0.1 effective compared; 1.0 left out (SGD diverged there)
+    assert sorted(numbers["range"]["momentum"]) == [0.01, 0.1]
+    assert numbers["range"]["momentum"][0.1].resolved
+    assert not numbers["range"]["momentum"][0.01].resolved
+    assert numbers["holds"] == {"default": True, "range": False}
+    assert "97% of the gap" in sentences[0] and "do not tell from zero" in sentences[0]
+    assert "ahead at 1 of them (0.1) and behind at 0" in sentences[1]
+    assert sentences[-1].startswith("Momentum keeps no resolved advantage over SGD with its")
+    assert "at η = 0.01" in sentences[-1].split(";")[0]
+    assert "across the first rung's grid of rates" in sentences[-1].split(";")[1]
+
+
+def test_larger_step_sentences_claim_no_advantage_the_seeds_do_not_resolve():
+    default, rung = _larger_step_case(ahead_by=0.0)
+    tuned = {"sgd": default["sgd"], "momentum": default["sgd_effective"]}
+    numbers, sentences = plotting.larger_step_sentences(default, rung, tuned, keys=("momentum",))
+    assert numbers["holds"] == {"default": True, "range": True, "tuned": False}
+    assert "momentum − SGD" in sentences[2] and "(resolved)" in sentences[2]
+    assert "keeps a resolved advantage" in sentences[-1]
+    assert "when each is tuned" in sentences[-1].split(";")[1]
+    with pytest.raises(ValueError, match=r"default has no \['sgd_effective'\]"):
+        plotting.larger_step_sentences({"sgd": 1, "momentum": 2}, rung)
+
+
+def test_larger_step_sentences_make_no_test_below_three_seeds():
+    default, rung = _larger_step_case(ahead_by=0.1)
+    for points in rung.points.values():
+        for point in points.values():
+            del point.finished[2:]
+    numbers, sentences = plotting.larger_step_sentences(default, rung, keys=("momentum",))
+    assert "with 2 seeds no test is made, so none of them is resolved" in sentences[1]
+    assert numbers["holds"]["range"]  # nothing resolved: no advantage claimed

@@ -1,16 +1,16 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Twelve modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Thirteen modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``animation``
 (paths drawn step by step, for a player the reader scrubs), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
 ``schedules`` (the learning-rate schedules' figures), ``headline`` (the
 default-versus-tuned table), ``theory`` (momentum's convergence theory on a
-quadratic), ``adam`` (Adam's step over each layer's weights) and ``landscape`` (what a
-plane through the weights leaves out, and a random plane); everything is imported from
-here.
+quadratic), ``adam`` (Adam's step over each layer's weights), ``momentum`` (momentum
+as a larger step) and ``landscape`` (what a plane through the weights leaves out, and a
+random plane); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -67,6 +67,8 @@ here.
   :func:`uncorrected_step_ratio`, :func:`bias_correction_curves` and
   :func:`bias_correction_table`: Adam with and without its bias corrections, swept over
   one grid, compared at each variant's best rate and at matched early steps.
+- :func:`larger_step_sentences`: whether momentum's gain over SGD is its larger step
+  :math:`\\eta/(1-\\mu)`, at the default rate, across a rung's rates and tuned.
 
 Examples
 --------
@@ -118,6 +120,7 @@ from .headline import (
     tuning_table,
 )
 from .landscape import plane_gap_panels, random_plane_contours
+from .momentum import larger_step_sentences
 from .rangetests import (
     range_test_lag_table,
     range_test_seeds,
@@ -172,6 +175,7 @@ __all__ = [
     "join_names",
     "label_lr_axis",
     "label_step_axis",
+    "larger_step_sentences",
     "largest_change",
     "leader_verdict",
     "learning_curves",
