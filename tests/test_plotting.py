@@ -1408,12 +1408,15 @@ def test_larger_step_sentences_say_where_momentum_is_its_larger_step_and_where_n
 
 def test_larger_step_sentences_claim_no_advantage_the_seeds_do_not_resolve():
     default, rung = _larger_step_case(ahead_by=0.0)
-    tuned = {"sgd": default["sgd"], "momentum": default["sgd_effective"]}
-    numbers, sentences = plotting.larger_step_sentences(default, rung, tuned, keys=("momentum",))
+    # tuned: Nesterov resolved ahead of SGD, momentum equal to it on every seed
+    tuned = {"sgd": default["sgd"], "momentum": default["sgd"]}
+    tuned["nesterov"] = default["sgd_effective"]
+    numbers, sentences = plotting.larger_step_sentences(default, rung, tuned)
     assert numbers["holds"] == {"default": True, "range": True, "tuned": False}
-    assert "momentum − SGD" in sentences[2] and "(resolved)" in sentences[2]
-    assert "keeps a resolved advantage" in sentences[-1]
-    assert "when each is tuned" in sentences[-1].split(";")[1]
+    assert "Nesterov − SGD" in sentences[2] and "(resolved)" in sentences[2]
+    assert "momentum − SGD +0.0000" in sentences[2]
+    assert "Nesterov keeps a resolved advantage over SGD when each is tuned" in sentences[-1]
+    assert "at η = 0.01 and across the first rung's grid" in sentences[-1].split(";")[0]
     with pytest.raises(ValueError, match=r"default has no \['sgd_effective'\]"):
         plotting.larger_step_sentences({"sgd": 1, "momentum": 2}, rung)
 

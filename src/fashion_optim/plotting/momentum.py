@@ -88,7 +88,7 @@ def larger_step_sentences(
     gap = acc["momentum"] - acc["sgd"]
     closed = (acc["sgd_effective"] - acc["sgd"]) / gap if gap else math.nan
     at_default = stats.paired_by_seed(default["momentum"], default["sgd_effective"])
-    default_holds = not (at_default.excludes_zero and at_default.mean > 0)
+    ahead = {"default": ["momentum"] if at_default.excludes_zero and at_default.mean > 0 else []}
     sentences = [
         f"At η = {lr:g} (μ = {mu:g}), momentum reaches a test accuracy of "
         f"{acc['momentum']:.4f} against {acc['sgd']:.4f} for SGD; SGD at η/(1−μ) = "
@@ -116,17 +116,21 @@ def larger_step_sentences(
     for name, test in tests.items():
         key, rate = where[name]
         by_key.setdefault(key, {})[rate] = test
-    range_holds = not any(t.resolved and t.difference.mean > 0 for t in tests.values())
+    ahead["range"] = [
+        k
+        for k in keys
+        if any(t.resolved and t.difference.mean > 0 for t in by_key.get(k, {}).values())
+    ]
     for key, found in by_key.items():
         means = np.array([t.difference.mean for t in found.values()])
-        ahead = [r for r, t in found.items() if t.resolved and t.difference.mean > 0]
-        behind = [r for r, t in found.items() if t.resolved and t.difference.mean < 0]
+        up = [r for r, t in found.items() if t.resolved and t.difference.mean > 0]
+        down = [r for r, t in found.items() if t.resolved and t.difference.mean < 0]
         n = min(t.difference.n for t in found.values())
         tested = (
             f"after Holm's correction over {len(tests)} comparisons, {names[key]} is ahead "
-            f"at {len(ahead)} of them"
-            + (f" ({', '.join(f'{r:g}' for r in ahead)})" if ahead else "")
-            + f" and behind at {len(behind)}"
+            f"at {len(up)} of them"
+            + (f" ({', '.join(f'{r:g}' for r in up)})" if up else "")
+            + f" and behind at {len(down)}"
             if n >= stats.MIN_PAIRS
             else f"with {n} seeds no test is made, so none of them is resolved"
         )
@@ -137,7 +141,7 @@ def larger_step_sentences(
             f"to {means.max():+.4f}); {tested}."
         )
     numbers: dict[str, Any] = {"closed": closed, "at_default": at_default, "range": by_key}
-    holds = {"default": default_holds, "range": range_holds}
+
     if tuned is not None:
         present = {k: tuned.get(k) for k in ("sgd", *keys) if tuned.get(k) is not None}
         if "sgd" in present:
@@ -148,9 +152,9 @@ def larger_step_sentences(
             }
             tuned_tests = stats.paired_tests(vs, alpha)
             numbers["tuned"] = tuned_tests
-            holds["tuned"] = not any(
-                t.resolved and t.difference.mean > 0 for t in tuned_tests.values()
-            )
+            ahead["tuned"] = [
+                k for k, t in tuned_tests.items() if t.resolved and t.difference.mean > 0
+            ]
             parts = [
                 f"{names[k]} − SGD {t} ({'resolved' if t.resolved else 'not resolved'})"
                 for k, t in tuned_tests.items()
@@ -159,14 +163,13 @@ def larger_step_sentences(
                 "Each at its rate chosen at the full budget, on test accuracy paired by "
                 f"seed, Holm-corrected: {'; '.join(parts)}."
             )
-    numbers["holds"] = holds
+    numbers["holds"] = {place: not keys_ahead for place, keys_ahead in ahead.items()}
     places = {
         "default": f"at η = {lr:g}",
         "range": "across the first rung's grid of rates",
         "tuned": "when each is tuned (SGD free to take any step on its grid)",
     }
-    yes = [places[p] for p, ok in holds.items() if ok]
-    no = [places[p] for p, ok in holds.items() if not ok]
+    yes = [places[p] for p, keys_ahead in ahead.items() if not keys_ahead]
     verdict = []
     if yes:
         verdict.append(
@@ -174,14 +177,17 @@ def larger_step_sentences(
             + _and(yes)
             + ": there the larger step is what the seeds can see of momentum's gain"
         )
-    if no:
-        verdict.append(
-            "momentum keeps a resolved advantage over SGD at the same effective step "
-            + _and(no)
-            + ": there the averaged direction adds to the larger step"
-        )
+    for place, keys_ahead in ahead.items():
+        if keys_ahead:
+            who = _and([names[k] for k in keys_ahead])
+            verdict.append(
+                f"{who} {'keeps' if len(keys_ahead) == 1 else 'keep'} a resolved advantage "
+                f"over SGD {places[place]}"
+            )
+    if any(ahead.values()):
+        verdict[-1] += ": where one does, the averaged direction adds to the larger step"
     verdict = "; ".join(verdict) + "."
-    verdict = verdict[0].upper() + verdict[1:]
+    verdict = verdict[0].upper() + verdict[1:]  # a name may start a sentence
     sentences.append(verdict)
     return numbers, sentences
 
