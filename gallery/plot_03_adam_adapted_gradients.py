@@ -298,8 +298,8 @@ end = med[:, -1]
 noise = NormalDist().inv_cdf(0.75) * np.sqrt((1 - BETA1) / (1 + BETA1))
 lo, hi = (list(sizes)[int(f(end))] for f in (np.argmin, np.argmax))
 say(
-    f"The layers' median adapted steps: {end.min():.3f} ({lo}) to "
-    f"{end.max():.3f} ({hi}) at the end, {late.min():.3f} to {late.max():.3f} "
+    f"The layers' median adapted steps: {end.min():.2g} ({lo}) to "
+    f"{end.max():.2g} ({hi}) at the end, {late.min():.2g} to {late.max():.2g} "
     "over the steps after the first epoch (their median): a typical weight "
     "steps by that fraction of η, not "
     f"by η. Zero-mean noise alone would give a median of {noise:.3f}; "
