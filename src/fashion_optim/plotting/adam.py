@@ -537,6 +537,7 @@ def bias_correction_table(
         f"uncorrected one at {best[False]:g}: without correction the best rate "
         f"{how}{step}."
     )
+    sentences.append(_shift_sentence(sweep, factor))
     for name, (off, on) in pairs.items():
         test, n = tests[name], tests[name].difference.n
         where = (
@@ -553,7 +554,36 @@ def bias_correction_table(
         else:
             verdict = f"{test} over {n} seeds: the seeds do not tell the variants apart"
         sentences.append(f"{words[0].upper()}{words[1:]} {where}, without − with: {verdict}.")
-    return frame, sentences
+    return frame, [s for s in sentences if s]
+
+
+def _shift_sentence(sweep: Any, factor: float) -> str:
+    """How close the uncorrected curve comes to the corrected one once its rates are
+    multiplied by ``factor`` (interpolated on the log-rate axis), against unmoved; ``""``
+    where fewer than two rates can be compared."""
+    curves = {}
+    for c, key in _VARIANTS.items():
+        ok = [lr for lr, p in sorted(sweep.points[key].items()) if p.complete]
+        acc = [sweep.points[key][lr].results.final("val_acc")[0] for lr in ok]
+        curves[c] = (np.log(ok), np.array(acc))
+    (on_x, on_acc), (off_x, off_acc) = curves[True], curves[False]
+    if len(off_x) < 2:
+        return ""
+    gaps = {}
+    for shift in (1.0, factor):
+        x = on_x - np.log(shift)  # the uncorrected rate whose steps match each corrected one
+        inside = (x >= off_x.min() - 1e-9) & (x <= off_x.max() + 1e-9)
+        if inside.sum() < 2:
+            return ""
+        moved = np.interp(x[inside], off_x, off_acc)
+        gaps[shift] = (np.abs(moved - on_acc[inside]).max(), int(inside.sum()))
+    (plain, n_plain), (shifted, n_shifted) = gaps[1.0], gaps[factor]
+    return (
+        f"Moved right by r̄ = {factor:.2f} (its rates times r̄, interpolated on the log "
+        "axis), the uncorrected curve's mean validation accuracy lies within "
+        f"{shifted:.4f} of the corrected one at the {n_shifted} corrected rates it spans "
+        f"where no seed failed, against {plain:.4f} unmoved ({n_plain} rates)."
+    )
 
 
 def quantile_position(
