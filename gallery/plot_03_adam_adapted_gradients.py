@@ -79,7 +79,8 @@ result = runs[adam.seeds.index(SEED)]  # shared with the note
 cfg = result.config
 defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
 hyper = {**defaults, **cfg.optimizer_kwargs}
-(BETA1, BETA2), EPS, LR = hyper["betas"], hyper["eps"], cfg.lr
+BETAS, EPS, LR = tuple(hyper["betas"]), hyper["eps"], cfg.lr
+BETA1, BETA2 = BETAS
 steps_per_epoch = SPE = int(result.meta["steps_per_epoch"])
 n_steps = len(result.gradient(next(iter(experiments.PROBES))))
 steps = np.arange(1, n_steps + 1)
@@ -161,7 +162,7 @@ scaling, adapted = 1.0 / (root_v_hat + EPS), m_hat / (root_v_hat + EPS)
 # scale while the raw one shrinks or grows (how large it is, over every weight, is
 # measured below).
 
-plotting.adam_moments(g, (BETA1, BETA2), EPS, steps_per_epoch=steps_per_epoch)
+plotting.adam_moments(g, BETAS, EPS, steps_per_epoch=steps_per_epoch)
 plt.show()
 
 # %%
@@ -179,7 +180,7 @@ plt.show()
 
 t_all = np.arange(1, max(n_steps, 20_000) + 1)
 # r_t, the uncorrected step over the corrected one
-ratio = plotting.uncorrected_step_ratio(t_all, (BETA1, BETA2))
+ratio = plotting.uncorrected_step_ratio(t_all, BETAS)
 t_peak = int(t_all[np.argmax(ratio)])
 rows = np.array(sorted({1, 2, t_peak, 50, n_steps} & set(steps.tolist())))
 first = pd.DataFrame(
@@ -240,11 +241,10 @@ plt.show()
 # say where the weight of the figures above sits in its layer (at the last recorded
 # step, and how often inside the middle half); the table gives each layer's medians at
 # the last recorded step, and the ratio of the top to the bottom quantile of its rate.
-# The adapted step is a signal-to-noise ratio: a gradient of constant sign gives one;
-# zero-mean noise of constant size :math:`\sigma` gives :math:`\hat m_t` of about
-# :math:`\sigma\sqrt{(1-\beta_1)/(1+\beta_1)}` times a standard normal and
-# :math:`\sqrt{\hat v_t} \approx \sigma`, a median of
-# :math:`0.674\sqrt{(1-\beta_1)/(1+\beta_1)}`.
+# The adapted step is a signal-to-noise ratio: one for a gradient of constant sign; for
+# zero-mean noise of constant size :math:`\sigma`,
+# :math:`\hat m_t \approx \sigma \sqrt{(1-\beta_1)/(1+\beta_1)}\, N(0, 1)` over
+# :math:`\sqrt{\hat v_t} \approx \sigma`.
 
 i25, i50, i75 = (int(np.abs(LEVELS - q).argmin()) for q in (0.25, 0.5, 0.75))
 OWN = {"adapted": ("adapted step", np.abs(adapted))}
@@ -292,40 +292,34 @@ say(
     f"({list(sizes)[int(by_seed.argmax())]})."
 )
 med = np.array([result.adam_quantiles("adapted", n)[:, i50] for n in sizes])
-late = np.median(med[:, q_steps > SPE], axis=1)  # over the steps after epoch 1
-end = med[:, -1]
-# |m̂|/√v̂ for zero-mean noise of constant σ: |N(0, (1-β1)/(1+β1))| over 1, its median
+late, end = np.median(med[:, q_steps > SPE], axis=1), med[:, -1]
 noise = NormalDist().inv_cdf(0.75) * np.sqrt((1 - BETA1) / (1 + BETA1))
 lo, hi = (list(sizes)[int(f(end))] for f in (np.argmin, np.argmax))
 say(
     f"The layers' median adapted steps: {end.min():.2g} ({lo}) to "
     f"{end.max():.2g} ({hi}) at the end, {late.min():.2g} to {late.max():.2g} "
     "over the steps after the first epoch (their median): a typical weight "
-    "steps by that fraction of η, not "
-    f"by η. Zero-mean noise alone would give a median of {noise:.3f}; "
-    f"{(end < noise).sum()} of {len(end)} layers end below it."
+    f"steps by that fraction of η, not by η. Zero-mean noise alone would give "
+    f"{noise:.3f}; {(end < noise).sum()} of {len(end)} layers end below it."
 )
 last.map(lambda value: f"{value:.3g}")
 
 # %%
 # Bias correction in training
 # ---------------------------
-# Without the corrections each step is :math:`r_t` times the corrected one (above), so
-# an ablation at one rate compares two step sizes as much as two methods. We train the
-# from-scratch :class:`~fashion_optim.optimizers.Adam` with and without its corrections
-# over the same grid of rates as the tuning of chapter 6
-# (:data:`~fashion_optim.experiments.SWEEP_GRIDS`), for the budget of its first rung
-# (:data:`~fashion_optim.experiments.RUNG_EPOCHS`: one epoch on the whole training
-# split), over the profile's seeds: the second half of the setup's batch. The figure
-# also draws the uncorrected curve shifted right by :math:`\bar r`, the mean of
-# :math:`r_t` over the run, and torch's own Adam from the tuning's first rung
-# (:func:`~fashion_optim.experiments.run_tuning`, ``+``).
+# Without the corrections each step is :math:`r_t` times the corrected one, so an
+# ablation at one rate compares two step sizes as much as two methods. The setup trained
+# the from-scratch :class:`~fashion_optim.optimizers.Adam` with and without them over
+# the tuning's grid of rates (:data:`~fashion_optim.experiments.SWEEP_GRIDS`), for its
+# first rung (:data:`~fashion_optim.experiments.RUNG_EPOCHS`: one epoch on the whole
+# training split), over the profile's seeds. The figure adds the uncorrected curve moved
+# right by :math:`\bar r`, the mean of :math:`r_t` over the run, and torch's own Adam
+# from the tuning's first rung (:func:`~fashion_optim.experiments.run_tuning`, ``+``).
 
-tuning = experiments.run_tuning(["adam"])  # cached: chapter 6 trains it
+tuning = experiments.run_tuning(["adam"])  # cached: chapter 2 asks for it first
 done = next(r for p in ablation.values() for r in p.finished)
 n_run = int(done.meta["steps_per_epoch"]) * done.config.epochs
-r_bar = plotting.uncorrected_step_ratio(np.arange(1, n_run + 1), (BETA1, BETA2))
-r_bar = float(r_bar.mean())
+r_bar = plotting.uncorrected_step_ratio(range(1, n_run + 1), BETAS).mean()
 fig, ax = plt.subplots(figsize=(7.0, 5.0), layout="constrained")
 plotting.bias_correction_curves(ax, ablation, r_bar)
 first = tuning.rungs[0].curve("adam")
@@ -341,22 +335,17 @@ plt.show()
 # with Holm's correction for the two (intervals below three seeds: the seeds
 # themselves). The last line sets the from-scratch Adam beside torch's.
 
-betas = (BETA1, BETA2)
-table, sentences = plotting.bias_correction_table(ablation, n_run, betas)
+table, sentences = plotting.bias_correction_table(ablation, n_run, BETAS)
 for sentence in sentences:
     say(sentence)
-ours = {lr: p for (lr, c), p in ablation.items() if c}
-gap = [
-    abs(first["mean"][i] - ours[lr].results.final("val_acc")[0])
-    for i, lr in enumerate(first["lr"])
-    if ours[lr].complete and tuning.rungs[0].points["adam"][lr].complete
-]
-same = "equals" if max(gap) == 0 else f"is within {max(gap):.2g} of"
+ours = {lr: p.results for (lr, c), p in ablation.items() if c and p.complete}
+at = zip(first["lr"], first["mean"], strict=True)
+gap = max(abs(m - ours[lr].final("val_acc")[0]) for lr, m in at if lr in ours)
 say(
     f"torch's Adam chose {tuning.first_rung_choice('adam'):g} at this rung "
     f"({tuning.best_rate('adam'):g} at the full budget); its mean validation "
-    f"accuracy {same} the corrected from-scratch Adam's at the {len(gap)} "
-    "rates where no seed of either failed."
+    f"accuracy differs from the corrected from-scratch Adam's by {gap:.2g} at "
+    f"most, at the {len(ours)} rates where no seed of the latter failed."
 )
 table.T
 
@@ -366,17 +355,13 @@ table.T
 # - Adam's two moments are plain EWMAs of the gradient and of its square: rebuilt from
 #   the recorded gradients with :func:`fashion_optim.ewma.ewma`, they match torch's
 #   ``exp_avg`` and ``exp_avg_sq`` to float32 rounding (first table).
-# - The first moment smooths the direction, as momentum does; the second divides each
-#   weight's step by the recent RMS of its own gradient, so the adapted gradient is
-#   :math:`\pm 1` at the first step and, after it, the smoothed gradient over its RMS,
-#   whatever the gradient's scale :cite:p:`kingma2015adam`: a signal-to-noise ratio,
-#   near one only where the gradient keeps its sign. The per-layer medians above say
-#   how far below :math:`\eta` a typical weight's step is here.
-# - The bias of :math:`v_t` lasts thousands of steps with :math:`\beta_2 = 0.999`, that
-#   of :math:`m_t` tens. Without the corrections each step is
-#   :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}` times longer, so the ablation
-#   compares the two variants over one grid of rates, at each one's best rate and at
-#   matched early steps; its sentences say what the corrections did here.
+# - The first moment smooths the direction, as momentum does; the second divides it by
+#   the recent RMS of the weight's own gradient :cite:p:`kingma2015adam`: the adapted
+#   gradient is :math:`\pm 1` at the first step, then a signal-to-noise ratio, near one
+#   only where the gradient keeps its sign (the layers' medians above: well below).
+# - Without the corrections each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}`
+#   times longer, for thousands of steps with :math:`\beta_2 = 0.999`: the ablation
+#   compares the variants over one grid, at each one's best rate and at matched steps.
 # - One weight is not its layer: quantile bands over all its weights show how typical
 #   the weight of the first figure is, and the weights a zero gradient leaves behind.
 #
