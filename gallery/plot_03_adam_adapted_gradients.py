@@ -316,7 +316,7 @@ last.map(lambda value: f"{value:.3g}")
 # right by :math:`\bar r`, the mean of :math:`r_t` over the run, and torch's own Adam
 # from the tuning's first rung (:func:`~fashion_optim.experiments.run_tuning`, ``+``).
 
-tuning = experiments.run_tuning(["adam"])  # cached: chapter 2 asks for it first
+tuning = experiments.run_tuning(["adam"])  # chapter 6 tunes Adam alike
 done = next(r for p in ablation.values() for r in p.finished)
 n_run = int(done.meta["steps_per_epoch"]) * done.config.epochs
 r_bar = plotting.uncorrected_step_ratio(range(1, n_run + 1), BETAS).mean()

@@ -1436,3 +1436,13 @@ def test_larger_step_sentences_make_no_test_below_three_seeds():
     numbers, sentences = plotting.larger_step_sentences(default, rung, keys=("momentum",))
     assert "with 2 seeds no test is made, so none of them is resolved" in sentences[1]
     assert numbers["holds"]["range"]  # nothing resolved: no advantage claimed
+
+
+def test_larger_step_sentences_at_the_default_rate_alone():
+    default, _ = _larger_step_case(ahead_by=0.0)
+    numbers, sentences = plotting.larger_step_sentences(default)
+    assert numbers["holds"] == {"default": True} and len(sentences) == 2
+    assert sentences[-1] == (
+        "Momentum keeps no resolved advantage over SGD with its larger step at η = 0.01: "
+        "there the larger step is what the seeds can see of momentum's gain."
+    )

@@ -29,7 +29,7 @@ def _equal_effective_rates(rung: Any, key: str) -> list[tuple[float, float]]:
 
 def larger_step_sentences(
     default: Mapping[str, Any],
-    rung: Any,
+    rung: Any = None,
     tuned: Mapping[str, Any] | None = None,
     *,
     names: Mapping[str, str] | None = None,
@@ -42,10 +42,10 @@ def larger_step_sentences(
        SGD at :math:`\\eta/(1-\\mu)` (``default["sgd_effective"]``): the share of the test
        accuracy gap the larger step closes, and momentum − SGD at the larger step, paired
        by seed (over the seeds both have).
-    2. *Across the rates*: on ``rung`` (one rung of the tuning, a
-       :class:`~fashion_optim.experiments.Sweep`), each of ``keys`` against SGD at the same
-       effective rate, on final validation accuracy, paired by seed, at every rate where
-       no seed of either failed; Holm's correction over all those comparisons.
+    2. *Across the rates* (when ``rung`` is given): on ``rung`` (one rung of the tuning,
+       a :class:`~fashion_optim.experiments.Sweep`), each of ``keys`` against SGD at the
+       same effective rate, on final validation accuracy, paired by seed, at every rate
+       where no seed of either failed; Holm's correction over all those comparisons.
     3. *Tuned* (when ``tuned`` is given): each of ``keys`` at its chosen rate against SGD
        at its own, on test accuracy, paired by seed, Holm-corrected.
 
@@ -55,7 +55,7 @@ def larger_step_sentences(
     ----------
     default : mapping of str to ~fashion_optim.experiments.SeedResults
         ``"sgd"``, ``"momentum"``, ``"sgd_effective"`` at the default rate.
-    rung : ~fashion_optim.experiments.Sweep
+    rung : ~fashion_optim.experiments.Sweep, optional
         With the points of ``"sgd"`` and of ``keys``.
     tuned : mapping of str to ~fashion_optim.experiments.SeedResults or None, optional
         ``"sgd"`` and ``keys`` at their chosen rates (None where every seed failed).
@@ -102,7 +102,7 @@ def larger_step_sentences(
     ]
     # across the rates: every effective rate both trained without a failed seed
     pairs, where = {}, {}
-    for key in keys:
+    for key in keys if rung is not None else ():
         if key not in rung.points:
             continue
         for lr_k, lr_sgd in _equal_effective_rates(rung, key):
@@ -116,11 +116,12 @@ def larger_step_sentences(
     for name, test in tests.items():
         key, rate = where[name]
         by_key.setdefault(key, {})[rate] = test
-    ahead["range"] = [
-        k
-        for k in keys
-        if any(t.resolved and t.difference.mean > 0 for t in by_key.get(k, {}).values())
-    ]
+    if rung is not None:
+        ahead["range"] = [
+            k
+            for k in keys
+            if any(t.resolved and t.difference.mean > 0 for t in by_key.get(k, {}).values())
+        ]
     for key, found in by_key.items():
         means = np.array([t.difference.mean for t in found.values()])
         up = [r for r, t in found.items() if t.resolved and t.difference.mean > 0]
