@@ -1446,3 +1446,21 @@ def test_larger_step_sentences_at_the_default_rate_alone():
         "Momentum keeps no resolved advantage over SGD with its larger step at η = 0.01: "
         "there the larger step is what the seeds can see of momentum's gain."
     )
+
+
+def test_bias_correction_table_says_when_the_matched_rate_diverged():
+    from fashion_optim import experiments as ex
+    from fashion_optim.training import TrainingDivergedError
+
+    outcomes = _shifted_ablation()
+    spec = outcomes[3.162e-4, False].spec
+    bad = [(s, TrainingDivergedError(1, 1, float("nan"), 3.162e-4)) for s in range(3)]
+    outcomes[3.162e-4, False] = ex.SeedOutcomes(spec, [], bad)
+    table, sentences = plotting.bias_correction_table(outcomes, 391, (0.9, 0.999))
+    assert list(table.index) == ["best against best"]
+    assert table.loc["best against best", "failed without"] == "none"
+    assert any(
+        "nearest 0.001 /" in s
+        and "is 0.0003162, where every seed of the uncorrected variant diverged" in s
+        for s in sentences
+    )

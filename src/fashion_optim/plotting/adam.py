@@ -480,7 +480,9 @@ def bias_correction_table(
     grid = sweep.rates(without)
     matched = float(grid[np.argmin(np.abs(np.log(grid) - np.log(best[True] / factor)))])
     pairs = {"best against best": (best[False], best[True])}
-    pairs["at matched early steps"] = (matched, best[True])
+    lost = sweep.points[without][matched].results is None  # every seed diverged there
+    if not lost:
+        pairs["at matched early steps"] = (matched, best[True])
     values = {
         name: stats.paired_by_seed_values(
             sweep.points[without][off].results, sweep.points[with_][on].results, metric
@@ -502,6 +504,7 @@ def bias_correction_table(
             "without − with": str(test),
             "Holm p": "–" if np.isnan(test.pvalue_holm) else f"{test.pvalue_holm:.3g}",
             "resolved": "yes" if test.resolved else "no",
+            "failed without": sweep.points[without][off].failure_note() or "none",
         }
     frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("comparison")
     b1, b2 = betas
@@ -538,6 +541,11 @@ def bias_correction_table(
         f"{how}{step}."
     )
     sentences.append(_shift_sentence(sweep, factor))
+    if lost:
+        sentences.append(
+            f"At matched early steps, the grid's rate nearest {best[True]:g} / {factor:.2f} "
+            f"is {matched:g}, where every seed of the uncorrected variant diverged."
+        )
     for name, (off, on) in pairs.items():
         test, n = tests[name], tests[name].difference.n
         where = (
@@ -553,6 +561,8 @@ def bias_correction_table(
             )
         else:
             verdict = f"{test} over {n} seeds: the seeds do not tell the variants apart"
+        if note := sweep.points[without][off].failure_note():
+            verdict += f" (without correction, {note})"
         sentences.append(f"{words[0].upper()}{words[1:]} {where}, without − with: {verdict}.")
     return frame, [s for s in sentences if s]
 
