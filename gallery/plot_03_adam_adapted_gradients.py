@@ -344,8 +344,9 @@ gap = max(abs(m - ours[lr].final("val_acc")[0]) for lr, m in at if lr in ours)
 say(
     f"torch's Adam chose {tuning.first_rung_choice('adam'):g} at this rung "
     f"({tuning.best_rate('adam'):g} at the full budget); its mean validation "
-    f"accuracy differs from the corrected from-scratch Adam's by {gap:.2g} at "
-    f"most, at the {len(ours)} rates where no seed of the latter failed."
+    f"accuracy {'equals' if gap == 0 else f'is within {gap:.2g} of'} the "
+    f"corrected from-scratch Adam's at the {len(ours)} rates where no seed of "
+    "the latter failed."
 )
 table.T
 
@@ -358,7 +359,7 @@ table.T
 # - The first moment smooths the direction, as momentum does; the second divides it by
 #   the recent RMS of the weight's own gradient :cite:p:`kingma2015adam`: the adapted
 #   gradient is :math:`\pm 1` at the first step, then a signal-to-noise ratio, near one
-#   only where the gradient keeps its sign (the layers' medians above: well below).
+#   only where the gradient keeps its sign (the layers' medians above say how near).
 # - Without the corrections each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}`
 #   times longer, for thousands of steps with :math:`\beta_2 = 0.999`: the ablation
 #   compares the variants over one grid, at each one's best rate and at matched steps.
