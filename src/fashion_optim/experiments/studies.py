@@ -155,8 +155,8 @@ def bias_correction_specs(
     """The from-scratch Adam (``scratch_adam``) with and without bias correction, keyed
     ``(lr, bias_correction)``, at each rate of ``lrs`` (default: Adam's grid of the
     tuning, ``SWEEP_GRIDS["adam"]``) on the budget of the tuning's first rung: the
-    shared Adam run's data, betas and seeds for ``RUNG_EPOCHS[0]`` epochs (one epoch on
-    the whole training split), recording nothing beyond the history.
+    shared Adam run's data and betas for ``RUNG_EPOCHS[0]`` epochs (one epoch on the
+    whole training split), recording nothing beyond the history.
 
     Both variants see the same grid at the same budget, so each can be compared at its
     own best rate, and at rates whose early steps match. The from-scratch Adam matches
