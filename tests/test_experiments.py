@@ -256,9 +256,50 @@ def test_full_budget_onecycle_differs_from_momentum_only_in_schedule(profile):
         ex.full_budget_onecycle(0)
 
 
+def _cosine_annealing_lr(lr, total):
+    """torch's CosineAnnealingLR(T_max=total), stepped every mini-batch: the rate before
+    each of ``total`` mini-batches."""
+    param = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([param], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    rates = []
+    for _ in range(total):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return np.array(rates)
+
+
+def _trace(spec, cfg, steps_per_epoch, metrics=None):
+    kwargs = dict(cfg.scheduler_kwargs)
+    if "lr_lambda" in kwargs:
+        kwargs["lr_lambda"] = ex.LR_LAMBDAS[kwargs["lr_lambda"]]
+    name = cfg.scheduler or "constant"
+    return lr_module.trace_lr(
+        name, cfg.epochs, steps_per_epoch, lr=cfg.lr, metrics=metrics, **kwargs
+    )
+
+
 @pytest.mark.parametrize("profile", ["quick", "full"])
-def test_schedule_specs_act_within_the_budget(profile):
+def test_full_budget_annealed_is_a_per_batch_cosine_from_the_peak(profile):
+    spec = ex.full_budget_annealed(0.05)
+    cfg, base = spec.resolve(profile), ex.NAMED["momentum"].resolve(profile)
+    assert cfg.lr == 0.05 and cfg.record == Record()
+    keep = ("optimizer", "optimizer_kwargs", "epochs", "batch_size", "train_subset",
+            "val_subset", "dropout")  # fmt: skip
+    assert {k: getattr(cfg, k) for k in keep} == {k: getattr(base, k) for k in keep}
+    # the trainer steps it every mini-batch, as CosineAnnealingLR with T_max = all steps
+    rates = _trace(spec, cfg, 7)
+    np.testing.assert_allclose(rates, _cosine_annealing_lr(0.05, 7 * cfg.epochs), rtol=1e-12)
+    assert rates[0] == 0.05 and np.all(np.diff(rates) < 0)
+    with pytest.raises(ValueError, match="peak must be a positive number"):
+        ex.full_budget_annealed(-0.1)
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_schedule_specs_start_from_the_base_rate_and_act_within_the_budget(profile):
     specs = ex.schedule_specs(0.01, 0.2, profile=profile)
+    onecycles = {"onecycle", "onecycle_flat", "onecycle_base", "onecycle_base_flat"}
     assert set(specs) == {
         "constant",
         "step",
@@ -266,25 +307,64 @@ def test_schedule_specs_act_within_the_budget(profile):
         "lambda",
         "multistep",
         "cosine",
-        "onecycle",
-        "onecycle_flat",
         "plateau",
+        *onecycles,
     }
     cfgs = {name: spec.resolve(profile) for name, spec in specs.items()}
     epochs = cfgs["step"].epochs
-    assert cfgs["onecycle"].scheduler_kwargs["max_lr"] == 0.2
-    assert cfgs["onecycle_flat"].scheduler_kwargs == {"max_lr": 0.2, "cycle_momentum": False}
+    spe = 10  # OneCycleLR's rise ends on a whole step: it reaches its peak exactly
+    # every schedule but OneCycleLR peaks at the base rate, and starts there but for the
+    # warm-up; OneCycleLR climbs from max_lr / 25
+    losses = [1.0 - 0.1 * e for e in range(epochs)]
+    for key, spec in specs.items():
+        rates = _trace(spec, cfgs[key], spe, metrics=losses)
+        if key.startswith("onecycle"):
+            assert rates[0] == pytest.approx(cfgs[key].scheduler_kwargs["max_lr"] / 25)
+        else:
+            assert rates.max() == 0.01 and (rates[0] == 0.01) == (key != "lambda"), key
+    peaks = {k: cfgs[k].scheduler_kwargs["max_lr"] for k in onecycles}
+    assert peaks == {"onecycle": 0.2, "onecycle_flat": 0.2, "onecycle_base": 0.01,
+                     "onecycle_base_flat": 0.01}  # fmt: skip
+    cycled = {k: cfgs[k].scheduler_kwargs.get("cycle_momentum", True) for k in onecycles}
+    assert cycled == {"onecycle": True, "onecycle_flat": False, "onecycle_base": True,
+                      "onecycle_base_flat": False}  # fmt: skip
+    for key in onecycles:  # the peak is reached, whatever the base rate
+        assert _trace(specs[key], cfgs[key], spe).max() == pytest.approx(peaks[key])
+    # cosine: every mini-batch, over the whole run, as CosineAnnealingLR(T_max = all steps)
+    cosine = _trace(specs["cosine"], cfgs["cosine"], spe)
+    np.testing.assert_allclose(cosine, _cosine_annealing_lr(0.01, spe * epochs), rtol=1e-12)
+    assert len(set(cosine[:spe])) == spe  # a new rate every mini-batch, not every epoch
     assert cfgs["step"].scheduler_kwargs["step_size"] < epochs or epochs == 1
     assert max(cfgs["multistep"].scheduler_kwargs["milestones"]) < epochs
     # one budget: the schedules differ in nothing but the schedule
     budget = ex.SHORT_BUDGET.resolve(profile).to_dict()
-    base = {k: v for k, v in budget.items() if "scheduler" not in k}
+    base = {k: v for k, v in budget.items() if "scheduler" not in k and k != "lr"}
     for cfg in cfgs.values():
-        assert {k: v for k, v in cfg.to_dict().items() if "scheduler" not in k} == base
+        assert cfg.lr == 0.01
+        assert {k: v for k, v in cfg.to_dict().items() if k in base} == base
     # the constant rate is the sweep's run at that rate: one cache entry
     assert cfgs["constant"] == ex.sweep_specs(["momentum"])[("momentum", 0.01)].resolve(profile)
     with pytest.raises(ValueError, match="base_lr must be a positive number"):
         ex.schedule_specs(0, 0.2)
+    with pytest.raises(ValueError, match="max_lr must be a positive number"):
+        ex.schedule_specs(0.01, "0.1")
+
+
+@pytest.mark.parametrize("profile", ["quick", "full"])
+def test_the_plateau_schedule_can_act_within_the_budget(profile):
+    spec = ex.schedule_specs(0.01, 0.2, profile=profile)["plateau"]
+    cfg = spec.resolve(profile)
+    epochs = cfg.epochs
+    # the validation loss fails to improve once, after the second-to-last epoch: the
+    # last epoch runs at a tenth of the rate (a patience of one would wait for two)
+    losses = [1.0 - 0.1 * e for e in range(epochs)]
+    losses[epochs - 2] = 2.0
+    per_epoch = _trace(spec, cfg, 1, metrics=losses)
+    expected = [0.01] * (epochs - 1) + [0.001]
+    np.testing.assert_allclose(per_epoch, expected, rtol=1e-12)
+    # while it keeps improving, the rate stays
+    steady = _trace(spec, cfg, 1, metrics=[1.0 - 0.1 * e for e in range(epochs)])
+    np.testing.assert_array_equal(steady, [0.01] * epochs)
 
 
 def test_the_warm_up_lambda_is_the_transformers_schedule():
@@ -601,3 +681,35 @@ def test_result_accessors_name_what_to_record():
     assert result.snapshots.shape[0] == len(result.snapshot_steps)
     with pytest.raises(KeyError, match=r"no 'adam_q/levels'.*layer_quantiles="):
         _ = result.adam_quantile_levels
+
+
+def _outcomes(spec, lrs, complete=True):
+    """A stand-in for SeedOutcomes: one run per list of per-epoch rates."""
+    from types import SimpleNamespace as NS
+
+    runs = [NS(seed=s, history=NS(lr=lr)) for s, lr in enumerate(lrs)]
+    return NS(
+        spec=spec,
+        complete=complete,
+        results=NS(results=runs),
+        failure_note=lambda: "" if complete else "1 of 2 seeds failed (1 diverged)",
+    )
+
+
+def test_schedule_candidates_leave_out_failures_twins_and_an_idle_plateau():
+    specs = ex.schedule_specs(0.03, 0.03, profile="quick")  # the peak is the base rate
+    steady, cut = [0.03, 0.03, 0.03], [0.03, 0.03, 0.003]
+    outcomes = {k: _outcomes(spec, [steady, steady]) for k, spec in specs.items()}
+    outcomes["step"] = _outcomes(specs["step"], [steady], complete=False)
+    keep, out = ex.schedule_candidates(outcomes, profile="quick")
+    assert set(out) == {"step", "onecycle", "onecycle_flat", "plateau"}
+    assert "1 diverged" in out["step"]
+    assert out["onecycle"] == f"the same configuration as {specs['onecycle_base'].name}"
+    assert "never lowered the rate" in out["plateau"]
+    assert set(keep) == set(specs) - set(out)
+    assert ex.lowered_epochs(outcomes["plateau"].results) == {0: [], 1: []}
+    # a plateau that acted on one seed is ranked, and says when
+    outcomes["plateau"] = _outcomes(specs["plateau"], [steady, cut])
+    keep, out = ex.schedule_candidates(outcomes, profile="quick")
+    assert "plateau" in keep and "plateau" not in out
+    assert ex.lowered_epochs(outcomes["plateau"].results) == {0: [], 1: [3]}

@@ -650,12 +650,18 @@ def test_range_test_with_sweep_marks_the_choice_on_both_axes():
 
 
 def test_a_schedule_variant_is_dashed_in_the_colour_of_the_schedule_it_varies():
+    from fashion_optim.plotting.schedules import VARIANT_LINES
+
     for variant, schedule in plotting.VARIANTS.items():
         assert plotting.schedule_style(variant) == {
             "color": plotting.color_for(schedule),
-            "linestyle": "--",
+            "linestyle": VARIANT_LINES[variant],
         }
+        assert VARIANT_LINES[variant] != "-"
         assert plotting.schedule_style(schedule)["linestyle"] == "-"
+    # the variants of one schedule differ in their line
+    onecycle = [VARIANT_LINES[v] for v, s in plotting.VARIANTS.items() if s == "onecycle"]
+    assert len(set(onecycle)) == len(onecycle)
     assert plotting.schedule_style("cosine")["color"] == plotting.color_for("cosine")
 
 

@@ -83,6 +83,62 @@ def test_a_longer_run_continues_the_cached_shorter_one_bit_for_bit(tmp_path, mon
     assert arrays["resume/state"].nbytes < 1_000_000
 
 
+@pytest.mark.parametrize(
+    "spec",
+    [
+        BASE.replace(
+            name="tiny, probes",
+            record=Record(
+                gradients={"features.0.weight": [0, 12], "classifier.1.weight": [3]},
+                state={"features.0.weight": [0, 12]},
+            ),
+        ),
+        # 13 steps an epoch: the shorter run's last quantile row (step 13) is not a
+        # multiple of 4, and the straight run has no row there
+        BASE.replace(
+            name="tiny Adam, quantiles",
+            optimizer="adam",
+            lr=1e-3,
+            optimizer_kwargs={},
+            record=Record(
+                gradients={"features.0.weight": [5]},
+                state={"features.0.weight": [5]},
+                layer_quantiles=(0.1, 0.5, 0.9),
+                layer_quantiles_every=4,
+            ),
+        ),
+    ],
+    ids=["probes", "adam-quantiles"],
+)
+def test_a_recording_run_continues_with_the_records_of_a_straight_run(spec, tmp_path, monkeypatch):
+    ex.run(spec, 0, profile="quick")
+    resumed = ex.run(spec.replace(epochs=3), 0, profile="quick")
+    assert resumed.meta["resumed_from"] == 1
+    monkeypatch.setenv("FASHION_OPTIM_CACHE", str(tmp_path / "straight"))
+    straight = ex.run(spec.replace(epochs=3), 0, profile="quick")
+    assert straight.meta["resumed_from"] is None
+    assert resumed.history.same_as(straight.history)
+    np.testing.assert_array_equal(resumed.test_predictions, straight.test_predictions)
+    assert sorted(resumed.records) == sorted(straight.records)
+    for name, want in straight.records.items():
+        got = resumed.records[name]
+        assert got.shape == want.shape, name
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    assert len(straight.history.batch_loss) == 39 == len(resumed.records["grad/features.0.weight"])
+
+
+def test_a_recorder_refuses_to_continue_a_run_that_recorded_something_else():
+    from fashion_optim.recorders import GradientRecorder, ParameterRecorder
+
+    rec = GradientRecorder({"features.0.weight": [0]})
+    rec._values = {"features.0.weight": [torch.zeros(1)]}  # as after one step
+    rec._norms = {"features.0.weight": [0.0]}
+    with pytest.raises(ValueError, match=r"recorded no.*same configuration"):
+        rec.continued({"grad/classifier.1.weight": np.zeros((1, 1))})
+    with pytest.raises(NotImplementedError, match="never continues"):
+        ParameterRecorder(5).continued({})
+
+
 def test_the_longest_shorter_run_is_continued(trainings):
     ex.run(BASE, 0, profile="quick")
     ex.run(BASE.replace(epochs=2), 0, profile="quick")
@@ -105,8 +161,11 @@ def test_which_schedules_depend_on_the_total(changes, reads_total):
     cfg = BASE.replace(**changes).resolve("quick")
     assert ex.schedule_reads_total(cfg) is reads_total
     assert ex.resumable(cfg) is not reads_total
-    # a run that records where it ends (the last snapshot) never resumes
+    # a run that records where it ends (the last snapshot) never resumes; one that
+    # records a row per step (or every k steps) does
     assert not ex.resumable(BASE.replace(**changes, record=Record(snapshot_every=5)).resolve())
+    probes = Record(gradients={"features.0.weight": [0]}, state={"features.0.weight": [0]})
+    assert ex.resumable(BASE.replace(**changes, record=probes).resolve()) is not reads_total
 
 
 @pytest.mark.parametrize(
@@ -114,7 +173,7 @@ def test_which_schedules_depend_on_the_total(changes, reads_total):
     [
         {"scheduler": "cosine", "scheduler_kwargs": {}},
         {"scheduler": "onecycle", "scheduler_kwargs": {"max_lr": 0.1}},
-        {"record": Record(gradients={"features.0.weight": [0]})},
+        {"record": Record(snapshot_every=5)},
     ],
 )
 def test_a_total_dependent_schedule_never_resumes(changes):

@@ -377,6 +377,49 @@ def test_compared_configurations_take_the_profiles_extra_seeds():
         ex.Profile("x", (0, 1), None, None, compare_seeds=(1, 2))
 
 
+def test_compared_outcomes_give_chosen_rates_and_extra_runs_the_extra_seeds(monkeypatch):
+    """The chosen rates and the extra runs over ``compare_seeds``, a default rate over the
+    tuning's seeds, unless it is also the chosen one (one configuration, more seeds)."""
+    full = ex.current_profile("full")
+    last = {
+        "sgd": {
+            0.01: _point(ex.NAMED["sgd"], [0.80] * 3),
+            0.1: _point(ex.NAMED["sgd_effective"], [0.85] * 3),
+        },
+        "adam": {0.001: _point(ex.NAMED["adam"], [0.90] * 3)},
+    }
+    tuning = ex.Tuning([ex.tuning.Sweep(last, full.seeds)], (10,), full.seeds)
+    seen = {}
+
+    def fake(specs, *, profile=None, progress=None, seeds=None):
+        seen.update(seeds)
+        return {k: _point(spec, [0.5] * len(seeds[k])) for k, spec in specs.items()}
+
+    monkeypatch.setattr(ex.tuning, "run_outcomes", fake)
+    onecycle = ex.full_budget_onecycle(0.1)
+    out = ex.compared_outcomes(
+        tuning,
+        ["sgd", "adam"],
+        {("tuned", "onecycle"): onecycle, ("default", "sgd_effective"): ex.NAMED["sgd_effective"]},
+        profile=full,
+    )
+    assert seen == {
+        ("default", "sgd"): full.seeds,  # reported only: the tuning's seeds
+        ("tuned", "sgd"): full.compare_seeds,  # chosen: 0.1, the same runs as ...
+        ("default", "sgd_effective"): full.compare_seeds,  # ... this one, so more seeds
+        ("default", "adam"): full.compare_seeds,  # the default is the chosen rate
+        ("tuned", "adam"): full.compare_seeds,
+        ("tuned", "onecycle"): full.compare_seeds,
+    }
+    assert out[("tuned", "sgd")].spec == ex.NAMED["sgd_effective"].replace(
+        name=out[("tuned", "sgd")].spec.name
+    )
+    with pytest.raises(ValueError, match="no seeds for"):
+        ex.run_outcomes({"a": ex.NAMED["sgd"]}, seeds={"a": ()})
+    with pytest.raises(ValueError, match="no entry for"):
+        ex.run_outcomes({"a": ex.NAMED["sgd"]}, seeds={"b": (0,)})
+
+
 # --------------------------------------------------------------------------- paired tests
 
 

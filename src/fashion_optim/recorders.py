@@ -134,6 +134,15 @@ class ParameterRecorder(Recorder):
             "param_steps": np.asarray(self._steps),
         }
 
+    # its first and last snapshots are where a fit starts and ends
+    continues = False
+
+    def continued(self, before: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        raise NotImplementedError(
+            "snapshots keep where a run starts and ends: a run that records them trains "
+            "from the start (it never continues a shorter run)."
+        )
+
 
 class OptimizerStateRecorder(Recorder):
     """Record, every mini-batch, chosen elements of the optimizer's per-parameter state.
@@ -355,6 +364,21 @@ class AdamQuantileRecorder(Recorder):
         a = adapted[index]
         r = group["lr"] / _sorted_nonnegative(denom)[reverse]
         return torch.lerp(a[:k], a[k:], frac), torch.lerp(r[:k], r[k:], frac)
+
+    def continued(self, before: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The whole run's result after continuing a shorter run: the shorter run's rows
+        at multiples of ``every`` (it also recorded its own last step, which is not the
+        longer run's last step), then this fit's."""
+        steps = np.asarray(before.get("adam_q/steps", np.empty(0, np.int64)))
+        keep = steps % self.every == 0
+        rows = {
+            k: np.asarray(v)[keep]
+            for k, v in before.items()
+            if k.startswith("adam_q/") and k != "adam_q/levels"
+        }
+        out = super().continued({**before, **rows})
+        out["adam_q/levels"] = np.asarray(self.levels, dtype=np.float64)
+        return out
 
     def result(self) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {

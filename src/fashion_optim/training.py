@@ -160,6 +160,24 @@ class Recorder:
         """The recorded arrays, by name."""
         return {}
 
+    #: Whether :meth:`continued` can join this recorder's arrays to those of the run
+    #: it continues (a recorder whose arrays depend on where a run ends cannot).
+    continues: bool = True
+
+    def continued(self, before: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The :meth:`result` of the whole run, when this fit continued a shorter run of
+        the same configuration whose recorded arrays are ``before`` (by name, the names
+        of other recorders included): each of this recorder's arrays, the shorter run's
+        rows first. A recorder whose rows do not follow one per step overrides it."""
+        after = self.result()
+        missing = [k for k in after if k not in before]
+        if missing:
+            raise ValueError(
+                f"the run continued recorded no {missing}; continue only a run of the same "
+                "configuration (the same records)."
+            )
+        return {k: np.concatenate([before[k], v]) for k, v in after.items()}
+
 
 # --------------------------------------------------------------------------- trainer
 

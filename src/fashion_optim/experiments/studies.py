@@ -1,11 +1,16 @@
 """The note's named studies: the shared runs every page reuses (:data:`NAMED`), the
 weights they record (:data:`PROBES`), the schedule comparison's specs, the full-budget
-one-cycle run, and the snapshot runs behind the loss-surface figure.
+one-cycle and annealed runs, and the snapshot runs behind the loss-surface figure.
 
 A page that asks for one of these gets the run another page trained, from the cache.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
 
 from .profiles import PerProfile, Profile, current_profile, resolve_value
 from .specs import Record, Spec
@@ -16,12 +21,16 @@ __all__ = [
     "NAMED",
     "NOTE_EPOCHS",
     "NOTE_RECORD",
+    "PLATEAU",
     "PROBES",
     "SHORT_BUDGET",
     "SNAPSHOT_EPOCHS",
     "SNAPSHOT_EVERY",
     "bias_correction_specs",
+    "full_budget_annealed",
     "full_budget_onecycle",
+    "lowered_epochs",
+    "schedule_candidates",
     "schedule_specs",
     "snapshot_specs",
 ]
@@ -83,45 +92,111 @@ SHORT_BUDGET = Spec(
 )
 
 
+def _positive(name: str, value: object) -> float:
+    if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    return float(value)
+
+
 def full_budget_onecycle(max_lr: float) -> Spec:
     """``NAMED["momentum"]`` with ``OneCycleLR(max_lr)``, stepped per mini-batch.
 
     Same data, epochs, optimizer, base rate and initial weights as the note's
     constant-rate run of SGD with momentum, so the two differ only in the schedule; no
-    probes are recorded. ``max_lr`` is the range test's suggestion.
+    probes are recorded. ``max_lr`` is the peak of :func:`schedule_rates
+    <fashion_optim.experiments.schedule_rates>`.
     """
-    if not (isinstance(max_lr, int | float) and max_lr > 0):
-        raise ValueError(f"max_lr must be a positive number, got {max_lr!r}.")
     return NAMED["momentum"].replace(
         name="SGD + momentum, OneCycleLR",
         scheduler="onecycle",
-        scheduler_kwargs={"max_lr": float(max_lr)},
+        scheduler_kwargs={"max_lr": _positive("max_lr", max_lr)},
         record=Record(),
     )
+
+
+def _per_batch_cosine(epochs: int) -> tuple[str, dict[str, int]]:
+    # CosineAnnealingWarmRestarts steps every mini-batch with the fractional epoch; with
+    # its first period T_0 the whole run, it never restarts within it, and its rate
+    # before mini-batch i of T is lr * (1 + cos(pi * i / T)) / 2: CosineAnnealingLR with
+    # T_max = T, stepped per mini-batch (tests/test_experiments.py pins the two equal).
+    return "cosine_warm_restarts", {"T_0": int(epochs)}
+
+
+def full_budget_annealed(peak: float) -> Spec:
+    """``NAMED["momentum"]`` from ``peak``, annealed to zero along a cosine stepped
+    every mini-batch over the whole budget: the full-budget run that OneCycleLR from the
+    same peak is set against, besides the constant rate.
+
+    The rate before mini-batch :math:`i` of the run's :math:`T` is
+    :math:`\\eta_i = \\text{peak}\\,(1 + \\cos(\\pi i / T)) / 2`, ``CosineAnnealingLR``
+    with ``T_max = T`` stepped per mini-batch (written with torch's
+    ``CosineAnnealingWarmRestarts``, whose first period is the whole run, so that the
+    trainer steps it per mini-batch). Same data, epochs, optimizer and initial weights
+    as the constant-rate run; no probes are recorded.
+
+    Examples
+    --------
+    >>> cfg = full_budget_annealed(0.1).resolve("full")
+    >>> cfg.lr, cfg.scheduler, cfg.scheduler_kwargs
+    (0.1, 'cosine_warm_restarts', {'T_0': 10})
+    """
+    epochs = NAMED["momentum"].epochs
+    kwargs = PerProfile(
+        **{p: _per_batch_cosine(resolve_value(epochs, p))[1] for p in ("full", "quick")}
+    )
+    return NAMED["momentum"].replace(
+        name="SGD + momentum, cosine annealing",
+        lr=_positive("peak", peak),
+        scheduler="cosine_warm_restarts",
+        scheduler_kwargs=kwargs,
+        record=Record(),
+    )
+
+
+#: ReduceLROnPlateau's settings in :func:`schedule_specs`: with ``patience=0`` the rate
+#: falls tenfold after the first epoch whose validation loss does not beat the best so
+#: far, so on a budget of a few epochs it can act (a patience of one needs two such
+#: epochs in a row).
+PLATEAU = {"patience": 0, "factor": 0.1}
 
 
 def schedule_specs(
     base_lr: float, max_lr: float, profile: Profile | str | None = None
 ) -> dict[str, Spec]:
-    """The schedules the note compares on :data:`SHORT_BUDGET`, from the constant rate
-    ``base_lr`` (the sweep's choice), by key.
+    """The schedules the note compares on :data:`SHORT_BUDGET`, by key, all laid over
+    one rate, ``base_lr`` (the tuning's constant rate): every schedule but OneCycleLR
+    starts from it (the warm-up reaches it after its warm-up) and never exceeds it;
+    OneCycleLR peaks at it, and also runs peaking at ``max_lr``, its own rule's peak.
 
-    ``"constant"`` is the sweep's own run at ``base_lr`` (no scheduler, the same cache
-    entry). ``"step"`` is ``StepLR(k, 0.1)`` and ``"lambda_step"`` the ``LambdaLR`` of
-    ``0.1 ** (epoch // k)``, the same schedule written twice, with ``k`` half the epochs;
-    ``"lambda"`` is a linear warm-up followed by :math:`1/\\sqrt{t}` decay. OneCycleLR
-    peaks at ``max_lr``, with its default momentum cycle (0.95 down to 0.85 and back,
-    ``"onecycle"``) and without it (momentum held at 0.9, ``"onecycle_flat"``), so that
-    its gain is not confounded with the momentum cycle. Each spec's name is the torch
-    class it uses.
+    ``"constant"`` is the tuning's own short run at ``base_lr`` (no scheduler, the same
+    cache entry as the sweep's). ``"step"`` is ``StepLR(k, 0.1)`` and ``"lambda_step"``
+    the ``LambdaLR`` of ``0.1 ** (epoch // k)``, the same schedule written twice, with
+    ``k`` half the epochs; ``"lambda"`` is a linear warm-up followed by
+    :math:`1/\\sqrt{t}` decay; ``"multistep"`` drops tenfold at half the run and before
+    its last epoch. ``"cosine"`` anneals from ``base_lr`` to zero along a cosine stepped
+    every mini-batch over the whole run (``CosineAnnealingLR`` with ``T_max`` the run's
+    mini-batches; see :func:`full_budget_annealed`). ``"plateau"`` is
+    ``ReduceLROnPlateau`` with :data:`PLATEAU`.
+
+    OneCycleLR four ways, so that its higher peak, its annealing and its momentum cycle
+    are told apart: peaking at ``base_lr`` (``"onecycle_base"``) or at ``max_lr``
+    (``"onecycle"``), each with its default momentum cycle (0.95 down to 0.85 and back)
+    and with the momentum held at 0.9 (``"onecycle_base_flat"``, ``"onecycle_flat"``).
+    Each spec's name says the torch class it uses and, for OneCycleLR, its peak.
+
+    Examples
+    --------
+    >>> specs = schedule_specs(0.01, 0.0316, profile="full")
+    >>> [specs[k].scheduler_kwargs["max_lr"] for k in ("onecycle_base", "onecycle")]
+    [0.01, 0.0316]
+    >>> specs["cosine"].resolve("full").scheduler_kwargs
+    {'T_0': 4}
     """
-    for name, value in (("base_lr", base_lr), ("max_lr", max_lr)):
-        if not (isinstance(value, int | float) and value > 0):
-            raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    base, peak = _positive("base_lr", base_lr), _positive("max_lr", max_lr)
     epochs = resolve_value(SHORT_BUDGET.epochs, current_profile(profile))
     k = max(1, epochs // 2)
     milestones = sorted({max(1, (epochs + 1) // 2), max(1, epochs - 1)})
-    peak = {"max_lr": float(max_lr)}
+    held = {"cycle_momentum": False}
     table = {
         "constant": ("constant rate", None, {}),
         "step": (f"StepLR({k}, 0.1)", "step", {"step_size": k, "gamma": 0.1}),
@@ -132,21 +207,69 @@ def schedule_specs(
         ),
         "lambda": ("LambdaLR (warm-up, 1/sqrt)", "lambda", {"lr_lambda": "warmup_inverse_sqrt"}),
         "multistep": ("MultiStepLR", "multistep", {"milestones": milestones, "gamma": 0.1}),
-        "cosine": ("CosineAnnealingLR", "cosine", {}),
-        "onecycle": ("OneCycleLR", "onecycle", peak),
-        "onecycle_flat": (
-            "OneCycleLR, momentum held",
+        "cosine": ("cosine annealing, per mini-batch", *_per_batch_cosine(epochs)),
+        "onecycle_base": (f"OneCycleLR, peak {base:g}", "onecycle", {"max_lr": base}),
+        "onecycle_base_flat": (
+            f"OneCycleLR, peak {base:g}, momentum held",
             "onecycle",
-            {**peak, "cycle_momentum": False},
+            {"max_lr": base, **held},
         ),
-        "plateau": ("ReduceLROnPlateau", "plateau", {"patience": 1, "factor": 0.1}),
+        "onecycle": (f"OneCycleLR, peak {peak:g}", "onecycle", {"max_lr": peak}),
+        "onecycle_flat": (
+            f"OneCycleLR, peak {peak:g}, momentum held",
+            "onecycle",
+            {"max_lr": peak, **held},
+        ),
+        "plateau": ("ReduceLROnPlateau", "plateau", dict(PLATEAU)),
     }
     return {
         name: SHORT_BUDGET.replace(
-            name=label, lr=float(base_lr), scheduler=scheduler, scheduler_kwargs=kwargs
+            name=label, lr=base, scheduler=scheduler, scheduler_kwargs=kwargs
         )
         for name, (label, scheduler, kwargs) in table.items()
     }
+
+
+def lowered_epochs(results: Any) -> dict[int, list[int]]:
+    """By seed, the epochs (1-based) whose rate is below the epoch's before: where a
+    ReduceLROnPlateau run lowered its rate (empty where it never did).
+
+    ``results`` is a :class:`~fashion_optim.experiments.SeedResults` (its runs' recorded
+    ``history.lr``, the rate of each epoch's first step)."""
+    return {
+        r.seed: [int(e) + 2 for e in np.flatnonzero(np.diff(r.history.lr) < 0)]
+        for r in results.results
+    }
+
+
+def schedule_candidates(
+    outcomes: Mapping[str, Any], profile: Profile | str | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The schedules that a ranking on validation may take, and why each other is out.
+
+    ``outcomes`` maps schedule keys (:func:`schedule_specs`) to their
+    :class:`~fashion_optim.experiments.SeedOutcomes`. Out are: a schedule with a failed
+    seed (diverged or collapsed); one whose configuration repeats an earlier key's (the
+    OneCycleLR runs at the peak, when the peak is the base rate); and ReduceLROnPlateau
+    when it lowered the rate on no seed (it is then the constant run under another
+    name). Returns ``({key: SeedResults}, {key: reason})``.
+    """
+    keep: dict[str, Any] = {}
+    out: dict[str, str] = {}
+    seen: list[tuple[str, Any]] = []
+    for key, o in outcomes.items():
+        cfg = o.spec.resolve(profile)
+        twin = next((k for k, c in seen if c == cfg), None)
+        seen.append((key, cfg))
+        if twin is not None:
+            out[key] = f"the same configuration as {outcomes[twin].spec.name}"
+        elif not o.complete:
+            out[key] = o.failure_note() or "no seed finished"
+        elif cfg.scheduler == "plateau" and not any(lowered_epochs(o.results).values()):
+            out[key] = "it never lowered the rate: the constant run under another name"
+        else:
+            keep[key] = o.results
+    return keep, out
 
 
 def bias_correction_specs(

@@ -118,9 +118,10 @@ def schedule_reads_total(cfg: RunConfig) -> bool:
 def resumable(cfg: RunConfig) -> bool:
     """Whether a run of ``cfg`` may continue from a cached run of fewer epochs (and
     stores the state to be continued): its schedule does not depend on the total
-    (:func:`schedule_reads_total`) and it records nothing (a recorder's arrays, such as
-    the last snapshot, may depend on where the run ends)."""
-    return not schedule_reads_total(cfg) and not cfg.record.recorders()
+    (:func:`schedule_reads_total`) and each of its recorders can join its arrays to the
+    shorter run's (:attr:`~fashion_optim.training.Recorder.continues`; snapshots, which
+    keep where a run starts and ends, cannot)."""
+    return not schedule_reads_total(cfg) and all(r.continues for r in cfg.record.recorders())
 
 
 # --------------------------------------------------------------------------- the result
@@ -224,9 +225,11 @@ def _train(
     progress: bool | None = None,
     extra_recorders: Sequence[Recorder] = (),
     resume: bytes | None = None,
+    resume_records: Mapping[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, Any], TrainingDivergedError | None]:
-    """Train (or continue from ``resume``, a state :meth:`RunTask.compute` stored) and
-    return the entry's arrays and metadata, and the divergence that stopped it, if any."""
+    """Train (or continue from ``resume``, a state :meth:`RunTask.compute` stored, whose
+    run recorded ``resume_records``) and return the entry's arrays and metadata, and the
+    divergence that stopped it, if any."""
     with threads(TRAIN_THREADS):
         splits = get_splits()
         train_loader = splits.loader("train", cfg.batch_size, seed=seed, subset=cfg.train_subset)
@@ -282,7 +285,9 @@ def _train(
         test_loss, test_acc, predictions = trainer.evaluate_predictions(test)
         arrays["predictions/test"] = predictions
         for rec in recorders:
-            arrays.update({f"record/{k}": v for k, v in rec.result().items()})
+            # a continued run's records: the shorter run's rows, then this fit's
+            got = rec.result() if resume is None else rec.continued(resume_records or {})
+            arrays.update({f"record/{k}": v for k, v in got.items()})
         if resumable(cfg):
             buffer = io.BytesIO()
             torch.save(trainer.state_dict(), buffer)
@@ -337,6 +342,8 @@ class RunTask:
     steps_per_epoch: int = 1
     resume: bytes | None = field(default=None, repr=False, compare=False)
     resume_epochs: int = 0
+    #: what the continued run recorded (by recorder name), joined to this run's records
+    resume_records: dict[str, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -369,7 +376,16 @@ class RunTask:
                 return arrays, {**meta, "config": self.key_config()}
             if "resume/state" in arrays:
                 state = arrays["resume/state"].tobytes()
-                return [dataclasses.replace(self, resume=state, resume_epochs=epochs)]
+                records = {
+                    k.removeprefix("record/"): np.asarray(v)
+                    for k, v in arrays.items()
+                    if k.startswith("record/")
+                }
+                return [
+                    dataclasses.replace(
+                        self, resume=state, resume_epochs=epochs, resume_records=records
+                    )
+                ]
         return [self]
 
     def compute(
@@ -382,6 +398,7 @@ class RunTask:
             progress=progress,
             extra_recorders=extra_recorders,
             resume=self.resume,
+            resume_records=self.resume_records,
         )
         return arrays, meta
 

@@ -455,9 +455,13 @@ def compared_outcomes(
     prof = current_profile(profile)
     specs = dict(compared_specs(tuning, keys))
     specs |= dict(extra or {})
-    # a spec equal to a compared (not default) one takes the compared seeds
-    many = [spec for key, spec in specs.items() if not _is_default(key)]
-    seeds = {key: prof.compare_seeds if spec in many else prof.seeds for key, spec in specs.items()}
+    # a default run of the same configuration as a compared one (whatever its name)
+    # takes the compared seeds
+    many = [spec.resolve(prof) for key, spec in specs.items() if not _is_default(key)]
+    seeds = {
+        key: prof.compare_seeds if spec.resolve(prof) in many else prof.seeds
+        for key, spec in specs.items()
+    }
     return run_outcomes(specs, profile=prof, progress=progress, seeds=seeds)
 
 

@@ -131,6 +131,7 @@ from .rangetests import (
     suggestion_scorecard,
 )
 from .schedules import (
+    VARIANT_LINES,
     VARIANTS,
     schedule_curves,
     schedule_ranking,
@@ -163,6 +164,7 @@ __all__ = [
     "STYLE",
     "TOL_MUTED",
     "VARIANTS",
+    "VARIANT_LINES",
     "PathAnimation",
     "adam_layer_quantiles",
     "adam_moments",

@@ -19,9 +19,23 @@ from .figures import learning_curves
 from .style import NEUTRAL, color_for
 
 #: Schedules that are another schedule written differently (``lambda_step``: StepLR as a
-#: LambdaLR) or with one part switched off (``onecycle_flat``: OneCycleLR without its
-#: momentum cycle), by the schedule they vary: drawn in its colour, dashed or hollow.
-VARIANTS: dict[str, str] = {"lambda_step": "step", "onecycle_flat": "onecycle"}
+#: LambdaLR), with one part switched off (``onecycle_flat``: OneCycleLR without its
+#: momentum cycle) or at another peak (``onecycle_base``: OneCycleLR peaking at the
+#: constant rate), by the schedule they vary: drawn in its colour, in the line style of
+#: :data:`VARIANT_LINES`, and hollow.
+VARIANTS: dict[str, str] = {
+    "lambda_step": "step",
+    "onecycle_flat": "onecycle",
+    "onecycle_base": "onecycle",
+    "onecycle_base_flat": "onecycle",
+}
+#: The line style of each variant (a schedule itself is solid).
+VARIANT_LINES: dict[str, str] = {
+    "lambda_step": "--",
+    "onecycle_flat": "--",
+    "onecycle_base": "-.",
+    "onecycle_base_flat": ":",
+}
 
 _METRIC_LABELS = {
     "val_acc": "validation accuracy (fraction)",
@@ -33,8 +47,8 @@ _METRIC_LABELS = {
 
 def schedule_style(key: str) -> dict[str, Any]:
     """Line keyword arguments for schedule ``key``: its colour (a variant of
-    :data:`VARIANTS` takes the colour of the schedule it varies) and a dashed line for a
-    variant, a solid one otherwise.
+    :data:`VARIANTS` takes the colour of the schedule it varies) and its line style
+    (:data:`VARIANT_LINES` for a variant, solid otherwise).
 
     Examples
     --------
@@ -45,7 +59,7 @@ def schedule_style(key: str) -> dict[str, Any]:
     """
     return {
         "color": color_for(VARIANTS.get(key, key)),
-        "linestyle": "--" if key in VARIANTS else "-",
+        "linestyle": VARIANT_LINES.get(key, "-"),
     }
 
 
@@ -159,10 +173,11 @@ def trace_schedules(
     """
     from .. import lr as lr_schedules  # plotting never trains; a trace steps no model
     from ..experiments import LR_LAMBDAS
+    from ..experiments.profiles import resolve_value
 
     traces = {}
     for key, spec in specs.items():
-        kwargs = dict(spec.scheduler_kwargs)
+        kwargs = dict(resolve_value(spec.scheduler_kwargs))
         if "lr_lambda" in kwargs:
             kwargs["lr_lambda"] = LR_LAMBDAS[kwargs["lr_lambda"]]
         if spec.scheduler == "plateau":
@@ -177,7 +192,13 @@ def schedule_traces(
     labels: Mapping[str, str],
     steps_per_epoch: int,
     *,
-    per_batch: Collection[str] = ("onecycle", "onecycle_flat"),
+    per_batch: Collection[str] = (
+        "cosine",
+        "onecycle",
+        "onecycle_flat",
+        "onecycle_base",
+        "onecycle_base_flat",
+    ),
     reference: str = "constant",
 ) -> Figure:
     """Each schedule's learning rate against the epoch, one point per mini-batch, on a log
