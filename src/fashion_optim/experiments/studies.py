@@ -78,8 +78,8 @@ NAMED: dict[str, Spec] = {
     "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=ADAM_RECORD),
 }
 
-#: The short budget of the learning-rate sweep, the schedule comparison and the
-#: bias-correction ablation: SGD with momentum as in ``NAMED["momentum"]``, on stratified
+#: The short budget of the learning-rate sweep and the schedule comparison: SGD with
+#: momentum as in ``NAMED["momentum"]``, on stratified
 #: subsets of the training and validation splits and a few epochs, without probes. The
 #: sweep and the others replace the optimizer and rate, and keep the data and epochs.
 SHORT_BUDGET = Spec(
