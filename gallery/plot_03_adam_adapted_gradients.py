@@ -29,12 +29,14 @@ from 1, :class:`torch.optim.Adam` computes
 # %%
 # Setup
 # -----
-# Every run goes through :func:`fashion_optim.experiments.run_sweep` or
-# :func:`~fashion_optim.experiments.run_outcomes`, which train once and cache the result;
+# Every run goes through :func:`fashion_optim.experiments.run_outcomes` or
+# :func:`~fashion_optim.experiments.run_tuning`, which train once and cache the result;
 # the seed fixes the initial weights and the mini-batch order. The published site trains
 # on 50,000 images for 10 epochs with 3 seeds; the quick profile on 10,000 for 3 with 2.
 
 # sphinx_gallery_thumbnail_number = 1
+from statistics import NormalDist
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -64,17 +66,12 @@ print(
 # (:data:`~fashion_optim.experiments.PROBES`) and Adam's ``exp_avg`` and ``exp_avg_sq``
 # for them, read *after* each step: the :math:`m_t` and :math:`v_t` that include
 # :math:`g_t`. The spec sets no ``betas`` or ``eps``, so torch's defaults apply; we read
-# them from torch itself. The page's runs train in two batches, so that no core waits:
-# Adam's learning-rate sweep (:func:`~fashion_optim.experiments.run_sweep`), whose chosen
-# rate sets the rates of the bias-correction ablation (last section), then the shared
-# run at every seed together with that ablation.
+# them from torch itself. The page trains in one batch, so that no core waits: the
+# shared run at every seed, and the bias-correction ablation (last section), both
+# variants over Adam's grid of rates at the tuning's first rung
+# (:func:`~fashion_optim.experiments.bias_correction_specs`).
 
-sweep = experiments.run_sweep(["adam"])
-grid, best_lr = experiments.SWEEP_GRIDS["adam"], sweep.best_rate("adam")
-i = grid.index(best_lr)
-other = grid[i + 1] if i + 1 < len(grid) else grid[i - 1]
-RATES = tuple(sorted((best_lr, other)))
-specs = experiments.bias_correction_specs(RATES)
+specs = experiments.bias_correction_specs()  # (lr, corrected): Adam's grid
 ablation = experiments.run_outcomes({"adam": experiments.NAMED["adam"]} | specs)
 adam = ablation.pop("adam").results  # every seed
 runs = adam.results
@@ -82,7 +79,8 @@ result = runs[adam.seeds.index(SEED)]  # shared with the note
 cfg = result.config
 defaults = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))]).defaults
 hyper = {**defaults, **cfg.optimizer_kwargs}
-(BETA1, BETA2), EPS, LR = hyper["betas"], hyper["eps"], cfg.lr
+BETAS, EPS, LR = tuple(hyper["betas"]), hyper["eps"], cfg.lr
+BETA1, BETA2 = BETAS
 steps_per_epoch = SPE = int(result.meta["steps_per_epoch"])
 n_steps = len(result.gradient(next(iter(experiments.PROBES))))
 steps = np.arange(1, n_steps + 1)
@@ -160,10 +158,11 @@ scaling, adapted = 1.0 / (root_v_hat + EPS), m_hat / (root_v_hat + EPS)
 # scaling factor, on a log axis; the uncorrected one (dashed) starts
 # :math:`1/\sqrt{1-\beta_2}` times too large. Bottom: the adapted gradient (left axis, no
 # unit) in front of the raw gradient (grey, right axis), their zeros lined up. Look at how
-# the scaling follows the size of the raw gradient, and how the adapted gradient stays of
-# order one while the raw one shrinks or grows.
+# the scaling follows the size of the raw gradient, so that the adapted gradient keeps one
+# scale while the raw one shrinks or grows (how large it is, over every weight, is
+# measured below).
 
-plotting.adam_moments(g, (BETA1, BETA2), EPS, steps_per_epoch=steps_per_epoch)
+plotting.adam_moments(g, BETAS, EPS, steps_per_epoch=steps_per_epoch)
 plt.show()
 
 # %%
@@ -181,7 +180,7 @@ plt.show()
 
 t_all = np.arange(1, max(n_steps, 20_000) + 1)
 # r_t, the uncorrected step over the corrected one
-ratio = (1 - BETA1**t_all) / np.sqrt(1 - BETA2**t_all)
+ratio = plotting.uncorrected_step_ratio(t_all, BETAS)
 t_peak = int(t_all[np.argmax(ratio)])
 rows = np.array(sorted({1, 2, t_peak, 50, n_steps} & set(steps.tolist())))
 first = pd.DataFrame(
@@ -218,7 +217,6 @@ first.round(4)
 # (:class:`~fashion_optim.recorders.AdamQuantileRecorder`). One row per layer's weights:
 # median, 25-75 % and 5-95 % bands; in black, the weight of the figures above.
 
-rec = result.records
 LEVELS, q_steps = result.adam_quantile_levels, result.adam_quantile_steps
 weights = make_model("lenet").named_parameters()
 sizes = {n: p.numel() for n, p in weights if "weight" in n}
@@ -231,7 +229,7 @@ names = {n: f"{n}\n{k:,} weights" for n, k in sizes.items()}
 # the weight of the figures above, at the recorded steps
 probe = (PROBE, q_steps, adapted[q_steps - 1], LR * scaling[q_steps - 1])
 plotting.adam_layer_quantiles(
-    axes, rec, list(sizes), names=names, weight=probe, steps_per_epoch=SPE
+    axes, result, list(sizes), names=names, weight=probe, steps_per_epoch=SPE
 )
 plt.show()
 
@@ -243,6 +241,10 @@ plt.show()
 # say where the weight of the figures above sits in its layer (at the last recorded
 # step, and how often inside the middle half); the table gives each layer's medians at
 # the last recorded step, and the ratio of the top to the bottom quantile of its rate.
+# The adapted step is a signal-to-noise ratio: one for a gradient of constant sign; for
+# zero-mean noise of constant size :math:`\sigma`,
+# :math:`\hat m_t \approx \sigma \sqrt{(1-\beta_1)/(1+\beta_1)}\, N(0, 1)` over
+# :math:`\sqrt{\hat v_t} \approx \sigma`.
 
 i25, i50, i75 = (int(np.abs(LEVELS - q).argmin()) for q in (0.25, 0.5, 0.75))
 OWN = {"adapted": ("adapted step", np.abs(adapted))}
@@ -289,49 +291,64 @@ say(
     f"differs by at most a factor {by_seed.max():.2f} "
     f"({list(sizes)[int(by_seed.argmax())]})."
 )
+med = np.array([result.adam_quantiles("adapted", n)[:, i50] for n in sizes])
+late, end = np.median(med[:, q_steps > SPE], axis=1), med[:, -1]
+noise = NormalDist().inv_cdf(0.75) * np.sqrt((1 - BETA1) / (1 + BETA1))
+lo, hi = (list(sizes)[int(f(end))] for f in (np.argmin, np.argmax))
+say(
+    f"The layers' median adapted steps: {end.min():.2g} ({lo}) to "
+    f"{end.max():.2g} ({hi}) at the end, {late.min():.2g} to {late.max():.2g} "
+    "over the steps after the first epoch (their median): a typical weight "
+    f"steps by that fraction of η, not by η. Zero-mean noise alone would give "
+    f"{noise:.3f}; {(end < noise).sum()} of {len(end)} layers end below it."
+)
 last.map(lambda value: f"{value:.3g}")
 
 # %%
 # Bias correction in training
 # ---------------------------
-# Without the corrections each step is :math:`r_t` times the corrected one (above). We
-# train the from-scratch
-# :class:`~fashion_optim.optimizers.Adam` with and without the corrections on the
-# sweep's short budget, over the profile's seeds, at the rate the sweep chose on
-# validation (:meth:`~fashion_optim.experiments.Sweep.best_rate`) and at the next rate
-# above it on the grid (below it, if the chosen one is the grid's top): the second batch
-# of the setup.
+# Without the corrections each step is :math:`r_t` times the corrected one, so an
+# ablation at one rate compares two step sizes as much as two methods. The setup trained
+# the from-scratch :class:`~fashion_optim.optimizers.Adam` with and without them over
+# the tuning's grid of rates (:data:`~fashion_optim.experiments.SWEEP_GRIDS`), for its
+# first rung (:data:`~fashion_optim.experiments.RUNG_EPOCHS`: one epoch on the whole
+# training split), over the profile's seeds. The figure adds the uncorrected curve moved
+# right by :math:`\bar r`, the mean of :math:`r_t` over the run, and torch's own Adam
+# from the tuning's first rung (:func:`~fashion_optim.experiments.run_tuning`, ``+``).
 
-short = sweep.points["adam"][best_lr].finished[0]
-n_short = int(short.meta["steps_per_epoch"]) * short.config.epochs
-say(
-    f"{short.config.epochs} epochs of {short.meta['train_size']:,} images, "
-    f"{n_short} steps. r_t, the factor on each uncorrected step, is "
-    f"{ratio[:n_short].mean():.1f} on average over them and "
-    f"{ratio[n_short - 1]:.1f} at the last."
-)
-
-# %%
-# The loss of each mini-batch over the first steps, mean over the seeds that finished
-# (a run whose loss blows up is stopped and left out: the legend counts the others).
-
-N_FIRST = min(100, n_short)
-fig, early = plotting.bias_correction_losses(
-    ablation, RATES, chosen=best_lr, n_first=N_FIRST
-)
+tuning = experiments.run_tuning(["adam"])  # chapter 6 tunes Adam alike
+done = next(r for p in ablation.values() for r in p.finished)
+n_run = int(done.meta["steps_per_epoch"]) * done.config.epochs
+r_bar = plotting.uncorrected_step_ratio(range(1, n_run + 1), BETAS).mean()
+fig, ax = plt.subplots(figsize=(7.0, 5.0), layout="constrained")
+plotting.bias_correction_curves(ax, ablation, r_bar)
+first = tuning.rungs[0].curve("adam")
+ax.plot(first["lr"], first["mean"], "+k", ms=9, label="torch.optim.Adam")
+ax.set_ylim(0, 1)
+plotting.legend_below(ax, ncols=2)
 plt.show()
 
 # %%
-# Final validation accuracy over the seeds that finished (0.10 is chance on ten classes),
-# and the difference without − with correction paired by seed over the seeds that
-# finished both, with its 95 % t-interval (``fashion_optim.stats.paired_difference``).
+# Each variant is chosen on validation at its own best rate; at matched early steps the
+# uncorrected variant runs at the grid's rate nearest the corrected choice divided by
+# :math:`\bar r`. The comparisons are on the test set, without − with, paired by seed,
+# with Holm's correction for the two (intervals below three seeds: the seeds
+# themselves). The last line sets the from-scratch Adam beside torch's.
 
-table, sentences = plotting.bias_correction_table(
-    ablation, RATES, early, N_FIRST
-)
+table, sentences = plotting.bias_correction_table(ablation, n_run, BETAS)
 for sentence in sentences:
     say(sentence)
-table
+ours = {lr: p.results for (lr, c), p in ablation.items() if c and p.complete}
+at = zip(first["lr"], first["mean"], strict=True)
+gap = max(abs(m - ours[lr].final("val_acc")[0]) for lr, m in at if lr in ours)
+say(
+    f"torch's Adam chose {tuning.first_rung_choice('adam'):g} at this rung "
+    f"({tuning.best_rate('adam'):g} at the full budget); its mean validation "
+    f"accuracy {'equals' if gap == 0 else f'is within {gap:.2g} of'} the "
+    f"corrected from-scratch Adam's at the {len(ours)} rates where no seed of "
+    "the latter failed."
+)
+table.T
 
 # %%
 # Takeaways
@@ -339,14 +356,13 @@ table
 # - Adam's two moments are plain EWMAs of the gradient and of its square: rebuilt from
 #   the recorded gradients with :func:`fashion_optim.ewma.ewma`, they match torch's
 #   ``exp_avg`` and ``exp_avg_sq`` to float32 rounding (first table).
-# - The first moment smooths the direction, as momentum does; the second divides each
-#   weight's step by the recent RMS of its own gradient, so the adapted gradient is
-#   :math:`\pm 1` at the first step and of order one after it, whatever the gradient's
-#   scale :cite:p:`kingma2015adam`; the per-layer figure shows it over every weight.
-# - Both bias corrections matter, the second one for much longer: with
-#   :math:`\beta_2 = 0.999` the bias of :math:`v_t` lasts thousands of steps. Without
-#   them each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}` times longer, more
-#   after the first step than at it; the ablation's sentences say what that did here.
+# - The first moment smooths the direction, as momentum does; the second divides it by
+#   the recent RMS of the weight's own gradient :cite:p:`kingma2015adam`: the adapted
+#   gradient is :math:`\pm 1` at the first step, then a signal-to-noise ratio, near one
+#   only where the gradient keeps its sign (the layers' medians above say how near).
+# - Without the corrections each step is :math:`r_t = (1-\beta_1^t)/\sqrt{1-\beta_2^t}`
+#   times longer, for thousands of steps with :math:`\beta_2 = 0.999`: the ablation
+#   compares the variants over one grid, at each one's best rate and at matched steps.
 # - One weight is not its layer: quantile bands over all its weights show how typical
 #   the weight of the first figure is, and the weights a zero gradient leaves behind.
 #

@@ -226,6 +226,20 @@ for key in KEYS[:3]:
     )
 
 # %%
+# The same comparison seed by seed, beside chapter 2's runs at :math:`\eta = 0.01` (SGD
+# at :math:`\eta/(1-\mu)` included) and the tuned rates
+# (:func:`~fashion_optim.plotting.larger_step_sentences`; every run is cached):
+
+sgd_eff = {("default", "sgd_effective"): experiments.NAMED["sgd_effective"]}
+three = experiments.compared_outcomes(tuning, KEYS[:3], sgd_eff)
+at_default = {k: o.results for (w, k), o in three.items() if w == "default"}
+at_tuned = {k: three["tuned", k] for k in KEYS[:3]}
+at_tuned = {k: o.results if o.complete else None for k, o in at_tuned.items()}
+step = plotting.larger_step_sentences(at_default, first, at_tuned)
+for sentence in step[1]:
+    say(sentence)
+
+# %%
 # The compared configurations
 # ---------------------------
 # Each optimizer at its chosen rate and SGD with momentum under OneCycleLR, now over

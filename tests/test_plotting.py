@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -874,13 +875,20 @@ def test_quantile_bands_refuse_asymmetric_levels_and_wrong_shapes(levels, shape,
         plotting.quantile_bands(ax, np.arange(3), np.ones(shape), levels)
 
 
+def adam_result(records):
+    """A run whose records are ``records``, read through its typed accessors."""
+    from fashion_optim.experiments import Result
+
+    return Result(None, 0, None, 0.0, 0.0, records, {})
+
+
 def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
     rec = adam_records()
     _, axes = plt.subplots(2, 2, sharex=True, sharey="col")
     steps = np.arange(1, 8)
     weight = ("fc.weight", steps, -np.linspace(0.1, 1, 7), np.linspace(1, 2, 7))
     out = plotting.adam_layer_quantiles(
-        axes, rec, ["conv.weight", "fc.weight"], names={"conv.weight": "conv1"},
+        axes, adam_result(rec), ["conv.weight", "fc.weight"], names={"conv.weight": "conv1"},
         steps_per_epoch=4, weight=weight,
     )  # fmt: skip
     for (layer, kind), (line, _) in out["bands"].items():
@@ -905,12 +913,13 @@ def test_adam_layer_quantiles_draws_a_row_per_layer_on_log_axes_with_units():
 
 
 def test_adam_layer_quantiles_says_how_to_record_what_is_missing():
-    rec = adam_records(layers=("conv.weight",))
+    result = adam_result(adam_records(layers=("conv.weight",)))
     _, axes = plt.subplots(2, 2)
-    with pytest.raises(KeyError, match=r"adam_q/adapted/fc.weight.*Record\(layer_quantiles"):
-        plotting.adam_layer_quantiles(axes, rec, ["conv.weight", "fc.weight"])
+    with pytest.raises(KeyError, match=r"adam_q/adapted/fc.weight.*Record \(layer_quantiles="):
+        plotting.adam_layer_quantiles(axes, result, ["conv.weight", "fc.weight"])
+    assert not any(ax.lines or ax.collections for ax in axes.flat)  # nothing drawn first
     with pytest.raises(ValueError, match="1 rows"):
-        plotting.adam_layer_quantiles(axes, rec, ["conv.weight"])
+        plotting.adam_layer_quantiles(axes, result, ["conv.weight"])
 
 
 @pytest.mark.parametrize(
@@ -1191,3 +1200,228 @@ def test_mcnemar_summary_counts_the_seeds_below_alpha_and_gives_the_largest_p():
     assert plotting.mcnemar_summary(tests) == "1/3, max p 0.83"
     assert plotting.mcnemar_summary(tests, alpha=0.25) == "2/3, max p 0.83"
     assert plotting.mcnemar_summary([]) == "—"
+
+
+# --------------------------------------------------------------------------- bias correction
+
+
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])
+def test_the_uncorrected_step_ratio_is_the_ratio_of_the_two_steps_on_a_constant_gradient(betas):
+    # Adam by hand on a constant gradient, with and without correction (eps 0)
+    b1, b2 = betas
+    t = np.arange(1, 501)
+    g = np.full(t.size, -0.37)
+    m, v = ewma.ewma(g, b1), ewma.ewma(g**2, b2)
+    corrected = (m / (1 - b1**t)) / np.sqrt(v / (1 - b2**t))
+    ratio = plotting.uncorrected_step_ratio(t, betas)
+    np.testing.assert_allclose(ratio, (m / np.sqrt(v)) / corrected)
+    np.testing.assert_allclose(corrected, np.sign(g))  # the corrected step is the sign
+
+
+def test_the_uncorrected_step_ratio_refuses_step_zero_and_betas_of_one():
+    with pytest.raises(ValueError, match="count from 1"):
+        plotting.uncorrected_step_ratio([0, 1], (0.9, 0.999))
+    with pytest.raises(ValueError, match=r"betas must each be in \[0, 1\)"):
+        plotting.uncorrected_step_ratio([1], (0.9, 1.0))
+
+
+def _ablation(curves: dict[tuple[float, bool], tuple[list[float], list[float]]]):
+    """Outcomes keyed (lr, corrected): per seed, final validation and test accuracy."""
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Result
+    from fashion_optim.training import History
+
+    out = {}
+    for (lr, corrected), (val, test) in curves.items():
+        spec = ex.bias_correction_specs((lr,))[lr, corrected]
+        cfg = spec.resolve("quick")
+        finished = [
+            Result(cfg, s, History.from_dict({"val_acc": [a], "val_loss": [1 - a]}), 0, b, {}, {})
+            for s, (a, b) in enumerate(zip(val, test, strict=True))
+        ]
+        out[lr, corrected] = ex.SeedOutcomes(spec, finished)
+    return out
+
+
+def _shifted_ablation():
+    """The uncorrected variant peaks one grid step (sqrt(10)) below the corrected one."""
+    grid = (1e-4, 3.162e-4, 1e-3, 3.162e-3)
+    peak = {True: 1e-3, False: 3.162e-4}
+    curves = {}
+    for lr in grid:
+        for c in (True, False):
+            score = 0.9 - 0.1 * abs(np.log10(lr / peak[c]))
+            lift = 0.01 if c else 0.0  # corrected a point higher at its best, every seed
+            curves[lr, c] = ([score + lift + 0.001 * s for s in range(3)],
+                             [score + lift + 0.002 * s for s in range(3)])  # fmt: skip
+    return _ablation(curves)
+
+
+def test_bias_correction_table_compares_best_against_best_and_at_matched_steps():
+    outcomes = _shifted_ablation()
+    table, sentences = plotting.bias_correction_table(outcomes, 391, (0.9, 0.999))
+    factor = plotting.uncorrected_step_ratio(np.arange(1, 392), (0.9, 0.999)).mean()
+    assert 1 < factor < 10
+    # best against best: each at its own best rate, 0.01 apart on every seed (resolved)
+    best = table.loc["best against best"]
+    assert (best["rate with"], best["rate without"]) == ("0.001", "0.0003162")
+    assert best["without − with"].startswith("-0.0100") and best["resolved"] == "yes"
+    # matched: the grid's rate nearest 0.001 / factor
+    grid = np.array([1e-4, 3.162e-4, 1e-3, 3.162e-3])
+    nearest = grid[np.argmin(np.abs(np.log(grid / (1e-3 / factor))))]
+    assert table.loc["at matched early steps", "rate without"] == f"{nearest:g}"
+    assert f"{1 - 0.999**391:.2f}" in sentences[0] and f"{factor:.2f}" in sentences[0]
+    assert "moves down by a factor 3.16" in sentences[1]
+    # moved by the factor (about one grid step), the uncorrected curve nears the corrected
+    shifted, unmoved = (
+        float(x) for x in re.findall(r"within (\S+) .* against (\S+) unmoved", sentences[2])[0]
+    )
+    assert shifted < unmoved
+    assert "lower without correction" in sentences[3] and "resolved after Holm" in sentences[3]
+
+
+def test_bias_correction_table_says_when_the_seeds_do_not_tell_the_variants_apart():
+    accs = {c: [0.8 + 0.05 * ((s + c) % 2) for s in range(3)] for c in (True, False)}
+    noisy = {(lr, c): (accs[c], accs[c]) for lr in (1e-3, 1e-2) for c in (True, False)}
+    _, sentences = plotting.bias_correction_table(_ablation(noisy), 50, (0.9, 0.999))
+    assert all("do not tell the variants apart" in s for s in sentences[-2:])
+    # two rates a decade apart: moved by the factor, one rate at most overlaps, no sentence
+    assert len(sentences) == 4 and not any("Moved right" in s for s in sentences)
+
+
+def test_bias_correction_table_refuses_a_variant_missing_at_a_rate():
+    outcomes = _shifted_ablation()
+    del outcomes[1e-3, False]
+    with pytest.raises(ValueError, match=r"both variants at every rate.*bias_correction_specs"):
+        plotting.bias_correction_table(outcomes, 391, (0.9, 0.999))
+
+
+def test_bias_correction_curves_draw_both_variants_and_the_shifted_one():
+    outcomes = _shifted_ablation()
+    _, ax = plt.subplots()
+    chosen = plotting.bias_correction_curves(ax, outcomes, 3.0)
+    assert chosen == {True: 1e-3, False: 3.162e-4}
+    labels = [line.get_label() for line in ax.lines]
+    assert "with correction" in labels and "without correction" in labels
+    shifted = ax.lines[labels.index("without correction, at lr × 3.00")]
+    without = ax.lines[labels.index("without correction")]
+    np.testing.assert_allclose(shifted.get_xdata(), 3.0 * without.get_xdata())
+    np.testing.assert_allclose(shifted.get_ydata(), without.get_ydata())
+    with pytest.raises(ValueError, match="factor must be a positive number"):
+        plotting.bias_correction_curves(ax, outcomes, 0.0)
+
+
+# --------------------------------------------------------------------------- momentum's step
+
+
+def _seeds_of(key: str, lr: float, val: list[float], test: list[float] | None = None):
+    from fashion_optim import experiments as ex
+    from fashion_optim.experiments import Result, SeedResults
+    from fashion_optim.training import History
+
+    spec = ex.NAMED["momentum" if key == "momentum" else "sgd"].replace(lr=lr)
+    cfg = spec.resolve("quick")
+    results = [
+        Result(cfg, s, History.from_dict({"val_acc": [v], "val_loss": [1 - v]}), 0, t, {}, {})
+        for s, (v, t) in enumerate(zip(val, test or val, strict=True))
+    ]
+    return SeedResults(spec, results)
+
+
+def _larger_step_case(ahead_by: float):
+    """Defaults where SGD at 0.1 is not told from momentum; a rung where momentum is
+    ``ahead_by`` at effective rate 0.1 on every seed, equal elsewhere, diverged at 1.0."""
+    from fashion_optim import experiments as ex
+    from fashion_optim.training import TrainingDivergedError
+
+    default = {
+        "sgd": _seeds_of("sgd", 0.01, [0.80, 0.81, 0.82]),
+        "momentum": _seeds_of("momentum", 0.01, [0.85, 0.86, 0.87]),
+        "sgd_effective": _seeds_of("sgd", 0.1, [0.85, 0.853, 0.872]),
+    }
+    base = [0.7, 0.71, 0.73]
+    points = {"sgd": {}, "momentum": {}}
+    for lr_sgd in (0.01, 0.1):
+        lift = ahead_by if lr_sgd == 0.1 else 0.0
+        shift = [0.001, -0.002, 0.0015] if lr_sgd == 0.1 else [0.004, -0.003, 0.0]
+        mom = [b + lift + d for b, d in zip(base, shift, strict=True)]
+        for key, lr, accs in (("sgd", lr_sgd, base), ("momentum", lr_sgd / 10, mom)):
+            points[key][lr] = ex.SeedOutcomes(
+                ex.NAMED[key].replace(lr=lr), _seeds_of(key, lr, accs).results
+            )
+    bad = [(s, TrainingDivergedError(1, 1, float("nan"), 1.0)) for s in range(3)]
+    points["sgd"][1.0] = ex.SeedOutcomes(ex.NAMED["sgd"].replace(lr=1.0), [], bad)
+    points["momentum"][0.1] = ex.SeedOutcomes(
+        ex.NAMED["momentum"].replace(lr=0.1), _seeds_of("momentum", 0.1, [0.6] * 3).results
+    )
+    return default, ex.Sweep(points, (0, 1, 2))
+
+
+def test_larger_step_sentences_say_where_momentum_is_its_larger_step_and_where_not():
+    default, rung = _larger_step_case(ahead_by=0.1)
+    numbers, sentences = plotting.larger_step_sentences(default, rung, keys=("momentum",))
+    assert numbers["closed"] == pytest.approx((0.8583 - 0.81) / 0.05, abs=1e-3)
+    assert not numbers["at_default"].excludes_zero
+    # 0.01 and 0.1 effective compared; 1.0 left out (SGD diverged there)
+    assert sorted(numbers["range"]["momentum"]) == [0.01, 0.1]
+    assert numbers["range"]["momentum"][0.1].resolved
+    assert not numbers["range"]["momentum"][0.01].resolved
+    assert numbers["holds"] == {"default": True, "range": False}
+    assert "97% of the gap" in sentences[0] and "do not tell from zero" in sentences[0]
+    assert "ahead at 1 of them (0.1) and behind at 0" in sentences[1]
+    assert sentences[-1].startswith("Momentum keeps no resolved advantage over SGD with its")
+    assert "at η = 0.01" in sentences[-1].split(";")[0]
+    assert "across the first rung's grid of rates" in sentences[-1].split(";")[1]
+
+
+def test_larger_step_sentences_claim_no_advantage_the_seeds_do_not_resolve():
+    default, rung = _larger_step_case(ahead_by=0.0)
+    # tuned: Nesterov resolved ahead of SGD, momentum equal to it on every seed
+    tuned = {"sgd": default["sgd"], "momentum": default["sgd"]}
+    tuned["nesterov"] = default["sgd_effective"]
+    numbers, sentences = plotting.larger_step_sentences(default, rung, tuned)
+    assert numbers["holds"] == {"default": True, "range": True, "tuned": False}
+    assert "Nesterov − SGD" in sentences[2] and "(resolved)" in sentences[2]
+    assert "momentum − SGD +0.0000" in sentences[2]
+    assert "Nesterov keeps a resolved advantage over SGD when each is tuned" in sentences[-1]
+    assert "at η = 0.01 and across the first rung's grid" in sentences[-1].split(";")[0]
+    with pytest.raises(ValueError, match=r"default has no \['sgd_effective'\]"):
+        plotting.larger_step_sentences({"sgd": 1, "momentum": 2}, rung)
+
+
+def test_larger_step_sentences_make_no_test_below_three_seeds():
+    default, rung = _larger_step_case(ahead_by=0.1)
+    for points in rung.points.values():
+        for point in points.values():
+            del point.finished[2:]
+    numbers, sentences = plotting.larger_step_sentences(default, rung, keys=("momentum",))
+    assert "with 2 seeds no test is made, so none of them is resolved" in sentences[1]
+    assert numbers["holds"]["range"]  # nothing resolved: no advantage claimed
+
+
+def test_larger_step_sentences_at_the_default_rate_alone():
+    default, _ = _larger_step_case(ahead_by=0.0)
+    numbers, sentences = plotting.larger_step_sentences(default)
+    assert numbers["holds"] == {"default": True} and len(sentences) == 2
+    assert sentences[-1] == (
+        "Momentum keeps no resolved advantage over SGD with its larger step at η = 0.01: "
+        "there the larger step is what the seeds can see of momentum's gain."
+    )
+
+
+def test_bias_correction_table_says_when_the_matched_rate_diverged():
+    from fashion_optim import experiments as ex
+    from fashion_optim.training import TrainingDivergedError
+
+    outcomes = _shifted_ablation()
+    spec = outcomes[3.162e-4, False].spec
+    bad = [(s, TrainingDivergedError(1, 1, float("nan"), 3.162e-4)) for s in range(3)]
+    outcomes[3.162e-4, False] = ex.SeedOutcomes(spec, [], bad)
+    table, sentences = plotting.bias_correction_table(outcomes, 391, (0.9, 0.999))
+    assert list(table.index) == ["best against best"]
+    assert table.loc["best against best", "failed without"] == "none"
+    assert any(
+        "nearest 0.001 /" in s
+        and "is 0.0003162, where every seed of the uncorrected variant diverged" in s
+        for s in sentences
+    )

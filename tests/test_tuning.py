@@ -572,3 +572,35 @@ def test_the_seed_table_shows_every_seed_and_marks_failures():
         "0.1000 / 0.9900 (collapsed)",
         "diverged",
     ]
+
+
+# --------------------------------------------------------------------------- bias correction
+
+
+@pytest.mark.parametrize("profile", ["full", "quick"])
+def test_the_bias_correction_ablation_is_adams_first_rung_for_both_variants(profile):
+    specs = ex.bias_correction_specs()
+    grid = ex.SWEEP_GRIDS["adam"]
+    assert list(specs) == [(lr, c) for lr in grid for c in (True, False)]  # one grid, both
+    for (lr, corrected), spec in specs.items():
+        cfg = spec.resolve(profile)
+        assert cfg.epochs == ex.RUNG_EPOCHS(profile)[0]  # the first rung's budget
+        assert (cfg.optimizer, cfg.lr) == ("scratch_adam", lr)
+        assert cfg.optimizer_kwargs == {"bias_correction": corrected}
+        assert not cfg.record.recorders()  # no records: the history only
+        # everything else (data, batch, model) is the tuning's first rung of Adam
+        rung = ex.full_budget_spec("adam", lr).replace(
+            name=spec.name,
+            optimizer="scratch_adam",
+            optimizer_kwargs={"bias_correction": corrected},
+            epochs=ex.RUNG_EPOCHS(profile)[0],
+            record=Record(),
+        )
+        assert cfg == rung.resolve(profile)
+    assert specs[grid[0], False].name == f"Adam without bias correction, lr {grid[0]:g}"
+
+
+@pytest.mark.parametrize("lrs", [(), (0.0,), (1e-3, -1e-3), ("0.001",), (True,)])
+def test_the_bias_correction_ablation_refuses_rates_that_are_not_positive_numbers(lrs):
+    with pytest.raises(ValueError, match=r"lrs must be positive numbers.*Adam's grid"):
+        ex.bias_correction_specs(lrs)

@@ -78,8 +78,8 @@ NAMED: dict[str, Spec] = {
     "adam": Spec("Adam", optimizer="adam", lr=1e-3, epochs=NOTE_EPOCHS, record=ADAM_RECORD),
 }
 
-#: The short budget of the learning-rate sweep, the schedule comparison and the
-#: bias-correction ablation: SGD with momentum as in ``NAMED["momentum"]``, on stratified
+#: The short budget of the learning-rate sweep and the schedule comparison: SGD with
+#: momentum as in ``NAMED["momentum"]``, on stratified
 #: subsets of the training and validation splits and a few epochs, without probes. The
 #: sweep and the others replace the optimizer and rate, and keep the data and epochs.
 SHORT_BUDGET = Spec(
@@ -272,20 +272,45 @@ def schedule_candidates(
     return keep, out
 
 
-def bias_correction_specs(lrs: tuple[float, ...]) -> dict[tuple[float, bool], Spec]:
-    """The from-scratch Adam (``scratch_adam``) on :data:`SHORT_BUDGET` at each rate of
-    ``lrs``, with and without bias correction, keyed ``(lr, bias_correction)``. The
-    from-scratch Adam matches :class:`torch.optim.Adam` with the correction on (the
-    tests pin it); without it, the first steps use the moments as they are, biased
-    towards zero."""
-    if not lrs or not all(isinstance(lr, int | float) and lr > 0 for lr in lrs):
-        raise ValueError(f"lrs must be positive numbers, at least one, got {lrs!r}.")
+def bias_correction_specs(
+    lrs: tuple[float, ...] | None = None,
+) -> dict[tuple[float, bool], Spec]:
+    """The from-scratch Adam (``scratch_adam``) with and without bias correction, keyed
+    ``(lr, bias_correction)``, at each rate of ``lrs`` (default: Adam's grid of the
+    tuning, ``SWEEP_GRIDS["adam"]``) on the budget of the tuning's first rung: the
+    shared Adam run's data and betas for ``RUNG_EPOCHS[0]`` epochs (one epoch on the
+    whole training split), recording nothing beyond the history.
+
+    Both variants see the same grid at the same budget, so each can be compared at its
+    own best rate, and at rates whose early steps match. The from-scratch Adam matches
+    :class:`torch.optim.Adam` with the correction on (the tests pin it); without it,
+    the steps use the moments as they are, biased towards zero.
+
+    Examples
+    --------
+    >>> specs = bias_correction_specs((1e-3,))
+    >>> sorted(specs), specs[1e-3, False].record.recorders()
+    ([(0.001, False), (0.001, True)], [])
+    """
+    from .tuning import RUNG_EPOCHS, SWEEP_GRIDS  # tuning builds on this module
+
+    lrs = SWEEP_GRIDS["adam"] if lrs is None else lrs
+    if not lrs or not all(
+        isinstance(lr, int | float) and not isinstance(lr, bool) and lr > 0 for lr in lrs
+    ):
+        raise ValueError(
+            f"lrs must be positive numbers, at least one, got {lrs!r}; leave it out for "
+            "Adam's grid of the tuning."
+        )
+    first_rung = PerProfile(full=RUNG_EPOCHS.full[0], quick=RUNG_EPOCHS.quick[0])
     return {
-        (float(lr), correct): SHORT_BUDGET.replace(
+        (float(lr), correct): NAMED["adam"].replace(
             name=f"Adam{'' if correct else ' without bias correction'}, lr {lr:g}",
             optimizer="scratch_adam",
             lr=float(lr),
             optimizer_kwargs={"bias_correction": correct},
+            epochs=first_rung,
+            record=Record(),
         )
         for lr in lrs
         for correct in (True, False)

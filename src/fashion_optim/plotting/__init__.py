@@ -1,16 +1,16 @@
 """One figure style and the figure and table helpers the gallery and the note share.
 
 Plotting never trains: every function here takes arrays (or results already computed
-by :mod:`fashion_optim.experiments`) and draws them. Twelve modules, one job each:
+by :mod:`fashion_optim.experiments`) and draws them. Thirteen modules, one job each:
 ``style`` (colours and matplotlib settings), ``axes`` (helpers on one axes), ``tables``
 (numbers for the reader), ``figures`` (the figures several pages draw), ``animation``
 (paths drawn step by step, for a player the reader scrubs), ``sweeps`` (the
 learning-rate sweep), ``rangetests`` (range tests over seeds and against the sweep),
 ``schedules`` (the learning-rate schedules' figures), ``headline`` (the
 default-versus-tuned table), ``theory`` (momentum's convergence theory on a
-quadratic), ``adam`` (Adam's step over each layer's weights) and ``landscape`` (what a
-plane through the weights leaves out, and a random plane); everything is imported from
-here.
+quadratic), ``adam`` (Adam's step over each layer's weights), ``momentum`` (momentum
+as a larger step) and ``landscape`` (what a plane through the weights leaves out, and a
+random plane); everything is imported from here.
 
 - :data:`COLORS` and :func:`color_for`: one colour per optimizer and per
   learning-rate schedule, the same on every page.
@@ -65,7 +65,12 @@ here.
   the quadratic's stability limits at measured curvatures beside where a sweep failed.
 - :func:`adam_layer_quantiles` (with :func:`quantile_bands`, :func:`quantile_position`
   and :func:`position_words`): per layer, the spread over its weights of Adam's adapted
-  step and effective rate against steps, and where one value sits in such a spread.
+  step and effective rate against steps, and where one value sits in such a spread;
+  :func:`uncorrected_step_ratio`, :func:`bias_correction_curves` and
+  :func:`bias_correction_table`: Adam with and without its bias corrections, swept over
+  one grid, compared at each variant's best rate and at matched early steps.
+- :func:`larger_step_sentences`: whether momentum's gain over SGD is its larger step
+  :math:`\\eta/(1-\\mu)`, at the default rate, across a rung's rates and tuned.
 
 Examples
 --------
@@ -82,11 +87,12 @@ from .adam import (
     ADAM_QUANTITIES,
     adam_layer_quantiles,
     adam_moments,
-    bias_correction_losses,
+    bias_correction_curves,
     bias_correction_table,
     position_words,
     quantile_bands,
     quantile_position,
+    uncorrected_step_ratio,
 )
 from .animation import PathAnimation, frame_indices, plane_animation, toy_animation
 from .axes import (
@@ -116,6 +122,7 @@ from .headline import (
     tuning_table,
 )
 from .landscape import plane_gap_panels, random_plane_contours
+from .momentum import larger_step_sentences
 from .rangetests import (
     range_test_lag_table,
     range_test_seeds,
@@ -172,7 +179,7 @@ __all__ = [
     "adam_layer_quantiles",
     "adam_moments",
     "band",
-    "bias_correction_losses",
+    "bias_correction_curves",
     "bias_correction_table",
     "buffer_and_ewma",
     "color_for",
@@ -180,6 +187,7 @@ __all__ = [
     "join_names",
     "label_lr_axis",
     "label_step_axis",
+    "larger_step_sentences",
     "largest_change",
     "leader_verdict",
     "learning_curves",
@@ -232,5 +240,6 @@ __all__ = [
     "trace_schedules",
     "tuning_losses",
     "tuning_table",
+    "uncorrected_step_ratio",
     "use_style",
 ]

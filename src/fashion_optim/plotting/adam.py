@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
-from .axes import label_step_axis, plain_log_ticks
+from .axes import label_step_axis
 from .style import NEUTRAL, color_for
 from .tables import mean_std
 
@@ -21,11 +21,12 @@ __all__ = [
     "ADAM_QUANTITIES",
     "adam_layer_quantiles",
     "adam_moments",
-    "bias_correction_losses",
+    "bias_correction_curves",
     "bias_correction_table",
     "position_words",
     "quantile_bands",
     "quantile_position",
+    "uncorrected_step_ratio",
 ]
 
 #: The two quantities the recorder summarises: record key, panel title, axis label (unit).
@@ -126,7 +127,7 @@ def quantile_bands(
 
 def adam_layer_quantiles(
     axes: Any,
-    records: Mapping[str, np.ndarray],
+    result: Any,
     layers: Sequence[str],
     *,
     names: Mapping[str, str] | None = None,
@@ -143,9 +144,12 @@ def adam_layer_quantiles(
     axes : numpy.ndarray
         Of :class:`matplotlib.axes.Axes`, ``len(layers)`` rows by 2 columns, from
         ``plt.subplots(len(layers), 2, sharex=True, sharey="col")``.
-    records : mapping
-        A run's records with the recorder's ``"adam_q/..."`` arrays
-        (:attr:`fashion_optim.experiments.Result.records`).
+    result : fashion_optim.experiments.Result
+        A run recorded with ``Record(layer_quantiles=...)``
+        (:class:`~fashion_optim.recorders.AdamQuantileRecorder`), read through
+        :meth:`~fashion_optim.experiments.Result.adam_quantiles`,
+        :attr:`~fashion_optim.experiments.Result.adam_quantile_steps` and
+        :attr:`~fashion_optim.experiments.Result.adam_quantile_levels`.
     layers : sequence of str
         Parameter names, one per row.
     names : mapping of str to str, optional
@@ -168,11 +172,12 @@ def adam_layer_quantiles(
     Examples
     --------
     >>> import matplotlib.pyplot as plt
-    >>> rec = {"adam_q/steps": np.array([1, 2]), "adam_q/levels": np.array([0.25, 0.5, 0.75]),
-    ...        "adam_q/adapted/w": np.ones((2, 3)), "adam_q/rate/w": np.ones((2, 3))}
+    >>> from fashion_optim import experiments
+    >>> result = experiments.run(experiments.NAMED["adam"])  # doctest: +SKIP
     >>> fig, axes = plt.subplots(1, 2, squeeze=False)
-    >>> sorted(adam_layer_quantiles(axes, rec, ["w"])["bands"])
-    [('w', 'adapted'), ('w', 'rate')]
+    >>> out = adam_layer_quantiles(axes, result, ["features.0.weight"])  # doctest: +SKIP
+    >>> sorted(out["bands"])  # doctest: +SKIP
+    [('features.0.weight', 'adapted'), ('features.0.weight', 'rate')]
     """
     grid = np.asarray(axes, dtype=object)
     if grid.size != 2 * len(layers) or grid.ndim > 2 or (grid.ndim == 2 and grid.shape[1] != 2):
@@ -181,24 +186,21 @@ def adam_layer_quantiles(
             f"{grid.shape}; use plt.subplots(len(layers), 2)."
         )
     grid = grid.reshape(len(layers), 2)
-    missing = [
-        f"adam_q/{kind}/{layer}"
+    # every layer read first: a missing record raises (naming the Record option to set)
+    # before anything is drawn
+    values = {
+        (layer, kind): result.adam_quantiles(kind, layer)
         for layer in layers
         for kind in ADAM_QUANTITIES
-        if f"adam_q/{kind}/{layer}" not in records
-    ]
-    if missing or "adam_q/steps" not in records:
-        raise KeyError(
-            f"the records have no {missing or ['adam_q/steps']}; record the run with "
-            "Record(layer_quantiles=...) (AdamQuantileRecorder)."
-        )
-    steps, levels = records["adam_q/steps"], records["adam_q/levels"]
+    }
+    steps, levels = result.adam_quantile_steps, result.adam_quantile_levels
     out: dict[str, Any] = {"bands": {}, "weight": []}
     for row, layer in enumerate(layers):
         for col, (kind, (title, unit)) in enumerate(ADAM_QUANTITIES.items()):
             ax = grid[row, col]
-            values = records[f"adam_q/{kind}/{layer}"]
-            out["bands"][layer, kind] = quantile_bands(ax, steps, values, levels, color=color)
+            out["bands"][layer, kind] = quantile_bands(
+                ax, steps, values[layer, kind], levels, color=color
+            )
             if weight is not None and weight[0] == layer:
                 trace = np.abs(np.asarray(weight[2 + col], dtype=np.float64))
                 out["weight"] += ax.plot(weight[1], trace, color="black", lw=0.5, alpha=0.7)
@@ -328,121 +330,270 @@ def adam_moments(
     return fig
 
 
-def bias_correction_losses(
-    outcomes: Mapping[tuple[float, bool], Any],
-    rates: Sequence[float],
-    *,
-    chosen: float | None = None,
-    n_first: int = 100,
-) -> tuple[Figure, dict[tuple[float, bool], np.ndarray]]:
-    """One panel per learning rate: the loss of each of the first ``n_first``
-    mini-batches, mean over the seeds that finished, of Adam with its bias corrections
-    (solid) and without (dashed); the legend counts the seeds behind each line.
+def uncorrected_step_ratio(steps: ArrayLike, betas: tuple[float, float]) -> np.ndarray:
+    r"""How many times longer Adam's step is without its bias corrections than with them,
+    at step :math:`t` (from 1), for a constant gradient and :math:`\epsilon` aside:
+
+    .. math::
+
+        r_t = \frac{1-\beta_1^t}{\sqrt{1-\beta_2^t}}.
+
+    Without correction the step is :math:`m_t/\sqrt{v_t}`; with it,
+    :math:`\hat m_t/\sqrt{\hat v_t} = r_t^{-1}\, m_t/\sqrt{v_t}`. Its mean over a run's
+    steps is how much farther the uncorrected variant moves on a constant gradient.
+
+    Examples
+    --------
+    >>> uncorrected_step_ratio([1, 12, 391], (0.9, 0.999)).round(2).tolist()
+    [3.16, 6.57, 1.76]
+    """
+    t = np.asarray(steps, dtype=np.float64)
+    beta1, beta2 = betas
+    if not (0 <= beta1 < 1 and 0 <= beta2 < 1):
+        raise ValueError(f"betas must each be in [0, 1), got {betas!r}.")
+    if t.size and (np.any(t < 1) or np.any(t != np.round(t))):
+        raise ValueError(f"steps count from 1 (whole numbers), got {t.min()!r} as smallest.")
+    return (1 - beta1**t) / np.sqrt(1 - beta2**t)
+
+
+#: The keys of the two variants in the ablation's figure, by ``bias_correction``.
+_VARIANTS = {True: "adam", False: "uncorrected adam"}
+_WORDS = {True: "with correction", False: "without correction"}
+_METRIC_WORDS = {"test_acc": "test accuracy", "val_acc": "validation accuracy"}
+
+
+def _ablation_sweep(outcomes: Mapping[tuple[float, bool], Any]) -> Any:
+    """The ablation as a :class:`~fashion_optim.experiments.Sweep` with two keys."""
+    from ..experiments import Sweep  # plotting never trains; this only reads
+
+    missing = [
+        (lr, not c) for lr, c in outcomes if (lr, not c) not in outcomes
+    ]  # fmt: skip
+    if not outcomes or missing:
+        raise ValueError(
+            f"outcomes must hold both variants at every rate, missing {missing or 'all'}: "
+            "pass what run_outcomes(bias_correction_specs(...)) returned."
+        )
+    points: dict[str, dict[float, Any]] = {key: {} for key in _VARIANTS.values()}
+    seeds: set[int] = set()
+    for (lr, corrected), point in outcomes.items():
+        points[_VARIANTS[corrected]][float(lr)] = point
+        seeds |= {r.seed for r in point.finished} | {s for s, _ in point.diverged}
+    return Sweep(points, tuple(sorted(seeds)))
+
+
+def bias_correction_curves(
+    ax: Axes, outcomes: Mapping[tuple[float, bool], Any], factor: float
+) -> dict[bool, float]:
+    """Adam with (solid) and without (dashed colour) its bias corrections, swept over the
+    same rates: final validation accuracy against the learning rate, as
+    :func:`~fashion_optim.plotting.sweep_curves` draws a sweep (failures marked, each
+    variant's choice on validation ringed), and the uncorrected curve again at its rates
+    times ``factor`` (thin, dotted): where it would sit were its steps ``factor`` times
+    the corrected ones.
 
     Parameters
     ----------
+    ax : matplotlib.axes.Axes
     outcomes : mapping
-        ``(rate, corrected)`` to the runs over seeds
-        (:class:`~fashion_optim.experiments.SeedOutcomes`: ``finished`` and
-        ``diverged``), as :func:`~fashion_optim.experiments.run_outcomes` returns for
+        ``(rate, corrected)`` to :class:`~fashion_optim.experiments.SeedOutcomes`, as
+        :func:`~fashion_optim.experiments.run_outcomes` returns for
         :func:`~fashion_optim.experiments.bias_correction_specs`.
-    rates : sequence of float
-        One panel each.
-    chosen : float, optional
-        The rate the sweep chose, marked in its panel's title.
-    n_first : int
-        Mini-batches drawn.
+    factor : float
+        The uncorrected step over the corrected one, e.g. the mean of
+        :func:`uncorrected_step_ratio` over the run.
 
     Returns
     -------
-    figure : matplotlib.figure.Figure
-    early : dict
-        The mean curves drawn, by ``(rate, corrected)`` (none for a variant whose every
-        seed diverged).
+    dict
+        The rate each variant chooses on validation, by ``corrected`` (a variant whose
+        every rate failed is left out).
     """
-    import matplotlib.pyplot as plt
+    from .sweeps import sweep_curves
 
-    look = {True: ("-", "adam"), False: ("--", "uncorrected adam")}  # style, colour's name
-    fig, axes = plt.subplots(1, len(rates), figsize=(9.0, 4.0), sharey=True, squeeze=False)
-    fig.set_layout_engine("constrained")
-    early: dict[tuple[float, bool], np.ndarray] = {}
-    for ax, lr in zip(axes[0], rates, strict=True):
-        for corrected, (ls, name) in look.items():
-            outcome = outcomes[lr, corrected]
-            n_seeds = len(outcome.finished) + len(outcome.diverged)
-            if done := outcome.finished:
-                curve = np.mean([r.history.batch_loss[:n_first] for r in done], axis=0)
-                early[lr, corrected] = curve
-                which = "with" if corrected else "without"
-                label = f"{which} correction ({len(done)} of {n_seeds} seeds)"
-                x = range(1, len(curve) + 1)
-                ax.plot(x, curve, ls, color=color_for(name), label=label)
-        ax.set(yscale="log", title=f"lr {lr:g}{' (chosen)' if lr == chosen else ''}")
-        plain_log_ticks(ax)
-        label_step_axis(ax)
-        ax.legend(loc="upper right")
-    axes[0, 0].set_ylabel("training loss per mini-batch (nat)")
-    return fig, early
+    if not (np.isfinite(factor) and factor > 0):
+        raise ValueError(f"factor must be a positive number, got {factor!r}.")
+    sweep = _ablation_sweep(outcomes)
+    labels = {key: _WORDS[c] for c, key in _VARIANTS.items()}
+    chosen = sweep_curves(ax, sweep, list(_VARIANTS.values()), "val_acc", labels=labels)
+    curve = sweep.curve(_VARIANTS[False])
+    ax.plot(
+        curve["lr"] * factor, curve["mean"], ":", color=color_for(_VARIANTS[False]), lw=1.2,
+        label=f"without correction, at lr × {factor:.2f}",
+    )  # fmt: skip
+    return {c: chosen[key] for c, key in _VARIANTS.items() if key in chosen}
 
 
 def bias_correction_table(
     outcomes: Mapping[tuple[float, bool], Any],
-    rates: Sequence[float],
-    early: Mapping[tuple[float, bool], np.ndarray],
-    n_first: int,
+    n_steps: int,
+    betas: tuple[float, float],
+    metric: str = "test_acc",
 ) -> tuple[Any, list[str]]:
-    """Adam with and without its bias corrections, per learning rate: the final
-    validation accuracy over the seeds that finished, the difference without − with
-    paired by seed (:func:`fashion_optim.stats.paired_difference`, 95 % t-interval) over
-    the seeds that finished both, and a sentence per rate that says what the numbers
-    show (the early loss, and whether the interval excludes zero).
+    """Adam with and without its bias corrections, swept over the same rates, compared
+    twice, seed by seed on ``metric`` (the rates chosen on validation):
+
+    - *best against best*: each variant at its own best rate on validation;
+    - *at matched early steps*: the corrected variant at its best rate, the uncorrected
+      one at the rate of the grid nearest (on the log axis) to that rate divided by
+      :math:`\bar r`, the mean of :func:`uncorrected_step_ratio` over the ``n_steps``
+      steps: there its steps are, on a constant gradient, as long as the corrected
+      ones on average.
+
+    Differences are without − with, paired by seed over the seeds both finished, with
+    Holm's correction for the two (:func:`fashion_optim.stats.paired_tests`).
 
     Parameters
     ----------
     outcomes : mapping
-        As for :func:`bias_correction_losses`.
-    rates : sequence of float
-    early : mapping
-        The mean early losses :func:`bias_correction_losses` returned.
-    n_first : int
-        The mini-batches they cover.
+        As for :func:`bias_correction_curves`.
+    n_steps : int
+        The optimizer steps of each run.
+    betas : (float, float)
+        Adam's :math:`\beta_1, \beta_2`.
+    metric : str
+        What is compared: ``"test_acc"`` (the reported metric) or a history field.
 
     Returns
     -------
     table : pandas.DataFrame
-        Indexed by (learning rate, correction).
+        One row per comparison: the two rates, each variant's mean ± std of ``metric``
+        and its validation accuracy, the paired difference, Holm's p, resolved or not.
     sentences : list of str
+        What the numbers show: the step factor, how far the best rate moved, and the two
+        comparisons (a difference is claimed only where the test resolves it).
     """
     import pandas as pd
 
     from .. import stats
 
-    final = {k: {r.seed: r.history.val_acc[-1] for r in p.finished} for k, p in outcomes.items()}
-    table, sentences = {}, []
-    for lr in rates:
-        on, off = final[lr, True], final[lr, False]
-        both = [s for s in on if s in off]
-        d = stats.paired_difference([off[s] for s in both], [on[s] for s in both]) if both else None
-        for key, v in (("with", list(on.values())), ("without", list(off.values()))):
-            shown = mean_std(v) if len(v) > 1 else f"{v[0]:.4f}" if v else "–"
-            table[f"{lr:g}", key] = {"seeds finished": len(v), "val. accuracy": shown}
-        paired = "–" if d is None else str(d) if d.n > 1 else f"{d.mean:+.4f}"
-        table[f"{lr:g}", "without"]["without − with"] = paired
-        a, b = (early[lr, c].mean() if (lr, c) in early else np.nan for c in (False, True))
-        loss = (
-            f"{a:.2f} nat without correction, {'above' if a > b else 'not above'} {b:.2f} with it"
+    if not (isinstance(n_steps, int | np.integer) and n_steps >= 1):
+        raise ValueError(f"n_steps must be a whole number >= 1, got {n_steps!r}.")
+    sweep = _ablation_sweep(outcomes)
+    ratio = uncorrected_step_ratio(np.arange(1, n_steps + 1), betas)
+    factor = float(ratio.mean())
+    with_, without = (_VARIANTS[c] for c in (True, False))
+    try:
+        best = {c: sweep.best_rate(_VARIANTS[c]) for c in (True, False)}
+    except ValueError as exc:
+        raise ValueError(f"no rate of one variant finished on every seed: {exc}") from None
+    grid = sweep.rates(without)
+    matched = float(grid[np.argmin(np.abs(np.log(grid) - np.log(best[True] / factor)))])
+    pairs = {"best against best": (best[False], best[True])}
+    lost = sweep.points[without][matched].results is None  # every seed diverged there
+    if not lost:
+        pairs["at matched early steps"] = (matched, best[True])
+    values = {
+        name: stats.paired_by_seed_values(
+            sweep.points[without][off].results, sweep.points[with_][on].results, metric
         )
-        loss = loss if a + b > 0 else "cannot be compared (every seed diverged one way)"
-        text = f"lr {lr:g}: mean loss over the first {n_first} steps {loss}. Final validation "
-        if d is None:
-            text += "accuracy: no seed finished both ways."
+        for name, (off, on) in pairs.items()
+    }
+    tests = stats.paired_tests(values)
+    rows, words = {}, _METRIC_WORDS.get(metric, metric)
+    for name, (off, on) in pairs.items():
+        res_off, res_on = sweep.points[without][off].results, sweep.points[with_][on].results
+        test = tests[name]
+        rows[name] = {
+            "rate with": f"{on:g}",
+            "rate without": f"{off:g}",
+            "val. acc. with": mean_std(res_on.final("val_acc")),
+            "val. acc. without": mean_std(res_off.final("val_acc")),
+            f"{words} with": mean_std(res_on.per_seed(metric)),
+            f"{words} without": mean_std(res_off.per_seed(metric)),
+            "without − with": str(test),
+            "Holm p": "–" if np.isnan(test.pvalue_holm) else f"{test.pvalue_holm:.3g}",
+            "resolved": "yes" if test.resolved else "no",
+            "failed without": sweep.points[without][off].failure_note() or "none",
+        }
+    frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("comparison")
+    b1, b2 = betas
+    sentences = [
+        f"Over the {n_steps} steps of each run, 1 − β₂^t grows to only "
+        f"{1 - b2**n_steps:.2f} (at t = {n_steps}; 1 − β₁^t to "
+        f"{1 - b1**n_steps:.2f}): v_t is still that fraction of its corrected value at "
+        "the end, so a run this short is where the correction matters most. The "
+        f"uncorrected step is r_t = {ratio[0]:.2f} times "
+        f"the corrected one at t = 1, {ratio.max():.2f} at its peak (t = "
+        f"{int(ratio.argmax()) + 1}), {ratio[-1]:.2f} at the last step, and "
+        f"{factor:.2f} on average: on a constant gradient it moves {factor:.2f} times "
+        "as far."
+    ]
+    moved = best[True] / best[False]
+    how = (
+        f"moves down by a factor {moved:.3g}"
+        if moved > 1
+        else "does not move"
+        if moved == 1
+        else f"moves up by a factor {1 / moved:.3g}"
+    )
+    step = ""
+    if len(grid) > 1:  # both in the grid's steps (a factor sqrt(10) on Adam's)
+        unit = float(np.log(grid[1] / grid[0]))
+        step = (
+            f" ({abs(np.log(moved)) / unit:.0f} of the grid's steps of "
+            f"{np.exp(unit):.3g}; the early steps' factor {factor:.2f} is "
+            f"{np.log(factor) / unit:.1f} of them)"
+        )
+    sentences.append(
+        f"On validation, the corrected variant is best at lr {best[True]:g}, the "
+        f"uncorrected one at {best[False]:g}: without correction the best rate "
+        f"{how}{step}."
+    )
+    sentences.append(_shift_sentence(sweep, factor))
+    if lost:
+        sentences.append(
+            f"At matched early steps, the grid's rate nearest {best[True]:g} / {factor:.2f} "
+            f"is {matched:g}, where every seed of the uncorrected variant diverged."
+        )
+    for name, (off, on) in pairs.items():
+        test, n = tests[name], tests[name].difference.n
+        where = (
+            f"each at its own best rate ({off:g} without, {on:g} with)"
+            if name == "best against best"
+            else f"at matched early steps ({off:g} without, the grid's rate nearest "
+            f"{on:g} / {factor:.2f} = {on / factor:.3g}, against {on:g} with)"
+        )
+        if test.resolved:
+            verdict = (
+                f"{'lower' if test.difference.mean < 0 else 'higher'} without correction, "
+                f"{test} over {n} seeds (resolved after Holm)"
+            )
         else:
-            text += f"accuracy {abs(d.mean):.4f} {'lower' if d.mean < 0 else 'higher'} without it"
-            zero = "excludes zero" if d.excludes_zero else f"includes zero: {d.n} seeds cannot tell"
-            text += f" over {d.n} seeds; the interval {d} {zero}." if d.n > 1 else ", on one seed."
-        sentences.append(text)
-    frame = pd.DataFrame.from_dict(table, orient="index").fillna("")
-    return frame.rename_axis(["learning rate", "correction"]), sentences
+            verdict = f"{test} over {n} seeds: the seeds do not tell the variants apart"
+        if note := sweep.points[without][off].failure_note():
+            verdict += f" (without correction, {note})"
+        sentences.append(f"{words[0].upper()}{words[1:]} {where}, without − with: {verdict}.")
+    return frame, [s for s in sentences if s]
+
+
+def _shift_sentence(sweep: Any, factor: float) -> str:
+    """How close the uncorrected curve comes to the corrected one once its rates are
+    multiplied by ``factor`` (interpolated on the log-rate axis), against unmoved; ``""``
+    where fewer than two rates can be compared."""
+    curves = {}
+    for c, key in _VARIANTS.items():
+        ok = [lr for lr, p in sorted(sweep.points[key].items()) if p.complete]
+        acc = [sweep.points[key][lr].results.final("val_acc")[0] for lr in ok]
+        curves[c] = (np.log(ok), np.array(acc))
+    (on_x, on_acc), (off_x, off_acc) = curves[True], curves[False]
+    if len(off_x) < 2:
+        return ""
+    gaps = {}
+    for shift in (1.0, factor):
+        x = on_x - np.log(shift)  # the uncorrected rate whose steps match each corrected one
+        inside = (x >= off_x.min() - 1e-9) & (x <= off_x.max() + 1e-9)
+        if inside.sum() < 2:
+            return ""
+        moved = np.interp(x[inside], off_x, off_acc)
+        gaps[shift] = (np.abs(moved - on_acc[inside]).max(), int(inside.sum()))
+    (plain, n_plain), (shifted, n_shifted) = gaps[1.0], gaps[factor]
+    return (
+        f"Moved right by r̄ = {factor:.2f} (its rates times r̄, interpolated on the log "
+        "axis), the uncorrected curve's mean validation accuracy lies within "
+        f"{shifted:.4f} of the corrected one at the {n_shifted} corrected rates it spans "
+        f"where no seed failed, against {plain:.4f} unmoved ({n_plain} rates)."
+    )
 
 
 def quantile_position(
