@@ -60,6 +60,7 @@ DEPENDS: dict[str, set[str]] = {
     "plotting/theory.py": set(),
     "plotting/adam.py": set(),
     "plotting/landscape.py": set(),
+    "plotting/momentum.py": set(),
     "ewma.py": {"range_test"},
     "cli.py": set(),
     "__main__.py": set(),

@@ -469,6 +469,18 @@ def test_paired_tests_correct_for_their_number_and_draw_no_interval_on_two_seeds
         [out[n].pvalue_holm for n in pairs], stats.holm([out[n].pvalue for n in pairs])
     )
     assert out["big"].resolved and not out["none"].resolved
+    # Holm's step-down rejects the second pair (p 0.046 against alpha / 1) while its
+    # Bonferroni interval (alpha / 2) still holds zero: a page prints the interval, so
+    # the pair is not resolved
+    zero = [0.0] * 5
+    held = stats.paired_tests(
+        {
+            "clear": ([0.05, 0.051, 0.049, 0.05, 0.052], zero),
+            "step-down only": ([0.010, 0.013, 0.006, 0.012, -0.002], zero),
+        }
+    )["step-down only"]
+    assert held.pvalue_holm < 0.05 and held.difference.low < 0 < held.difference.high
+    assert not held.resolved
     two = stats.paired_tests({"x": ([0.9, 0.8], [0.7, 0.6])})["x"]
     assert math.isnan(two.difference.low) and not two.resolved
     assert str(two) == "+0.2000 (seeds: +0.2000, +0.2000)"

@@ -235,8 +235,16 @@ class PairedTest:
 
     @property
     def resolved(self) -> bool:
-        """Whether the difference is told apart from zero after Holm's correction."""
-        return bool(self.pvalue_holm < self.alpha)
+        """Whether the difference is told apart from zero after the correction for the
+        pairs compared: its simultaneous interval (Bonferroni level :math:`1-\alpha/m`)
+        excludes zero, and so Holm's adjusted p-value is below :math:`\alpha` too.
+
+        Holm's step-down test alone can reject a pair whose Bonferroni interval still
+        holds zero (its second-smallest p-value is held to :math:`\alpha/(m-1)`, not
+        :math:`\alpha/m`); a page names a difference only where the interval it prints
+        shows it, so both must agree.
+        """
+        return bool(self.pvalue_holm < self.alpha and self.difference.excludes_zero)
 
     def __str__(self) -> str:
         d = self.difference
