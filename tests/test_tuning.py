@@ -535,8 +535,20 @@ def test_the_page_says_when_tuning_made_an_optimizer_worse_on_validation():
     ]
     text = plotting.tuning_losses(default, {"adam": worse}, NAMES)
     assert text.startswith("Tuning made Adam (-0.0200) worse on validation")
+    # the test side: tuned minus default paired by seed, equal here (0.9 on every seed)
+    assert "On the test set, tuned minus default rate over 3 paired seeds (Holm over 1)" in text
+    assert "Adam +0.0000" in text and "no resolved gain, no resolved loss" in text
     same = plotting.tuning_losses(default, {"adam": default["adam"]}, NAMES)
-    assert same == "Tuning made no optimizer worse on validation than its default rate."
+    assert same.startswith("Tuning made no optimizer worse on validation than its default")
+    # paired over the seeds both ran: a default over 3 seeds against a choice over 5
+    five = _named_results("adam", [(0.91, 0.9)] * 3 + [(0.80, 0.8)] * 2)
+    five.spec = worse.spec
+    five.results = [
+        dataclasses.replace(r, config=worse.spec.resolve("quick")) for r in five.results
+    ]
+    assert plotting.tuning_losses(default, {"adam": five}, NAMES).startswith(
+        "Tuning made no optimizer worse"
+    )
 
 
 def test_rung_curves_ring_each_rungs_choice_and_mark_failures_apart():

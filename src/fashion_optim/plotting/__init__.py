@@ -113,6 +113,7 @@ from .figures import (
     toy_paths,
 )
 from .headline import (
+    drift_summary,
     join_names,
     leader_verdict,
     mcnemar_summary,
@@ -183,6 +184,7 @@ __all__ = [
     "bias_correction_table",
     "buffer_and_ewma",
     "color_for",
+    "drift_summary",
     "frame_indices",
     "join_names",
     "label_lr_axis",

@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from .tables import mean_std
 
 #: Shown in a cell that has no value (a row without a default-rate run).
@@ -114,7 +116,10 @@ def join_names(names: Any) -> str:
 
 
 def leader_verdict(
-    results: Mapping[str, Any], names: Mapping[str, str], alpha: float = 0.05
+    results: Mapping[str, Any],
+    names: Mapping[str, str],
+    alpha: float = 0.05,
+    among: str | None = None,
 ) -> tuple[str, str, dict[str, Any]]:
     """Which configuration leads, in words, only where the numbers resolve it.
 
@@ -132,6 +137,10 @@ def leader_verdict(
     names : mapping of str to str
         Display names by key.
     alpha : float
+    among : str, optional
+        What the configurations are, when a page shows others beside them (e.g. "the
+        four optimizers at their tuned constant rates"): the sentence then starts
+        "Among ...", so that "the best validation accuracy" is not read as the page's.
 
     Returns
     -------
@@ -153,13 +162,14 @@ def leader_verdict(
     n = min((t.difference.n for t in tests.values()), default=len(results[best].results))
     ahead = [k for k, t in tests.items() if t.resolved and t.difference.mean > 0]
     others = [k for k in tests if k not in ahead]
+    lead = f"Among {among}, {names[best]}" if among else names[best]
     if not tests:
-        return best, f"{names[best]} is the only configuration left to compare.", tests
+        return best, f"{lead} is the only configuration left to compare.", tests
     if n < stats.MIN_PAIRS:
         return (
             best,
             (
-                f"{names[best]} has the best validation accuracy; with {n} seeds no interval "
+                f"{lead} has the best validation accuracy; with {n} seeds no interval "
                 f"is drawn, so no leader is named (the seeds are shown instead)."
             ),
             tests,
@@ -169,7 +179,7 @@ def leader_verdict(
         return (
             best,
             (
-                f"{names[best]} leads: on the test set it is ahead of every other, each "
+                f"{lead} leads: on the test set it is ahead of every other, each "
                 f"difference resolved by a paired test over {n} seeds with Holm's correction "
                 f"for {m} comparison{'s' * (m > 1)}."
             ),
@@ -178,7 +188,7 @@ def leader_verdict(
     return (
         best,
         (
-            f"{names[best]} has the best validation accuracy, but {n} seeds do not tell it "
+            f"{lead} has the best validation accuracy, but {n} seeds do not tell it "
             f"apart on the test set from {join_names(names[k] for k in others)} (paired by "
             f"seed, Holm's correction for {m} comparison{'s' * (m > 1)}): no leader is named."
         ),
@@ -187,28 +197,58 @@ def leader_verdict(
 
 
 def tuning_losses(
-    default: Mapping[str, Any], tuned: Mapping[str, Any], names: Mapping[str, str]
+    default: Mapping[str, Any],
+    tuned: Mapping[str, Any],
+    names: Mapping[str, str],
+    alpha: float = 0.05,
 ) -> str:
-    """A sentence naming each optimizer whose tuned rate did *worse* on validation than
-    its default rate, over the compared seeds (mean final validation accuracy), or
-    saying that none did. A tuned rate equal to the default is left out.
+    """Sentences on what tuning did against each optimizer's default rate, paired by
+    seed over the seeds both ran: on validation, the optimizers whose chosen rate did
+    *worse* (or that none did); on the test set, the tuned minus default difference of
+    each, with Holm's correction over them, naming a change only where it is resolved.
+    A tuned rate equal to the default is left out.
 
     ``default`` and ``tuned`` map keys to
     :class:`~fashion_optim.experiments.SeedResults` (None where every seed failed).
     """
-    worse = []
+    from .. import stats
+
+    val, pairs = {}, {}
     for k, res in tuned.items():
         base = default.get(k)
         if res is None or base is None or res.config == base.config:
             continue
-        gap = res.final("val_acc")[0] - base.final("val_acc")[0]
-        if gap < 0:
-            worse.append(f"{names[k]} ({gap:+.4f})")
+        a, b = stats.paired_by_seed_values(res, base, "val_acc")
+        val[k] = float(np.mean(a - b))
+        pairs[k] = stats.paired_by_seed_values(res, base, "test_acc")
+    worse = [f"{names[k]} ({gap:+.4f})" for k, gap in val.items() if gap < 0]
     if not worse:
-        return "Tuning made no optimizer worse on validation than its default rate."
+        head = (
+            "Tuning made no optimizer worse on validation than its default rate, paired "
+            "over the seeds both ran (the default rate is among the candidates the choice "
+            "is made from)."
+        )
+    else:
+        head = (
+            f"Tuning made {join_names(worse)} worse on validation than the default rate "
+            "(mean difference over the seeds both ran)."
+        )
+    if not pairs:
+        return head
+    tests = stats.paired_tests(pairs, alpha)
+    m, n = len(tests), min(t.difference.n for t in tests.values())
+    each = "; ".join(f"{names[k]} {t}" for k, t in tests.items())
+    down = [names[k] for k, t in tests.items() if t.resolved and t.difference.mean < 0]
+    up = [names[k] for k, t in tests.items() if t.resolved and t.difference.mean > 0]
+    if n < stats.MIN_PAIRS:
+        verdict = f"with {n} seeds no interval is drawn"
+    else:
+        verdict = (f"resolved gains for {join_names(up)}" if up else "no resolved gain") + (
+            f", resolved losses for {join_names(down)}" if down else ", no resolved loss"
+        )
     return (
-        f"Tuning made {join_names(worse)} worse on validation than the default rate "
-        f"(mean over the compared seeds)."
+        f"{head} On the test set, tuned minus default rate over {n} paired seeds (Holm "
+        f"over {m}): {each}; {verdict}."
     )
 
 
@@ -277,3 +317,31 @@ def mcnemar_summary(tests: Any, alpha: float = 0.05) -> str:
         return "—"
     below = sum(t.pvalue < alpha for t in tests)
     return f"{below}/{len(tests)}, max p {max(t.pvalue for t in tests):.2g}"
+
+
+def drift_summary(tuning: Any, names: Mapping[str, str]) -> str:
+    """A sentence on how each optimizer's choice moved from the tuning's first rung to
+    the full budget: which kept their rate, and, for the others, whether the first rung
+    chose a larger or a smaller rate (the direction of the short horizon's bias here).
+
+    ``tuning`` is a :class:`~fashion_optim.experiments.Tuning`; ``names`` maps its keys
+    to display names.
+    """
+    same, larger, smaller = [], [], []
+    for key in tuning.keys:
+        early, chosen = tuning.first_rung_choice(key), tuning.best_rate(key)
+        if early == chosen:
+            same.append(names[key])
+        else:
+            (larger if early > chosen else smaller).append(
+                f"{names[key]} ({early:g} against {chosen:g})"
+            )
+    parts = []
+    if same:
+        parts.append(f"the first rung alone chose the full budget's rate for {join_names(same)}")
+    if larger:
+        parts.append(f"it chose a larger rate for {join_names(larger)}")
+    if smaller:
+        parts.append(f"a smaller one for {join_names(smaller)}")
+    text = "; ".join(parts)
+    return text[0].upper() + text[1:] + "."
