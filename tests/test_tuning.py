@@ -628,3 +628,23 @@ def test_the_bias_correction_ablation_is_adams_first_rung_for_both_variants(prof
 def test_the_bias_correction_ablation_refuses_rates_that_are_not_positive_numbers(lrs):
     with pytest.raises(ValueError, match=r"lrs must be positive numbers.*Adam's grid"):
         ex.bias_correction_specs(lrs)
+
+
+def test_the_drift_of_the_choice_is_counted_by_direction():
+    from fashion_optim import plotting
+
+    def sweep(table):
+        points = {
+            k: {lr: _point(ex.full_budget_spec(k, lr), [acc] * 3) for lr, acc in rates.items()}
+            for k, rates in table.items()
+        }
+        return ex.tuning.Sweep(points, (0, 1, 2))
+
+    first = sweep({"sgd": {0.1: 0.8, 0.3162: 0.7}, "adam": {0.001: 0.80, 0.01: 0.85}})
+    last = sweep({"sgd": {0.1: 0.9, 0.3162: 0.85}, "adam": {0.001: 0.90, 0.01: 0.88}})
+    tuning = ex.Tuning([first, last], (1, 10), (0, 1, 2))
+    text = plotting.drift_summary(tuning, {"sgd": "SGD", "adam": "Adam"})
+    assert text == (
+        "The first rung alone chose the full budget's rate for SGD; it chose a larger "
+        "rate for Adam (0.01 against 0.001)."
+    )
