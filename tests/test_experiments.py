@@ -702,8 +702,9 @@ def test_schedule_candidates_leave_out_failures_twins_and_an_idle_plateau():
     outcomes = {k: _outcomes(spec, [steady, steady]) for k, spec in specs.items()}
     outcomes["step"] = _outcomes(specs["step"], [steady], complete=False)
     keep, out = ex.schedule_candidates(outcomes, profile="quick")
-    assert set(out) == {"step", "onecycle", "onecycle_flat", "plateau"}
+    assert set(out) == {"step", "lambda_step", "onecycle", "onecycle_flat", "plateau"}
     assert "1 diverged" in out["step"]
+    assert out["lambda_step"] == f"the same schedule as {specs['step'].name}, by definition"
     assert out["onecycle"] == f"the same configuration as {specs['onecycle_base'].name}"
     assert "never lowered the rate" in out["plateau"]
     assert set(keep) == set(specs) - set(out)
@@ -712,4 +713,9 @@ def test_schedule_candidates_leave_out_failures_twins_and_an_idle_plateau():
     outcomes["plateau"] = _outcomes(specs["plateau"], [steady, cut])
     keep, out = ex.schedule_candidates(outcomes, profile="quick")
     assert "plateau" in keep and "plateau" not in out
+    # StepLR's LambdaLR twin is never ranked beside it; alone, it is
+    assert "lambda_step" in out
+    del outcomes["step"]
+    keep, out = ex.schedule_candidates(outcomes, profile="quick")
+    assert "lambda_step" in keep and "lambda_step" not in out
     assert ex.lowered_epochs(outcomes["plateau"].results) == {0: [], 1: [3]}

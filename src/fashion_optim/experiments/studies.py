@@ -158,6 +158,10 @@ def full_budget_annealed(peak: float) -> Spec:
 #: far, so on a budget of a few epochs it can act (a patience of one needs two such
 #: epochs in a row).
 PLATEAU = {"patience": 0, "factor": 0.1}
+#: Schedules of :func:`schedule_specs` that are another one written differently, by
+#: definition (``"lambda_step"``, the LambdaLR of ``0.1 ** (epoch // k)``, is
+#: ``StepLR(k, 0.1)``): :func:`schedule_candidates` ranks the one it names only.
+SAME_SCHEDULE: dict[str, str] = {"lambda_step": "step"}
 
 
 def schedule_specs(
@@ -250,7 +254,10 @@ def schedule_candidates(
     ``outcomes`` maps schedule keys (:func:`schedule_specs`) to their
     :class:`~fashion_optim.experiments.SeedOutcomes`. Out are: a schedule with a failed
     seed (diverged or collapsed); one whose configuration repeats an earlier key's (the
-    OneCycleLR runs at the peak, when the peak is the base rate); and ReduceLROnPlateau
+    OneCycleLR runs at the peak, when the peak is the base rate); one that is another
+    schedule written differently (:data:`SAME_SCHEDULE`: the LambdaLR twin of StepLR,
+    whose reason starts, as a repeated configuration's does, with "the same"); and
+    ReduceLROnPlateau
     when it lowered the rate on no seed (it is then the constant run under another
     name). Returns ``({key: SeedResults}, {key: reason})``.
     """
@@ -261,8 +268,11 @@ def schedule_candidates(
         cfg = o.spec.resolve(profile)
         twin = next((k for k, c in seen if c == cfg), None)
         seen.append((key, cfg))
+        same = SAME_SCHEDULE.get(key)
         if twin is not None:
             out[key] = f"the same configuration as {outcomes[twin].spec.name}"
+        elif same in outcomes:
+            out[key] = f"the same schedule as {outcomes[same].spec.name}, by definition"
         elif not o.complete:
             out[key] = o.failure_note() or "no seed finished"
         elif cfg.scheduler == "plateau" and not any(lowered_epochs(o.results).values()):
