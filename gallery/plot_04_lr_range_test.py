@@ -225,7 +225,7 @@ rise = lag["raw at lr_max / its low"].astype(float)
 past = int(lag["reading"].str.startswith("past").sum())
 say(
     f"On {int((rise > 1.2).sum())} of {len(lag)} tests the raw loss at lr_max is "
-    f"over 1.2 times its low (up to {rise.max():.2f} times); on {past}, lr_max "
+    f"over 1.2 times its low (up to {rise.max():.2f} times); on {past or 'none'}, lr_max "
     "lies past the blow-up."
 )
 
