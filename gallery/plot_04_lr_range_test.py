@@ -95,7 +95,7 @@ plotting.range_test_table(tests, SEEDS, names)
 # adapted gradient :math:`\hat m_t/(\sqrt{\hat v_t}+\epsilon)`, the gradient's running
 # mean over its running RMS: near one where the gradient keeps its sign, near zero where
 # noise dominates, whatever the gradient's scale (chapter 3): a signal-to-noise ratio,
-# not one. The shared Adam run records each layer's median adapted step (its
+# not a gradient's size. The shared Adam run records each layer's median adapted step (its
 # ``adam_quantiles``, chapter 3's run, cached); at the end of training:
 
 adam = experiments.run_seeds(experiments.NAMED["adam"]).results
@@ -208,14 +208,25 @@ for key in KEYS:
 # geometric ramp that is a fixed factor of learning rate, larger when the ramp has fewer
 # mini-batches per decade. So ``lr_max``, the lowest point of the smoothed curve, can
 # come after the lowest raw losses. The table compares the raw loss at ``lr_max`` with
-# the lowest one up to it, says whether ``lr_max`` is even past the blow-up, and reads the
-# ratio: well above one, the smoothed minimum marks where the rise outweighed the lagging
-# average, not the best learning rate.
+# the lowest one up to it and reads the ratio: well above one, the smoothed minimum
+# marks where the rise outweighed the lagging average, not the best learning rate (the
+# reading says "past the blow-up" where ``lr_max`` lies beyond the blow-up).
 
 age = ewma.ewma_age(1 - SMOOTH)
 print(f"smoothing β = {1 - SMOOTH:g}: average age {age:.0f} mini-batches")
-plotting.range_test_lag_table(
+lag = plotting.range_test_lag_table(
     tests, SEEDS, names, ramps=RAMPS, num_iter=NUM_ITER, age=age
+)
+lag
+
+# %%
+
+rise = lag["raw at lr_max / its low"].astype(float)
+past = int(lag["reading"].str.startswith("past").sum())
+say(
+    f"On {int((rise > 1.2).sum())} of {len(lag)} tests the raw loss at lr_max is "
+    f"over 1.2 times its low (up to {rise.max():.2f} times); on {past or 'none'}, lr_max "
+    "lies past the blow-up."
 )
 
 # %%
@@ -261,7 +272,8 @@ print(f"{names['momentum']}'s one-cycle peak: {PEAK:g}")
 # seed counts at chance). The full budget trains only the rates successive halving kept,
 # so a suggestion outside them gets no full-budget regret ("out": we do not
 # extrapolate); the first rung trained all seven rates, so it scores every suggestion
-# inside the grid, on a curve one epoch long.
+# inside the grid, on a curve one epoch long. The count below says how many of the
+# table's scores the full budget gives; the ranking uses the first rung.
 
 curves = {"full budget": tuning.last, "first rung": sweep}
 for key in KEYS:
@@ -282,16 +294,35 @@ for key in KEYS:
                          "peak steps": suggest.grid_steps(lr, PEAK) if peak
                          else np.nan})  # fmt: skip
 scores = pd.DataFrame(rows)
+shown = scores[scores["convention"].isin((BASE, "fastai"))]
+say(
+    f"Of the table's {len(shown)} suggestions, {shown['regret, full budget'].count()}"
+    " fall inside the full-budget curve's rates and "
+    f"{shown['regret, first rung'].count()} inside the first rung's, so the "
+    "ranking below reads the first rung, not the full budget."
+)
 plotting.suggestion_scorecard(scores, conventions=(BASE, "fastai"))
 
 # %%
 # What the scorecard says (:func:`~fashion_optim.plotting.scorecard_sentences`): each
-# rule's mean regret on the first rung, where every suggestion is scored, and on how
-# many seeds it lands within half a step of the chosen rate, with this page's
-# convention; what each other convention moves; whether every replay was exact.
+# rule's mean regret on the first rung and on how many seeds it lands within half a
+# step of the chosen rate, with this page's convention. Only rules scored on every
+# seed are ranked (averaging the other seeds would flatter a rule that left the grid);
+# the others are listed apart, with what the first rung saw at the grid's end. Then
+# what each other convention moves, and whether every replay was exact.
 
-for sentence in plotting.scorecard_sentences(scores, BASE, "first rung"):
+ends = {names[k]: (sweep.rates(k)[0], sweep.rates(k)[-1]) for k in KEYS}
+for sentence in plotting.scorecard_sentences(scores, BASE, "first rung", ends):
     say(sentence)
+for key in KEYS:
+    c, mine = sweep.curve(key, "val_acc"), scores["optimizer"] == names[key]
+    for i, side, beyond in ((-1, "above", np.greater), (0, "below", np.less)):
+        n = int((mine & beyond(scores["lr"], c["lr"][i])).sum())
+        bad = int(c["diverged"][i] + c["collapsed"][i])
+        if n:
+            say(f"{n} of {int(mine.sum())} suggestions for {names[key]} (every "
+                f"convention) lie {side} the grid's rate {c['lr'][i]:.3g}, where "
+                f"{bad} of {len(SEEDS)} seeds failed in the first rung.")  # fmt: skip
 fastai = scores[
     scores["peak steps"].notna() & (scores["convention"] == "fastai")
 ]
@@ -317,16 +348,18 @@ for what, col in (("constant rate", "steps"), ("one-cycle peak", "peak steps")):
 #   printed above), not :math:`\eta`, so its range need not line up with SGD's.
 # - Whole trainings over the same seeds say which rate trains best on validation at the
 #   full budget and where seeds start to fail; the lines under "Where training stops"
-#   set each range test's blow-up against the first rung's.
+#   set each range test's blow-up against the first rung's largest stable rate.
 # - Check a suggestion before trusting it: the scorecard gives what following each rule
 #   costs in validation accuracy (its regret, on curves that trained the rate; never
 #   extrapolated) beside its distance in grid steps from the rate chosen at the full
-#   budget, under this page's convention and fastai's. fastai's rules aim at a one-cycle
-#   peak, not a constant rate: score them against both.
+#   budget, under this page's convention and fastai's. A rule whose suggestion leaves
+#   the grid on some seed is not ranked: its mean over the other seeds would flatter it.
+#   fastai's rules aim at a one-cycle peak, not a constant rate: score them against
+#   both.
 # - The smoothing lags by :math:`\beta/(1-\beta)` mini-batches, a fixed factor of
 #   learning rate on a geometric ramp: ``lr_max`` can come after the raw curve's lowest
-#   losses, even after its blow-up (the lag table). Read the upper end from the raw
-#   curve too, or use more mini-batches per decade.
+#   losses (the lag table counts how often it did here). Read the upper end from the
+#   raw curve too, or use more mini-batches per decade.
 #
 # References
 # ----------

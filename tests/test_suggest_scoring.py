@@ -213,16 +213,32 @@ def test_suggestion_scorecard_shows_each_seeds_steps_and_regrets():
     assert list(card.columns)[2:] == ["regret, full budget", "regret, first rung"]
 
 
-def test_scorecard_sentences_count_suggestions_outside_the_curve_apart():
+def test_scorecard_sentences_rank_only_rules_scored_on_every_seed():
     scores = _scores()
     scores.loc[scores["rule"] == "steep", "regret, first rung"] = np.nan
-    scores.loc[0, "regret, first rung"] = np.nan  # valley, seed 0, ours
-    ranked = plotting.scorecard_sentences(scores, "ours", "first rung")[0]
+    scores.loc[0, ["lr", "regret, first rung"]] = [5e-5, np.nan]  # valley, seed 0, ours
+    ends = {"Adam": (1e-4, 5e-3)}
+    ranked = plotting.scorecard_sentences(scores, "ours", "first rung", ends)[0]
     assert ranked == (
-        "Adam (ours), mean regret on the first rung: valley 0.010 (1 outside the curve; "
-        "2 of 2 seeds within half a grid step of the choice), steep outside the curve "
-        "(0 of 2)."
+        "Adam (ours), mean regret on the first rung: no rule is scored on every seed. "
+        "Not ranked, because their suggestion left the first rung's rates on some seeds "
+        "and a mean over the others would flatter them: valley (1 of 2 seeds: 1 below "
+        "its lowest 0.0001); steep (2 of 2 seeds: 2 above its top rate 0.005)."
     )
+    # a rule with a lower mean over the seeds it scores still ranks nowhere
+    scores.loc[scores["rule"] == "steep", "regret, first rung"] = 0.3
+    ranked = plotting.scorecard_sentences(scores, "ours", "first rung")[0]
+    assert ranked.startswith("Adam (ours), mean regret on the first rung: steep 0.300 (0 of")
+    assert ranked.endswith("flatter them: valley (1 of 2 seeds).")
+
+
+def test_scorecard_sentences_print_one_shift_where_the_range_prints_equal():
+    scores = _scores()
+    fastai_valley = (scores["convention"] == "fastai") & (scores["rule"] == "valley")
+    scores.loc[fastai_valley, "steps"] = scores.loc[fastai_valley, "steps"] - [0.0501, 0.0499]
+    scores.loc[fastai_valley & (scores["seed"] == 1), "steps"] -= 0.5
+    moved = plotting.scorecard_sentences(scores, "ours", "first rung")[1]
+    assert "valley for Adam on 2 of 2 seeds (by -0.05 grid steps)" in moved
 
 
 def test_scorecard_sentences_rank_by_regret_and_say_what_a_convention_moves():

@@ -443,8 +443,8 @@ def _moves(scores: Any, base: str, other: str) -> str:
     for (opt, rule), shift in (wide[other] - wide[base]).groupby(level=[0, 1], sort=False):
         s = shift[shift.abs() > 1e-9]
         if len(s):
-            low, high = s.min(), s.max()
-            how = f"{low:+.2f}" if low == high else f"{low:+.2f} to {high:+.2f}"
+            low, high = f"{s.min():+.2f}", f"{s.max():+.2f}"
+            how = low if low == high else f"{low} to {high}"  # one value where they print equal
             moved.append(f"{rule} for {opt} on {len(s)} of {len(shift)} seeds (by {how})")
     if not moved:
         return "no rule on any seed"
@@ -452,19 +452,39 @@ def _moves(scores: Any, base: str, other: str) -> str:
     return "; ".join(moved) + "; no other rule on any seed"
 
 
-def scorecard_sentences(scores: Any, base: str, curve: str) -> list[str]:
+def scorecard_sentences(
+    scores: Any,
+    base: str,
+    curve: str,
+    ends: Mapping[str, tuple[float, float]] | None = None,
+) -> list[str]:
     """What the scorecard of :func:`suggestion_scorecard` says, as sentences: per
     optimizer under convention ``base``, the rules by mean regret on ``curve`` (lowest
-    first; over the seeds whose suggestion lies inside the curve's rates, with how many
-    do not), and on how many seeds each lies within half a grid step of the choice; then
+    first) with on how many seeds each lies within half a grid step of the choice; then
     what each other convention moves (in grid steps); then which replays were not exact
     (column ``exact``, see :func:`fashion_optim.suggest.replay`).
+
+    Only a rule scored on every seed is ranked: a mean over the seeds whose suggestion
+    lies inside the curve would drop the seeds where the rule left it, and flatter the
+    rule. The others are listed apart, with on how many seeds they left the curve (above
+    or below it, where ``ends`` gives its rates).
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame
+        As for :func:`suggestion_scorecard`, with ``seed`` and ``exact``.
+    base : str
+        The convention the ranking uses.
+    curve : str
+        The curve of the ``regret, <curve>`` column it ranks by.
+    ends : mapping of str to (float, float), optional
+        Per optimizer name, the curve's lowest and highest rate.
 
     Examples
     --------
     >>> import pandas as pd
     >>> scores = pd.DataFrame({"optimizer": "Adam", "seed": [0, 0, 0, 0],
-    ...     "rule": ["valley", "valley", "steep", "steep"],
+    ...     "rule": ["valley", "valley", "steep", "steep"], "lr": [1e-3, 1e-3, 0.1, 0.1],
     ...     "convention": ["ours", "theirs"] * 2, "steps": [0.1, 0.6, -2.0, -2.0],
     ...     "regret, first rung": [0.0, 0.01, 0.2, 0.2], "exact": True})
     >>> for line in scorecard_sentences(scores, "ours", "first rung"):
@@ -481,18 +501,33 @@ def scorecard_sentences(scores: Any, base: str, curve: str) -> list[str]:
     own = scores[scores["convention"] == base]
     for opt, card in own.groupby("optimizer", sort=False):
         by = card.groupby("rule", sort=False)
-        mean = by[column].mean().sort_values()  # over the seeds it scores; NaN: none
-        within = by["steps"].agg(lambda v: int((v.abs() <= 0.5).sum()))
         n, scored = by.size(), by[column].count()
+        full = scored[scored == n].index
+        mean = by[column].mean()[full].sort_values()  # every seed scored
+        within = by["steps"].agg(lambda v: int((v.abs() <= 0.5).sum()))
         parts = []
         for k, rule in enumerate(mean.index):
-            out = n[rule] - scored[rule]
-            regret = "outside the curve" if out == n[rule] else f"{mean[rule]:.3f}"
-            notes = [f"{out} outside the curve"] if 0 < out < n[rule] else []
             seeds = " seeds within half a grid step of the choice" if k == 0 else ""
-            notes.append(f"{within[rule]} of {n[rule]}{seeds}")
-            parts.append(f"{rule} {regret} ({'; '.join(notes)})")
-        sentences.append(f"{opt} ({base}), mean regret on the {curve}: " + ", ".join(parts) + ".")
+            parts.append(f"{rule} {mean[rule]:.3f} ({within[rule]} of {n[rule]}{seeds})")
+        ranked = ", ".join(parts) if parts else "no rule is scored on every seed"
+        sentence = f"{opt} ({base}), mean regret on the {curve}: {ranked}."
+        apart = []
+        for rule in [r for r in n.index if r not in full]:
+            rows = card[(card["rule"] == rule) & card[column].isna()]
+            where = f"{len(rows)} of {n[rule]} seeds"
+            if ends is not None and opt in ends:
+                low, high = ends[opt]
+                above, below = int((rows["lr"] > high).sum()), int((rows["lr"] < low).sum())
+                sides = [f"{above} above its top rate {high:.3g}"] if above else []
+                sides += [f"{below} below its lowest {low:.3g}"] if below else []
+                where += f": {', '.join(sides)}" if sides else ""
+            apart.append(f"{rule} ({where})")
+        if apart:
+            sentence += (
+                f" Not ranked, because their suggestion left the {curve}'s rates on some "
+                f"seeds and a mean over the others would flatter them: {'; '.join(apart)}."
+            )
+        sentences.append(sentence)
     for other in dict.fromkeys(scores["convention"]):
         if other != base:
             moved = _moves(scores, base, other)
