@@ -118,6 +118,7 @@ plt.show()
 mus = {m: 0.0 if m == "gd" else MU for m in theory.METHODS}
 at_mu = {m: theory.rate(m, CURV, LRS, mu) for m, mu in mus.items()}
 low = {m: rho.min() for m, rho in at_mu.items()}
+low["gd"] = best["gd"].rate  # closed form, as in the next table
 flat = LRS[at_mu["heavy_ball"] <= low["heavy_ball"] * (1 + 1e-9)]
 than = {m: "slower" if low[m] > low["gd"] else "faster" for m in low}
 verdict = (
@@ -129,7 +130,7 @@ say(
     f"At μ = {MU:g}, heavy ball's best rate is {low['heavy_ball']:.4f} (√μ = "
     f"{np.sqrt(MU):.4f}) for η from {flat.min():.3g} to {flat.max():.3g}; "
     f"Nesterov's best is {low['nesterov']:.4f}. Gradient descent's best is "
-    f"{low['gd']:.4f}: at this μ {verdict} than gradient descent."
+    f"{low['gd']:.4f} (ρ* below): at this μ {verdict} than gradient descent."
 )
 
 # %%
@@ -344,15 +345,22 @@ plt.show()
 # Per optimizer: :math:`\lambda_{\max}` at each snapshot (nat per squared weight
 # unit), the tightest limit they set, and the sweep's bracket of its failure.
 
-ratio = table["no failure up to"] / table["limit"]
+safe, fail = table["no failure up to"], table["next, failed"]
+ratio = safe / table["limit"]
 settled = np.concatenate([s.converged for s in sharp.values()])
+etas = sorted({snaps[k].results[0].config.lr for k in THREE})
 say(
     f"Lanczos on {sharp['sgd'].images:,} images, at most "
     f"{sharp['sgd'].max_iter} products per snapshot: {settled.sum()} of "
     f"{settled.size} estimates within a relative residual of "
     f"{sharp['sgd'].tol:g}. The largest rate at which the CNN trains without "
     f"failure is {ratio.min():.2g} to {ratio.max():.2g} times the quadratic's "
-    "tightest limit at its measured curvature."
+    "tightest limit at its measured curvature. That curvature is measured only "
+    f"on runs at η = {', '.join(f'{e:g}' for e in etas)}, while the failures "
+    f"come at rates from {fail[np.isfinite(fail)].min():.2g} on; as "
+    "sharpness adapts towards 2/η (see below), runs at those rates would "
+    "have a curvature of their own: the ratio sets one rate's curvature "
+    "against other rates' failures."
 )
 table.rename(index=names).style.format(precision=3, na_rep="–")
 
@@ -361,22 +369,29 @@ table.rename(index=names).style.format(precision=3, na_rep="–")
 # descent's rate. With noisy gradients, heavy ball at :math:`\eta` behaves like SGD
 # at :math:`\eta/(1-\mu)`, and the noise removes most of momentum's speed-up
 # :cite:p:`kidambi2018insufficiency,zhang2019algorithmic`: that predicts the ratio
-# :math:`1-\mu`. The sweep brackets the ratio of momentum's threshold to SGD's.
+# :math:`1-\mu`. Nesterov's limit is :math:`(1+\mu)/(1+2\mu)` times gradient descent's.
+# The sweep brackets the ratio of each momentum method's threshold to SGD's.
 # Full-batch gradient descent sharpens until :math:`\lambda_{\max}` reaches
 # :math:`2/\eta` and trains on at that edge :cite:p:`cohen2021gradient`; the last
 # line says how near the minibatch runs come to theirs.
 
-safe, fail = table["no failure up to"], table["next, failed"]
-low, high = safe["momentum"] / fail["sgd"], fail["momentum"] / safe["sgd"]
-for name, factor in (("deterministic 1 + μ", 1 + MU), ("noisy 1 − μ", 1 - MU)):
+NESTEROV = (1 + MU) / (1 + 2 * MU)
+for key, name, factor in (
+    ("momentum", "heavy ball, deterministic 1 + μ", 1 + MU),
+    ("momentum", "heavy ball, noisy 1 − μ", 1 - MU),
+    ("nesterov", "Nesterov, deterministic (1 + μ)/(1 + 2μ)", NESTEROV),
+):
+    low, high = safe[key] / fail["sgd"], fail[key] / safe["sgd"]
     edge = np.isclose(factor, [low, high], rtol=1e-9).any()
     where = "inside" if low < factor < high else "outside"
     where = "on the edge, which the grid cannot resolve" if edge else where
     say(f"{name} = {factor:.2g}; the bracket ({low:.2g}, {high:.2g}): {where}.")
 use = {k: experiments.NAMED[k].lr / min(v) for k, v in limits.items()}
 say(
-    f"The default-rate runs use at most {max(use.values()):.0%} of the limit "
-    f"their own curvature sets (plain SGD: η λ_max / 2 = {use['sgd']:.2g})."
+    "Each default-rate run's η over the tightest limit its own curvature sets: "
+    + ", ".join(f"{names[k]} {u:.2f}" for k, u in use.items())
+    + f" (plain SGD's is η λ_max / 2); the largest, {max(use.values()):.0%}, "
+    f"is {names[max(use, key=use.get)]}'s."
 )
 
 # %%
