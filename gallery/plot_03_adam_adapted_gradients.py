@@ -32,7 +32,8 @@ from 1, :class:`torch.optim.Adam` computes
 # Every run goes through :func:`fashion_optim.experiments.run_outcomes` or
 # :func:`~fashion_optim.experiments.run_tuning`, which train once and cache the result;
 # the seed fixes the initial weights and the mini-batch order. The published site trains
-# on 50,000 images for 10 epochs with 3 seeds; the quick profile on 10,000 for 3 with 2.
+# on 50,000 images for 10 epochs with 3 seeds (5 for the configurations compared at the
+# full budget); the quick profile on 10,000 for 3 with 2.
 
 # sphinx_gallery_thumbnail_number = 1
 from statistics import NormalDist

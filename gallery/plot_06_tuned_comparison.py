@@ -67,10 +67,11 @@ NAMES = {key: experiments.NAMED[key].name for key in KEYS}
 # ------------------
 # Every rate of each optimizer's grid (:data:`~fashion_optim.experiments.SWEEP_GRIDS`,
 # the settings of the shared runs: momentum 0.9, Adam's betas) trains the first rung on
-# the whole training split; the best third of the rates that did not fail goes on to a
-# rung three times longer, and so on to the full budget
-# (:data:`~fashion_optim.experiments.RUNG_EPOCHS`). Keeping a third per rung for three
-# times the epochs is Hyperband's default :math:`\eta = 3`
+# the whole training split; the best third of the rates that did not fail (at least
+# one) goes on to a rung about three times longer, and so on to the full budget
+# (:data:`~fashion_optim.experiments.RUNG_EPOCHS`: 1, 3 and 10 epochs; from two rates
+# the floor keeps one, half). Keeping a third per rung for three times the epochs is
+# Hyperband's default :math:`\eta = 3`
 # :cite:p:`jamieson2016nonstochastic,li2018hyperband`; a promoted run continues its own
 # shorter run (the same spec with more epochs), as ASHA does :cite:p:`li2020system`. At
 # the last rung each optimizer's default rate (the note's shared run) and the first
@@ -361,7 +362,7 @@ for key in tests:
 # ---------
 # - A rate chosen on a short budget is chosen for a different problem: the drift of the
 #   optimum above is measured at every rung, and the choice is made at the full budget.
-# - A failed run is diverged *or* collapsed (at chance at the end); a model at chance
+# - A failed run is diverged *or* collapsed (below twice chance at the end); a model at chance
 #   almost never reaches the margin, and no choice lands where a seed failed.
 # - A leader is named only where a paired, corrected test resolves every comparison;
 #   otherwise the page says which optimizers the seeds do not tell apart.
