@@ -103,10 +103,10 @@ mid = int(np.abs(adam[0].adam_quantile_levels - 0.5).argmin())
 layers = [n for n, _ in make_model("lenet").named_parameters() if "weight" in n]
 step = [[r.adam_quantiles("adapted", n)[-1, mid] for n in layers] for r in adam]
 say(
-    f"Over {len(layers)} layers and {len(adam)} seeds, the median adapted step is "
-    f"{np.min(step):.2g} to {np.max(step):.2g}: Adam's typical step is that many "
-    "times η, not η; SGD's is η times a gradient of whatever size the loss gives, so "
-    "the two ranges need not line up."
+    f"Over {len(layers)} layers and {len(adam)} seeds, the median adapted step "
+    f"is {np.min(step):.2g} to {np.max(step):.2g}: Adam's typical step is that "
+    "many times η, not η; SGD's is η times a gradient of whatever size the "
+    "loss gives, so the two ranges need not line up."
 )
 
 # %%
@@ -224,9 +224,9 @@ lag
 rise = lag["raw at lr_max / its low"].astype(float)
 past = int(lag["reading"].str.startswith("past").sum())
 say(
-    f"On {int((rise > 1.2).sum())} of {len(lag)} tests the raw loss at lr_max is "
-    f"over 1.2 times its low (up to {rise.max():.2f} times); on {past or 'none'}, lr_max "
-    "lies past the blow-up."
+    f"On {int((rise > 1.2).sum())} of {len(lag)} tests the raw loss at lr_max "
+    f"is over 1.2 times its low (up to {rise.max():.2f} times); on "
+    f"{past or 'none'}, lr_max lies past the blow-up."
 )
 
 # %%
@@ -286,17 +286,21 @@ for key in KEYS:
         found = suggest.suggest_all(res.lrs, res.losses, num_iter=NUM_ITER)
         for (rule, conv), (lr, exact) in found.items():
             peak = key == "momentum" and rule in ONE_CYCLE
-            rows.append({"optimizer": names[key], "rule": rule, "convention": conv,
-                         "seed": seed, "lr": lr, "exact": exact,
+            regrets = {
+                f"regret, {c}": suggest.regret(*v, lr, outside="nan")
+                for c, v in xy.items()
+            }
+            rows.append({"optimizer": names[key], "rule": rule,
+                         "convention": conv, "seed": seed, "lr": lr, "exact": exact,
                          "steps": suggest.grid_steps(lr, chosen[key]),
-                         **{f"regret, {c}": suggest.regret(*v, lr, outside="nan")
-                            for c, v in xy.items()},
+                         **regrets,
                          "peak steps": suggest.grid_steps(lr, PEAK) if peak
                          else np.nan})  # fmt: skip
 scores = pd.DataFrame(rows)
 shown = scores[scores["convention"].isin((BASE, "fastai"))]
 say(
-    f"Of the table's {len(shown)} suggestions, {shown['regret, full budget'].count()}"
+    f"Of the table's {len(shown)} suggestions, "
+    f"{shown['regret, full budget'].count()}"
     " fall inside the full-budget curve's rates and "
     f"{shown['regret, first rung'].count()} inside the first rung's, so the "
     "ranking below reads the first rung, not the full budget."
@@ -320,9 +324,11 @@ for key in KEYS:
         n = int((mine & beyond(scores["lr"], c["lr"][i])).sum())
         bad = int(c["diverged"][i] + c["collapsed"][i])
         if n:
-            say(f"{n} of {int(mine.sum())} suggestions for {names[key]} (every "
-                f"convention) lie {side} the grid's rate {c['lr'][i]:.3g}, where "
-                f"{bad} of {len(SEEDS)} seeds failed in the first rung.")  # fmt: skip
+            say(
+                f"{n} of {int(mine.sum())} suggestions for {names[key]} (every "
+                f"convention) lie {side} the grid's rate {c['lr'][i]:.3g}, "
+                f"where {bad} of {len(SEEDS)} seeds failed in the first rung."
+            )
 fastai = scores[
     scores["peak steps"].notna() & (scores["convention"] == "fastai")
 ]

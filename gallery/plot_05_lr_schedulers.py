@@ -106,9 +106,9 @@ where = (
     f"Base rate and peak are both {base:g}: a seed failed at the grid's next "
     "rate up, or there is none."
     if peak == base
-    else f"Base rate {base:g}, peak {peak:g} ({peak / base:.3g}x); after the first "
-    f"rung the peak's mean validation accuracy is {abs(diff):.4f} {side} the "
-    "base rate's."
+    else f"Base rate {base:g}, peak {peak:g} ({peak / base:.3g}x); after the "
+    f"first rung the peak's mean validation accuracy is {abs(diff):.4f} "
+    f"{side} the base rate's."
 )
 say(
     f"{where} Seed by seed, the peak is {by_seed['suggested_lr']} the range "

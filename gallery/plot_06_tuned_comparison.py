@@ -20,7 +20,10 @@ resolve.
 
 .. math::
 
-    R_{k+1} = \operatorname{top}_{\max(1,\,\lfloor |R_k|/3 \rfloor)} R_k, \qquad
+    R_{k+1} = \operatorname{top}_{\max(1,\,\lfloor |R_k|/3 \rfloor)} R_k,
+
+.. math::
+
     \eta^\star = \operatorname*{arg\,max}_{\eta \in R_K,\ \text{no seed failed}}
     \ \frac{1}{S} \sum_{s=1}^{S} \mathrm{acc}_{\mathrm{val}}(\eta, s, E_K)
 

@@ -202,9 +202,8 @@ for method in MOMENTUM_METHODS:
         f"{name}, μ = {MU:g}: the error {where}; it diverges from η = "
         f"{edge:.3g} on."
     )
-say(
-    f"Gradient descent diverges from η = {theory.stability_limit('gd', CURV):.3g}."
-)
+gd_limit = theory.stability_limit("gd", CURV)
+say(f"Gradient descent diverges from η = {gd_limit:.3g}.")
 
 # %%
 # Predicted against measured

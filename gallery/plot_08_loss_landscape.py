@@ -350,8 +350,8 @@ lag2 = "; ".join(
 longer = sum(lag[1] > lag[0] ** 2 for lag in lags.values())
 say(
     f"Lag-1 cosines of the steps: {lag2}. For {longer} of the {len(lags)} "
-    "paths the lag-2 cosine exceeds ρ²: their steps stay correlated longer than "
-    "an AR(1) chain's. "
+    "paths the lag-2 cosine exceeds ρ²: their steps stay correlated longer "
+    "than an AR(1) chain's. "
     f"Against walks with that correlation, the first component of {sum(above)} "
     f"of the {len(above)} trajectories holds more than every walk's. "
     "For all three, each path's part of the walk is its own chain with that "
