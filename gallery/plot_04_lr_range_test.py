@@ -291,7 +291,8 @@ for key in KEYS:
                 for c, v in xy.items()
             }
             rows.append({"optimizer": names[key], "rule": rule,
-                         "convention": conv, "seed": seed, "lr": lr, "exact": exact,
+                         "convention": conv, "seed": seed, "lr": lr,
+                         "exact": exact,
                          "steps": suggest.grid_steps(lr, chosen[key]),
                          **regrets,
                          "peak steps": suggest.grid_steps(lr, PEAK) if peak
