@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["LeNet", "count_parameters", "make_model"]
+__all__ = ["LeNet", "count_parameters", "make_model", "model_with_weights"]
 
 
 class LeNet(nn.Module):
@@ -70,3 +71,22 @@ def make_model(name: str = "lenet", **kwargs) -> nn.Module:
     if name != "lenet":
         raise ValueError(f"unknown model {name!r}; valid choices: 'lenet'.")
     return LeNet(**kwargs)
+
+
+def model_with_weights(weights, name: str = "lenet") -> nn.Module:
+    """The model ``name`` with its parameters set to a copy of ``weights`` (``[P]``, flat,
+    in ``model.parameters()`` order), e.g. a recorded snapshot.
+
+    A copy: the parameters become views of it, and evaluating the model elsewhere in its
+    space writes into them, which must never reach the caller's array.
+    """
+    model = make_model(name)
+    vec = torch.tensor(np.asarray(weights), dtype=torch.float32)
+    size = sum(p.numel() for p in model.parameters())
+    if vec.shape != (size,):
+        raise ValueError(
+            f"weights must be a vector of the CNN's {size} parameters, got "
+            f"shape {tuple(vec.shape)}."
+        )
+    torch.nn.utils.vector_to_parameters(vec, model.parameters())
+    return model

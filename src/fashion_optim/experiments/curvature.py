@@ -17,7 +17,7 @@ import torch
 
 from .. import curvature
 from ..batches import ArrayLoader, stratified_subset
-from ..models import make_model
+from ..models import model_with_weights
 from . import train as _train
 from .train import TRAIN_THREADS, threads
 
@@ -43,16 +43,7 @@ def sharpness_batch(
 
 def _model_at(weights: np.ndarray) -> torch.nn.Module:
     """The CNN with its parameters set to a copy of ``weights`` (``[P]``, flat)."""
-    model = make_model("lenet")
-    vec = torch.tensor(np.asarray(weights), dtype=torch.float32)
-    size = sum(p.numel() for p in model.parameters())
-    if vec.shape != (size,):
-        raise ValueError(
-            f"weights must be a vector of the CNN's {size} parameters, got "
-            f"shape {tuple(vec.shape)}."
-        )
-    torch.nn.utils.vector_to_parameters(vec, model.parameters())
-    return model
+    return model_with_weights(weights)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import landscape
-from ..models import make_model
+from ..models import make_model, model_with_weights
 from . import train as _train
 from .train import TRAIN_THREADS, threads
 
@@ -84,19 +84,9 @@ def compute_loss_surface(
 
 
 def final_weights_model(weights: np.ndarray) -> torch.nn.Module:
-    """The CNN with its parameters set to ``weights`` (``[P]``, flat)."""
-    model = make_model("lenet")
-    # A copy: the parameters become views of vec, and evaluating the model elsewhere in
-    # its space writes into them, which must never reach the caller's array.
-    vec = torch.tensor(np.asarray(weights), dtype=torch.float32)
-    size = sum(p.numel() for p in model.parameters())
-    if vec.shape != (size,):
-        raise ValueError(
-            f"weights must be a vector of the CNN's {size} parameters, got "
-            f"shape {tuple(vec.shape)}."
-        )
-    torch.nn.utils.vector_to_parameters(vec, model.parameters())
-    return model
+    """The CNN with its parameters set to a copy of ``weights`` (``[P]``, flat):
+    :func:`fashion_optim.models.model_with_weights`."""
+    return model_with_weights(weights)
 
 
 def random_plane_through(weights: np.ndarray, seed: int) -> landscape.Plane:
